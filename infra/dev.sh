@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Run the whole API locally: moto (AWS side) + `cargo lambda watch` (functions), no AWS account
+# and no Docker needed. Ctrl-C stops everything this script started.
+#
+#   MOTO_PORT               moto port (default 4566)
+#   API_PORT                local API port (default 5000)
+#   ADMIN_TOKEN_SECRET      admin token HMAC secret (default: random per run)
+#   PULSARA_ADMIN_EMAIL     seeded admin user (default admin@pulsara.local)
+#   PULSARA_ADMIN_PASSWORD  its password (default pulsara-local-admin)
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$REPO_ROOT"
+
+MOTO_PORT="${MOTO_PORT:-4566}"
+API_PORT="${API_PORT:-5000}"
+ENV_FILE="$REPO_ROOT/.local/env"
+export PULSARA_ADMIN_EMAIL="${PULSARA_ADMIN_EMAIL:-admin@pulsara.local}"
+export PULSARA_ADMIN_PASSWORD="${PULSARA_ADMIN_PASSWORD:-pulsara-local-admin}"
+ADMIN_TOKEN_SECRET="${ADMIN_TOKEN_SECRET:-$(python3 -c 'import secrets; print(secrets.token_hex(32))')}"
+
+section "Setup"
+"$INFRA_DIR/setup.sh"
+mkdir -p "$REPO_ROOT/.local"
+
+section "Local AWS (moto on 127.0.0.1:$MOTO_PORT)"
+start_moto "$MOTO_PORT" "$REPO_ROOT/.local/moto.log"
+echo "moto running (log: .local/moto.log)"
+
+section "Tables, queues and SES identity from template.yaml"
+AWS_ENDPOINT_URL="http://127.0.0.1:$MOTO_PORT" \
+AWS_REGION="${AWS_REGION:-us-east-1}" \
+AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-testing}" \
+AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-testing}" \
+  "$VENV/bin/python" "$INFRA_DIR/local_stack.py" \
+    --env-file "$ENV_FILE" \
+    --param "AdminTokenSecret=$ADMIN_TOKEN_SECRET" \
+    --set PULSARA_STAGE=local
+
+section "Demo data"
+(
+  load_env_file "$ENV_FILE"
+  cargo run -q -p pulsara-shared --bin pulsara-admin -- seed-demo
+)
+
+section "Pulsara IVR Integration API (local)"
+cat <<EOF
+  Base URL     http://localhost:$API_PORT/api
+  Admin login  $PULSARA_ADMIN_EMAIL / $PULSARA_ADMIN_PASSWORD  (POST /api/ivr/auth/login)
+  Env file     $ENV_FILE
+  moto         http://127.0.0.1:$MOTO_PORT  (sent mail: /moto-api/data.json -> ses)
+  Stop         Ctrl-C
+EOF
+echo
+
+cargo lambda watch -A 127.0.0.1 -P "$API_PORT" --env-file "$ENV_FILE"

@@ -1,0 +1,318 @@
+"""End-to-end: admin sign-in, API keys, restaurants and the config endpoint,
+through `cargo lambda watch` against moto."""
+from __future__ import annotations
+
+import json
+import os
+import time
+from urllib.parse import quote
+
+import pytest
+
+from conftest import restaurant_body, scan_all, unique_phone
+
+pytestmark = pytest.mark.e2e
+
+KEY_CACHE_SECONDS = int(os.environ.get("API_KEY_CACHE_SECONDS", "30"))
+
+
+def assert_error(r, status: int, code: str, field: str | None = None):
+    assert r.status_code == status, r.text
+    body = r.json()
+    assert body["success"] is False
+    assert body["message"]
+    assert body["error"]["code"] == code
+    assert body["error"]["requestId"] == r.headers["x-request-id"]
+    if field is not None:
+        fields = [d["field"] for d in body["error"]["details"]]
+        assert field in fields, fields
+    return body
+
+
+def config_path(ident: str) -> str:
+    return f"/ivr/restaurant/{quote(ident, safe='')}/config"
+
+
+# --- admin sign-in ---------------------------------------------------------------------
+
+
+def test_login_returns_short_lived_token(api, admin_credentials):
+    email, password = admin_credentials
+    r = api.post("/ivr/auth/login", json={"email": email.upper(), "password": password})
+    assert r.status_code == 200, r.text
+    data = r.json()["data"]
+    assert data["tokenType"] == "Bearer"
+    assert data["accessToken"].count(".") == 2
+    assert 0 < data["expiresIn"] <= 3600
+
+
+def test_login_failures(api, admin_credentials):
+    email, _ = admin_credentials
+    assert_error(api.post("/ivr/auth/login", json={"email": email, "password": "wrong-password"}), 401, "UNAUTHORIZED")
+    assert_error(api.post("/ivr/auth/login", json={"email": "nobody@pulsara.test", "password": "x" * 12}), 401, "UNAUTHORIZED")
+    assert_error(api.post("/ivr/auth/login", data="{not json", headers={"content-type": "application/json"}), 400, "BAD_REQUEST")
+    assert_error(api.post("/ivr/auth/login", json={"email": email}), 422, "VALIDATION_ERROR")
+    assert_error(api.post("/ivr/auth/login", data="email=a", headers={"content-type": "application/x-www-form-urlencoded"}), 415, "UNSUPPORTED_MEDIA_TYPE")
+
+
+def test_login_is_rate_limited_per_email(api):
+    # Fixed one-minute windows: 12 attempts put at least 6 in one window (limit 5).
+    email = f"victim-{time.time_ns()}@pulsara.test"
+    statuses = []
+    for _ in range(12):
+        r = api.post("/ivr/auth/login", json={"email": email, "password": "guess-guess-guess"})
+        statuses.append(r.status_code)
+        if r.status_code == 429:
+            assert int(r.headers["retry-after"]) >= 1
+            assert r.headers["ratelimit-remaining"] == "0"
+            break
+    assert 429 in statuses, statuses
+
+
+# --- API keys --------------------------------------------------------------------------
+
+
+def test_create_api_key_exactly_as_seed(api, admin_token, dynamodb):
+    r = api.post("/ivr/auth/api-key", admin_token, json={"name": "Twilio IVR Integration", "description": "API key for Twilio IVR system"})
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert body["success"] is True
+    assert body["message"] == "API key generated successfully"
+    data = body["data"]
+    key = data["apiKey"]
+    assert key.startswith("psk_live_") and len(key) == len("psk_live_") + 32
+    assert key[len("psk_live_"):].isalnum()
+    assert data["name"] == "Twilio IVR Integration"
+    assert data["createdAt"].endswith("Z")
+    # Only the hash is stored.
+    items = scan_all(dynamodb, "API_KEYS_TABLE")
+    dumped = json.dumps(items)
+    assert key not in dumped and key[len("psk_live_") + 8:] not in dumped
+    mine = [i for i in items if i["keyId"]["S"] == data["keyId"]]
+    assert mine and mine[0]["keyHash"]["S"].startswith("$argon2id$")
+
+
+def test_passwords_are_only_stored_hashed(dynamodb, admin_credentials):
+    email, password = admin_credentials
+    items = scan_all(dynamodb, "ADMIN_USERS_TABLE")
+    assert password not in json.dumps(items)
+    mine = [i for i in items if i["email"]["S"] == email]
+    assert mine[0]["passwordHash"]["S"].startswith("$argon2id$")
+
+
+def test_api_key_validation(api, admin_token):
+    assert_error(api.post("/ivr/auth/api-key", admin_token, json={"name": ""}), 422, "VALIDATION_ERROR", "name")
+    assert_error(api.post("/ivr/auth/api-key", admin_token, json={"name": "x", "expiresAt": "2001-01-01T00:00:00Z"}), 422, "VALIDATION_ERROR", "expiresAt")
+    assert_error(api.post("/ivr/auth/api-key", admin_token, json={"name": "x", "restaurantIds": ["rst_missing"]}), 422, "VALIDATION_ERROR", "restaurantIds[0]")
+    assert_error(api.post("/ivr/auth/api-key", admin_token, json={"name": "x", "keyHash": "mine"}), 422, "VALIDATION_ERROR")
+
+
+def test_credentials_are_checked(api, admin_token, make_key, make_restaurant):
+    rid = make_restaurant()["restaurantId"]
+    path = config_path(rid)
+    assert_error(api.get(path), 401, "UNAUTHORIZED")
+    assert_error(api.get(path, "psk_live_" + "A" * 32), 401, "UNAUTHORIZED")
+    assert_error(api.get(path, "not-a-key"), 401, "UNAUTHORIZED")
+    key = make_key()["apiKey"]
+    wrong_secret = key[:-4] + ("AAAA" if not key.endswith("AAAA") else "BBBB")
+    assert_error(api.get(path, wrong_secret), 401, "UNAUTHORIZED")
+    assert api.get(path, key).status_code == 200
+    # An IVR key on admin routes, an admin token on an IVR route: 403.
+    assert_error(api.post("/ivr/restaurants", key, json=restaurant_body()), 403, "FORBIDDEN")
+    assert_error(api.get("/ivr/auth/api-keys", key), 403, "FORBIDDEN")
+    assert_error(api.post("/ivr/auth/api-key", key, json={"name": "escalate"}), 403, "FORBIDDEN")
+    assert_error(api.get(path, admin_token), 403, "FORBIDDEN")
+    # A tampered admin token is just invalid.
+    head, payload, sig = admin_token.split(".")
+    assert_error(api.get("/ivr/auth/api-keys", f"{head}.{payload}.{sig[:-2]}xx"), 401, "UNAUTHORIZED")
+
+
+def test_revoked_key_stops_working(api, admin_token, make_key, make_restaurant):
+    rid = make_restaurant()["restaurantId"]
+    key = make_key()
+    assert api.get(config_path(rid), key["apiKey"]).status_code == 200
+    r = api.delete(f"/ivr/auth/api-key/{key['keyId']}", admin_token)
+    assert r.status_code == 200, r.text
+    assert r.json()["data"]["status"] == "revoked"
+    assert r.json()["data"]["effectiveWithinSeconds"] <= 60
+    time.sleep(KEY_CACHE_SECONDS + 0.5)
+    assert_error(api.get(config_path(rid), key["apiKey"]), 401, "UNAUTHORIZED")
+    assert_error(api.delete("/ivr/auth/api-key/nosuchid", admin_token), 404, "NOT_FOUND")
+
+
+def test_rotated_key_works_during_grace_then_stops(api, admin_token, make_key, make_restaurant):
+    rid = make_restaurant()["restaurantId"]
+    old = make_key(restaurantIds=[rid], rateLimitPerMinute=1000)
+    assert api.get(config_path(rid), old["apiKey"]).status_code == 200
+    grace = KEY_CACHE_SECONDS + 3
+    r = api.post(f"/ivr/auth/api-key/{old['keyId']}/rotate", admin_token, json={"gracePeriodSeconds": grace})
+    assert r.status_code == 201, r.text
+    new = r.json()["data"]
+    assert new["apiKey"] != old["apiKey"] and new["previousKeyId"] == old["keyId"]
+    assert new["restaurantIds"] == [rid] and new["rateLimitPerMinute"] == 1000
+    time.sleep(KEY_CACHE_SECONDS + 0.5)
+    assert api.get(config_path(rid), old["apiKey"]).status_code == 200, "old key works during grace"
+    assert api.get(config_path(rid), new["apiKey"]).status_code == 200
+    # Rotating again while in grace is refused.
+    assert_error(api.post(f"/ivr/auth/api-key/{old['keyId']}/rotate", admin_token), 409, "CONFLICT")
+    time.sleep(grace + 0.5)  # past grace plus the key cache
+    assert_error(api.get(config_path(rid), old["apiKey"]), 401, "UNAUTHORIZED")
+    assert api.get(config_path(rid), new["apiKey"]).status_code == 200
+
+
+def test_list_keys_never_shows_hashes_and_paginates(api, admin_token, make_key):
+    make_key()
+    make_key()
+    r = api.get("/ivr/auth/api-keys", admin_token, params={"limit": 1})
+    assert r.status_code == 200, r.text
+    data = r.json()["data"]
+    assert len(data["keys"]) == 1 and data["nextCursor"]
+    assert "keyHash" not in r.text and "$argon2" not in r.text and "psk_live_" not in r.text
+    r2 = api.get("/ivr/auth/api-keys", admin_token, params={"limit": 1, "cursor": data["nextCursor"]})
+    assert r2.status_code == 200
+    assert r2.json()["data"]["keys"][0]["keyId"] != data["keys"][0]["keyId"]
+    assert_error(api.get("/ivr/auth/api-keys", admin_token, params={"limit": 1000}), 422, "VALIDATION_ERROR", "limit")
+    assert_error(api.get("/ivr/auth/api-keys", admin_token, params={"cursor": "garbage"}), 422, "VALIDATION_ERROR", "cursor")
+
+
+def test_rate_limit_answers_429_with_headers(api, make_key, make_restaurant):
+    rid = make_restaurant()["restaurantId"]
+    key = make_key(rateLimitPerMinute=3)["apiKey"]
+    first = api.get(config_path(rid), key)
+    assert first.status_code == 200
+    assert first.headers["ratelimit-limit"] == "3"
+    assert int(first.headers["ratelimit-remaining"]) <= 2
+    limited = None
+    for _ in range(8):
+        r = api.get(config_path(rid), key)
+        if r.status_code == 429:
+            limited = r
+            break
+    assert limited is not None, "no 429 after 9 requests with a limit of 3/min"
+    assert_error(limited, 429, "RATE_LIMITED")
+    assert 1 <= int(limited.headers["retry-after"]) <= 60
+    assert limited.headers["ratelimit-limit"] == "3"
+    assert limited.headers["ratelimit-remaining"] == "0"
+
+
+# --- restaurants and config ------------------------------------------------------------
+
+
+def test_create_get_update_restaurant(api, admin_token, make_restaurant):
+    phone = unique_phone()
+    created = make_restaurant(phoneNumbers=[phone], notificationEmails=["Owner@Luigis.Example"])
+    rid = created["restaurantId"]
+    assert rid.startswith("rst_")
+    digits = "".join(c for c in phone if c.isdigit())
+    assert created["phoneNumbers"] == ["+1" + digits]
+    assert created["notificationEmails"] == ["owner@luigis.example"]
+    got = api.get(f"/ivr/restaurants/{rid}", admin_token)
+    assert got.status_code == 200 and got.json()["data"] == created
+    r = api.patch(f"/ivr/restaurants/{rid}", admin_token, json={"name": "Luigi's Two", "agent": None})
+    assert r.status_code == 200, r.text
+    updated = r.json()["data"]
+    assert updated["name"] == "Luigi's Two" and "agent" not in updated
+    assert updated["version"] == created["version"] + 1
+    assert_error(api.get("/ivr/restaurants/rst_nope", admin_token), 404, "NOT_FOUND")
+    assert_error(api.patch("/ivr/restaurants/rst_nope", admin_token, json={"name": "x"}), 404, "NOT_FOUND")
+
+
+def test_config_by_id_and_by_any_phone_format(api, make_key, make_restaurant):
+    phone = unique_phone()
+    digits = "".join(c for c in phone if c.isdigit())
+    r = make_restaurant(phoneNumbers=[phone])
+    key = make_key()["apiKey"]
+    formats = [r["restaurantId"], phone, "+1" + digits, f"{digits[:3]}.{digits[3:6]}.{digits[6:]}", f"1-{digits[:3]}-{digits[3:6]}-{digits[6:]}"]
+    for ident in formats:
+        resp = api.get(config_path(ident), key)
+        assert resp.status_code == 200, (ident, resp.text)
+        data = resp.json()["data"]
+        assert data["restaurantId"] == r["restaurantId"], ident
+    body = resp.json()
+    assert body["success"] is True
+    for field in ["restaurantId", "name", "aiEnabled", "callHoursStart", "callHoursEnd", "currentlyInCallHours", "agent", "forwarding_number"]:
+        assert field in data, field
+    assert data["agent"] == {"elevenlabs_agent_id": "agent_luigi", "voice_id": "tnSpp4vdxKPjI9w0GnoV", "tools": ["end_call", "get_address", "forward_call"]}
+    # Open all day with an agent: the AI answers.
+    assert data["currentlyInCallHours"] is True
+    assert data["routing"] == {"action": "ai_agent", "reason": "in_call_hours", "forwardTo": None}
+    assert_error(api.get(config_path("(555) 000-0000"), key), 404, "NOT_FOUND")
+    assert_error(api.get(config_path("rst_unknown"), key), 404, "NOT_FOUND")
+
+
+def test_config_outside_hours_forwards(api, make_key, make_restaurant):
+    # A window that is never "now": closed every day of the week.
+    closed = {d: [] for d in ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]}
+    r = make_restaurant(schedule=closed)
+    key = make_key()["apiKey"]
+    data = api.get(config_path(r["restaurantId"]), key).json()["data"]
+    assert data["currentlyInCallHours"] is False
+    assert data["routing"]["action"] == "forward"
+    assert data["routing"]["reason"] == "outside_call_hours"
+    assert data["routing"]["forwardTo"] == r["forwarding_number"]
+
+
+def test_restricted_key_sees_only_its_restaurants(api, make_key, make_restaurant):
+    mine, other = make_restaurant(), make_restaurant()
+    key = make_key(restaurantIds=[mine["restaurantId"]])["apiKey"]
+    assert api.get(config_path(mine["restaurantId"]), key).status_code == 200
+    assert_error(api.get(config_path(other["restaurantId"]), key), 404, "NOT_FOUND")
+    assert_error(api.get(config_path(other["phoneNumbers"][0]), key), 404, "NOT_FOUND")
+
+
+def test_phone_numbers_are_unique_across_restaurants(api, admin_token, make_restaurant):
+    taken = make_restaurant()["phoneNumbers"][0]
+    r = api.post("/ivr/restaurants", admin_token, json=restaurant_body(phoneNumbers=[taken]))
+    assert_error(r, 409, "CONFLICT", "phoneNumbers")
+    other = make_restaurant()
+    r = api.patch(f"/ivr/restaurants/{other['restaurantId']}", admin_token, json={"phoneNumbers": [taken]})
+    assert_error(r, 409, "CONFLICT", "phoneNumbers")
+
+
+@pytest.mark.parametrize(
+    "overrides, field",
+    [
+        ({"phoneNumbers": ["12"]}, "phoneNumbers[0]"),
+        ({"phoneNumbers": []}, "phoneNumbers"),
+        ({"timezone": "Mars/Olympus_Mons"}, "timezone"),
+        ({"callHoursStart": "25:00"}, "callHoursStart"),
+        ({"callHoursStart": "10:00", "callHoursEnd": "10:00"}, "callHoursEnd"),
+        ({"schedule": {"monday": [{"start": "9am", "end": "17:00"}]}}, "schedule.monday[0].start"),
+        ({"schedule": {"funday": []}}, None),
+        ({"notificationEmails": ["not-an-email"]}, "notificationEmails[0]"),
+        ({"restaurantId": "rst_chosen_by_me"}, None),
+        ({"aiEnabled": "yes"}, "aiEnabled"),
+    ],
+)
+def test_invalid_restaurants_are_rejected_and_nothing_written(api, admin_token, dynamodb, overrides, field):
+    before = len(scan_all(dynamodb, "RESTAURANTS_TABLE")), len(scan_all(dynamodb, "PHONE_NUMBERS_TABLE"))
+    r = api.post("/ivr/restaurants", admin_token, json=restaurant_body(**overrides))
+    assert_error(r, 422, "VALIDATION_ERROR", field)
+    after = len(scan_all(dynamodb, "RESTAURANTS_TABLE")), len(scan_all(dynamodb, "PHONE_NUMBERS_TABLE"))
+    assert before == after
+
+
+def test_forwarding_to_own_number_is_a_loop(api, admin_token, make_restaurant):
+    body = restaurant_body()
+    body["forwarding_number"] = body["phoneNumbers"][0]
+    assert_error(api.post("/ivr/restaurants", admin_token, json=body), 422, "VALIDATION_ERROR", "forwarding_number")
+    r = make_restaurant()
+    patch = {"forwarding_number": r["phoneNumbers"][0]}
+    assert_error(api.patch(f"/ivr/restaurants/{r['restaurantId']}", admin_token, json=patch), 422, "VALIDATION_ERROR", "forwarding_number")
+
+
+def test_malformed_and_oversized_bodies(api, admin_token, dynamodb):
+    before = len(scan_all(dynamodb, "RESTAURANTS_TABLE"))
+    r = api.post("/ivr/restaurants", admin_token, data='{"name": "x",', headers={"content-type": "application/json"})
+    assert_error(r, 400, "BAD_REQUEST")
+    huge = restaurant_body(name="x" * (70 * 1024))
+    assert_error(api.post("/ivr/restaurants", admin_token, json=huge), 413, "PAYLOAD_TOO_LARGE")
+    r = api.post("/ivr/restaurants", admin_token, data=json.dumps(restaurant_body()), headers={"content-type": "text/plain"})
+    assert_error(r, 415, "UNSUPPORTED_MEDIA_TYPE")
+    assert len(scan_all(dynamodb, "RESTAURANTS_TABLE")) == before
+
+
+def test_every_response_has_a_request_id(api, admin_token):
+    for r in [api.get("/ivr/auth/api-keys", admin_token), api.get("/ivr/auth/api-keys")]:
+        assert r.headers.get("x-request-id")
+        assert r.headers["content-type"].startswith("application/json")

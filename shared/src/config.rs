@@ -1,0 +1,173 @@
+//! Configuration: environment variables in, typed values out, checked once at
+//! cold start so a misconfigured function fails loudly instead of per request.
+
+use phonenumber::country;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("environment variable {0} is required")]
+    Missing(&'static str),
+    #[error("environment variable {name} is invalid: {reason}")]
+    Invalid { name: &'static str, reason: String },
+}
+
+#[derive(Debug, Clone)]
+pub struct Tables {
+    pub api_keys: String,
+    pub admin_users: String,
+    pub restaurants: String,
+    pub phone_numbers: String,
+    pub rate_limits: String,
+}
+
+#[derive(Clone)]
+pub struct Config {
+    /// `local` for the laptop stack; anything else is a deployed stage.
+    pub stage: String,
+    pub tables: Tables,
+    pub admin_token_secret: Vec<u8>,
+    pub admin_token_ttl_seconds: i64,
+    /// How long a verified API key is trusted before its record is re-read:
+    /// the bound on how fast a revocation takes effect.
+    pub api_key_cache_seconds: u64,
+    pub default_rate_limit_per_minute: u32,
+    pub login_limit_per_email: u32,
+    pub login_limit_per_ip: u32,
+    pub default_phone_region: country::Id,
+    pub max_body_bytes: usize,
+    pub default_rotation_grace_seconds: i64,
+}
+
+impl std::fmt::Debug for Config {
+    // Hand-written so the token secret can never reach a log line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("stage", &self.stage)
+            .field("tables", &self.tables)
+            .field("admin_token_secret", &"<redacted>")
+            .finish_non_exhaustive()
+    }
+}
+
+pub const MAX_API_KEY_CACHE_SECONDS: u64 = 60;
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let required = |name: &'static str| {
+            get(name)
+                .filter(|v| !v.trim().is_empty())
+                .ok_or(ConfigError::Missing(name))
+        };
+        let number = |name: &'static str, default: u64, max: u64| -> Result<u64, ConfigError> {
+            match get(name).filter(|v| !v.trim().is_empty()) {
+                None => Ok(default),
+                Some(v) => match v.trim().parse::<u64>() {
+                    Ok(n) if n <= max => Ok(n),
+                    _ => Err(ConfigError::Invalid {
+                        name,
+                        reason: format!("expected a whole number up to {max}"),
+                    }),
+                },
+            }
+        };
+
+        let secret = required("ADMIN_TOKEN_SECRET")?;
+        if secret.len() < 32 {
+            return Err(ConfigError::Invalid {
+                name: "ADMIN_TOKEN_SECRET",
+                reason: "must be at least 32 characters".into(),
+            });
+        }
+        let region_name = get("DEFAULT_PHONE_REGION").unwrap_or_else(|| "US".into());
+        let default_phone_region: country::Id =
+            region_name
+                .trim()
+                .parse()
+                .map_err(|_| ConfigError::Invalid {
+                    name: "DEFAULT_PHONE_REGION",
+                    reason: "expected an ISO 3166 country code such as US".into(),
+                })?;
+
+        Ok(Config {
+            stage: get("PULSARA_STAGE").unwrap_or_else(|| "dev".into()),
+            tables: Tables {
+                api_keys: required("API_KEYS_TABLE")?,
+                admin_users: required("ADMIN_USERS_TABLE")?,
+                restaurants: required("RESTAURANTS_TABLE")?,
+                phone_numbers: required("PHONE_NUMBERS_TABLE")?,
+                rate_limits: required("RATE_LIMITS_TABLE")?,
+            },
+            admin_token_secret: secret.into_bytes(),
+            admin_token_ttl_seconds: number("ADMIN_TOKEN_TTL_SECONDS", 900, 86_400)? as i64,
+            api_key_cache_seconds: number("API_KEY_CACHE_SECONDS", 30, MAX_API_KEY_CACHE_SECONDS)?,
+            default_rate_limit_per_minute: number("DEFAULT_RATE_LIMIT_PER_MINUTE", 600, 1_000_000)?
+                as u32,
+            login_limit_per_email: number("LOGIN_LIMIT_PER_EMAIL_PER_MINUTE", 5, 10_000)? as u32,
+            login_limit_per_ip: number("LOGIN_LIMIT_PER_IP_PER_MINUTE", 20, 10_000)? as u32,
+            default_phone_region,
+            max_body_bytes: number("MAX_BODY_BYTES", 64 * 1024, 6 * 1024 * 1024)? as usize,
+            default_rotation_grace_seconds: number(
+                "API_KEY_ROTATION_GRACE_SECONDS",
+                86_400,
+                30 * 86_400,
+            )? as i64,
+        })
+    }
+
+    pub fn is_local(&self) -> bool {
+        self.stage == "local"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    const BASE: &[(&str, &str)] = &[
+        ("API_KEYS_TABLE", "k"),
+        ("ADMIN_USERS_TABLE", "u"),
+        ("RESTAURANTS_TABLE", "r"),
+        ("PHONE_NUMBERS_TABLE", "p"),
+        ("RATE_LIMITS_TABLE", "l"),
+    ];
+
+    #[test]
+    fn secret_is_required_and_never_defaulted() {
+        assert!(matches!(
+            Config::from_lookup(env(BASE)),
+            Err(ConfigError::Missing("ADMIN_TOKEN_SECRET"))
+        ));
+        let mut short = BASE.to_vec();
+        short.push(("ADMIN_TOKEN_SECRET", "short"));
+        assert!(Config::from_lookup(env(&short)).is_err());
+    }
+
+    #[test]
+    fn defaults_and_bounds() {
+        let mut ok = BASE.to_vec();
+        ok.push(("ADMIN_TOKEN_SECRET", "0123456789abcdef0123456789abcdef"));
+        let c = Config::from_lookup(env(&ok)).unwrap();
+        assert_eq!(c.api_key_cache_seconds, 30);
+        assert_eq!(c.default_rotation_grace_seconds, 86_400);
+        assert_eq!(c.default_phone_region, country::Id::US);
+        assert!(!format!("{c:?}").contains("0123456789abcdef"));
+        ok.push(("API_KEY_CACHE_SECONDS", "61"));
+        assert!(
+            Config::from_lookup(env(&ok)).is_err(),
+            "revocation bound is 60 s"
+        );
+    }
+}

@@ -1,0 +1,346 @@
+//! API key format and lifecycle rules.
+//!
+//! A key is `psk_live_` + 32 base62 characters: the first 8 are its public
+//! key id (the DynamoDB lookup key), the other 24 (~143 bits) the secret.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::hashing;
+
+pub const PREFIX: &str = "psk_live_";
+pub const ID_LEN: usize = 8;
+pub const BODY_LEN: usize = 32;
+const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+/// A freshly minted key: the plaintext is shown once, only the hash is kept.
+pub struct NewKey {
+    pub key_id: String,
+    pub plaintext: String,
+    pub hash: String,
+}
+
+pub fn generate() -> NewKey {
+    let mut body = String::with_capacity(BODY_LEN);
+    let mut buf = [0u8; 64];
+    while body.len() < BODY_LEN {
+        hashing::random_bytes(&mut buf);
+        // Rejection sampling keeps every character equally likely.
+        for &b in buf.iter().filter(|&&b| b < 248) {
+            if body.len() == BODY_LEN {
+                break;
+            }
+            body.push(BASE62[(b % 62) as usize] as char);
+        }
+    }
+    let plaintext = format!("{PREFIX}{body}");
+    NewKey {
+        key_id: body[..ID_LEN].to_string(),
+        hash: hashing::hash(&plaintext, hashing::Cost::ApiKey),
+        plaintext,
+    }
+}
+
+/// The key id inside a well-formed key, or `None` for anything else.
+pub fn key_id(candidate: &str) -> Option<&str> {
+    let body = candidate.strip_prefix(PREFIX)?;
+    (body.len() == BODY_LEN && body.bytes().all(|b| b.is_ascii_alphanumeric()))
+        .then(|| &body[..ID_LEN])
+}
+
+/// The stored record of a key (never its plaintext).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiKeyRecord {
+    pub key_id: String,
+    pub key_hash: String,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_used: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<DateTime<Utc>>,
+    /// Set on rotation: the key that replaced this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotated_to: Option<String>,
+    /// Set on rotation: this key keeps working until then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grace_until: Option<DateTime<Utc>>,
+    /// When set, the key may only see these restaurants.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restaurant_ids: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit_per_minute: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyStatus {
+    Active,
+    /// Rotated, still inside its grace period.
+    Rotating,
+    RotatedOut,
+    Expired,
+    Revoked,
+}
+
+impl ApiKeyRecord {
+    pub fn status(&self, now: DateTime<Utc>) -> KeyStatus {
+        if self.revoked_at.is_some_and(|t| t <= now) {
+            KeyStatus::Revoked
+        } else if self.expires_at.is_some_and(|t| t <= now) {
+            KeyStatus::Expired
+        } else if let Some(until) = self.grace_until {
+            if until <= now {
+                KeyStatus::RotatedOut
+            } else {
+                KeyStatus::Rotating
+            }
+        } else {
+            KeyStatus::Active
+        }
+    }
+
+    pub fn usable(&self, now: DateTime<Utc>) -> bool {
+        matches!(self.status(now), KeyStatus::Active | KeyStatus::Rotating)
+    }
+
+    pub fn may_access(&self, restaurant_id: &str) -> bool {
+        self.restaurant_ids
+            .as_ref()
+            .is_none_or(|ids| ids.iter().any(|id| id == restaurant_id))
+    }
+}
+
+/// What admins see of a key: everything but its hash.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiKeyView {
+    pub key_id: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub status: KeyStatus,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+    pub last_used: Option<DateTime<Utc>>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub rotated_to: Option<String>,
+    pub grace_until: Option<DateTime<Utc>>,
+    pub restaurant_ids: Option<Vec<String>>,
+    pub rate_limit_per_minute: Option<u32>,
+}
+
+impl ApiKeyRecord {
+    pub fn view(&self, now: DateTime<Utc>) -> ApiKeyView {
+        ApiKeyView {
+            key_id: self.key_id.clone(),
+            name: self.name.clone(),
+            description: self.description.clone(),
+            status: self.status(now),
+            created_by: self.created_by.clone(),
+            created_at: self.created_at,
+            last_used: self.last_used,
+            expires_at: self.expires_at,
+            revoked_at: self.revoked_at,
+            rotated_to: self.rotated_to.clone(),
+            grace_until: self.grace_until,
+            restaurant_ids: self.restaurant_ids.clone(),
+            rate_limit_per_minute: self.rate_limit_per_minute,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Duration;
+
+    fn record(now: DateTime<Utc>) -> ApiKeyRecord {
+        ApiKeyRecord {
+            key_id: "abcd1234".into(),
+            key_hash: String::new(),
+            name: "n".into(),
+            description: None,
+            created_by: "u".into(),
+            created_at: now,
+            updated_at: now,
+            last_used: None,
+            expires_at: None,
+            revoked_at: None,
+            rotated_to: None,
+            grace_until: None,
+            restaurant_ids: None,
+            rate_limit_per_minute: None,
+        }
+    }
+
+    #[test]
+    fn generated_keys_have_the_documented_shape() {
+        let k = generate();
+        assert!(k.plaintext.starts_with(PREFIX));
+        assert_eq!(k.plaintext.len(), PREFIX.len() + BODY_LEN);
+        assert_eq!(key_id(&k.plaintext), Some(k.key_id.as_str()));
+        assert!(hashing::verify(&k.plaintext, &k.hash));
+        assert!(!k.hash.contains(&k.plaintext[PREFIX.len()..]));
+        assert_ne!(generate().plaintext, k.plaintext);
+    }
+
+    #[test]
+    fn malformed_keys_have_no_id() {
+        for bad in [
+            "",
+            "psk_live_",
+            "psk_test_abcdefghijklmnopqrstuvwxyz012345",
+            "psk_live_abcdefghijklmnopqrstuvwxyz01234",
+            "psk_live_abcdefghijklmnopqrstuvwxyz0123-5",
+        ] {
+            assert_eq!(key_id(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn lifecycle_statuses() {
+        let now = Utc::now();
+        let mut r = record(now);
+        assert_eq!(r.status(now), KeyStatus::Active);
+        r.grace_until = Some(now + Duration::seconds(10));
+        assert_eq!(r.status(now), KeyStatus::Rotating);
+        assert!(r.usable(now));
+        assert_eq!(r.status(now + Duration::seconds(10)), KeyStatus::RotatedOut);
+        assert!(!r.usable(now + Duration::seconds(11)));
+        r.expires_at = Some(now);
+        assert_eq!(r.status(now), KeyStatus::Expired);
+        r.revoked_at = Some(now);
+        assert_eq!(r.status(now), KeyStatus::Revoked);
+    }
+
+    #[test]
+    fn restriction_to_restaurants() {
+        let mut r = record(Utc::now());
+        assert!(r.may_access("rst_a"));
+        r.restaurant_ids = Some(vec!["rst_a".into()]);
+        assert!(r.may_access("rst_a"));
+        assert!(!r.may_access("rst_b"));
+    }
+}
+
+pub const MAX_RESTRICTED_RESTAURANTS: usize = 100;
+pub const MAX_RATE_LIMIT_PER_MINUTE: u32 = 100_000;
+
+/// Body of `POST /ivr/auth/api-key`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ApiKeyRequest {
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub restaurant_ids: Option<Vec<String>>,
+    #[serde(default)]
+    pub expires_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub rate_limit_per_minute: Option<u32>,
+}
+
+impl ApiKeyRequest {
+    /// Validates the request and returns it cleaned (trimmed, de-duplicated).
+    pub fn validated(self, now: DateTime<Utc>) -> Result<ApiKeyRequest, crate::ApiError> {
+        let mut e = super::validate::Errors::new();
+        let name = e.text("name", &self.name, 100);
+        let description = self.description.map(|d| d.trim().to_string());
+        if let Some(d) = &description {
+            if d.chars().count() > 500 {
+                e.add("description", "must be at most 500 characters");
+            }
+        }
+        let restaurant_ids = self.restaurant_ids.map(|ids| {
+            if ids.is_empty() || ids.len() > MAX_RESTRICTED_RESTAURANTS {
+                e.add(
+                    "restaurantIds",
+                    format!("must list 1 to {MAX_RESTRICTED_RESTAURANTS} restaurant ids (omit it for all restaurants)"),
+                );
+            }
+            let mut unique: Vec<String> = Vec::new();
+            for (i, id) in ids.into_iter().enumerate() {
+                e.token(&format!("restaurantIds[{i}]"), &id, 64);
+                if !unique.contains(&id) {
+                    unique.push(id);
+                }
+            }
+            unique
+        });
+        if self.expires_at.is_some_and(|t| t <= now) {
+            e.add("expiresAt", "must be in the future");
+        }
+        if let Some(n) = self.rate_limit_per_minute {
+            if n == 0 || n > MAX_RATE_LIMIT_PER_MINUTE {
+                e.add(
+                    "rateLimitPerMinute",
+                    format!("must be between 1 and {MAX_RATE_LIMIT_PER_MINUTE}"),
+                );
+            }
+        }
+        e.finish()?;
+        Ok(ApiKeyRequest {
+            name,
+            description: description.filter(|d| !d.is_empty()),
+            restaurant_ids,
+            expires_at: self.expires_at,
+            rate_limit_per_minute: self.rate_limit_per_minute,
+        })
+    }
+
+    /// The record for a freshly generated key.
+    pub fn record(&self, key: &NewKey, created_by: &str, now: DateTime<Utc>) -> ApiKeyRecord {
+        ApiKeyRecord {
+            key_id: key.key_id.clone(),
+            key_hash: key.hash.clone(),
+            name: self.name.clone(),
+            description: self.description.clone(),
+            created_by: created_by.to_string(),
+            created_at: now,
+            updated_at: now,
+            last_used: None,
+            expires_at: self.expires_at,
+            revoked_at: None,
+            rotated_to: None,
+            grace_until: None,
+            restaurant_ids: self.restaurant_ids.clone(),
+            rate_limit_per_minute: self.rate_limit_per_minute,
+        }
+    }
+}
+
+impl ApiKeyRecord {
+    /// The settings a rotated key hands on to its successor.
+    pub fn successor_request(&self) -> ApiKeyRequest {
+        ApiKeyRequest {
+            name: self.name.clone(),
+            description: self.description.clone(),
+            restaurant_ids: self.restaurant_ids.clone(),
+            expires_at: self.expires_at,
+            rate_limit_per_minute: self.rate_limit_per_minute,
+        }
+    }
+
+    /// The one-time response showing a new key's plaintext.
+    pub fn issued(&self, plaintext: &str) -> serde_json::Value {
+        serde_json::json!({
+            "apiKey": plaintext,
+            "keyId": self.key_id,
+            "name": self.name,
+            "description": self.description,
+            "createdAt": self.created_at,
+            "expiresAt": self.expires_at,
+            "restaurantIds": self.restaurant_ids,
+            "rateLimitPerMinute": self.rate_limit_per_minute,
+        })
+    }
+}

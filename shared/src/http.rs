@@ -1,0 +1,349 @@
+//! The HTTP contract shared by every function: the success/error envelope,
+//! error-to-status mapping (the one place it happens), JSON body parsing with
+//! size and content-type limits, path parameters and the request id.
+
+use std::future::Future;
+use std::time::Instant;
+
+use lambda_http::http::{HeaderValue, StatusCode};
+use lambda_http::{Body, RequestExt, Response};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::{json, Value};
+use tracing::Instrument;
+
+use crate::error::ApiError;
+
+pub use lambda_http::Request;
+
+/// A successful response: `{"success": true, "message"?: ..., "data": ...}`.
+#[derive(Debug)]
+pub struct ApiResponse {
+    pub status: u16,
+    pub message: Option<String>,
+    pub data: Value,
+    pub headers: Vec<(&'static str, String)>,
+}
+
+impl ApiResponse {
+    pub fn ok(data: impl Serialize) -> Self {
+        Self {
+            status: 200,
+            message: None,
+            data: serde_json::to_value(data).unwrap_or(Value::Null),
+            headers: Vec::new(),
+        }
+    }
+
+    pub fn created(data: impl Serialize) -> Self {
+        Self {
+            status: 201,
+            ..Self::ok(data)
+        }
+    }
+
+    pub fn message(mut self, message: impl Into<String>) -> Self {
+        self.message = Some(message.into());
+        self
+    }
+
+    pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    pub fn headers(mut self, headers: Vec<(&'static str, String)>) -> Self {
+        self.headers.extend(headers);
+        self
+    }
+}
+
+fn json_response(status: u16, body: &Value, headers: &[(&'static str, String)]) -> Response<Body> {
+    let mut resp = Response::new(Body::Text(body.to_string()));
+    *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let h = resp.headers_mut();
+    h.insert(
+        "content-type",
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    h.insert("cache-control", HeaderValue::from_static("no-store"));
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    for (name, value) in headers {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            h.insert(*name, v);
+        }
+    }
+    resp
+}
+
+/// Turns a handler's result into the wire response; every error gets the
+/// envelope, the request id, and no internals.
+pub fn into_response(result: Result<ApiResponse, ApiError>, request_id: &str) -> Response<Body> {
+    let id_header = ("x-request-id", request_id.to_string());
+    match result {
+        Ok(ok) => {
+            let mut body = json!({"success": true});
+            if let Some(m) = &ok.message {
+                body["message"] = json!(m);
+            }
+            body["data"] = ok.data;
+            let mut headers = ok.headers;
+            headers.push(id_header);
+            json_response(ok.status, &body, &headers)
+        }
+        Err(err) => {
+            let (status, code) = err.status_and_code();
+            let message = match &err {
+                ApiError::Internal(detail) => {
+                    tracing::error!(error = %detail, "internal error");
+                    "internal error; quote the request id when reporting it".to_string()
+                }
+                other => other.to_string(),
+            };
+            let mut error = json!({"code": code, "requestId": request_id});
+            if !err.details().is_empty() {
+                error["details"] = json!(err.details());
+            }
+            let body = json!({"success": false, "message": message, "error": error});
+            let mut headers = vec![id_header];
+            match &err {
+                ApiError::RateLimited { limit, retry_after } => {
+                    headers.push(("retry-after", retry_after.to_string()));
+                    headers.push(("ratelimit-limit", limit.to_string()));
+                    headers.push(("ratelimit-remaining", "0".into()));
+                    headers.push(("ratelimit-reset", retry_after.to_string()));
+                }
+                ApiError::Unauthorized => {
+                    headers.push(("www-authenticate", "Bearer".into()));
+                }
+                _ => {}
+            }
+            json_response(status, &body, &headers)
+        }
+    }
+}
+
+/// The Lambda request id (also API Gateway's on the local watch router).
+pub fn request_id(req: &Request) -> String {
+    req.lambda_context_ref()
+        .map(|c| c.request_id.clone())
+        .filter(|id| !id.is_empty())
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
+}
+
+/// The caller's address as API Gateway saw it.
+pub fn source_ip(req: &Request) -> String {
+    use lambda_http::request::RequestContext;
+    match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => ctx.http.source_ip.clone(),
+        _ => None,
+    }
+    .unwrap_or_else(|| "unknown".into())
+}
+
+/// A path parameter from the route (`pathParameters`), percent-decoded.
+pub fn path_param(req: &Request, name: &str) -> Result<String, ApiError> {
+    let raw = req
+        .path_parameters_ref()
+        .and_then(|p| p.first(name))
+        .map(str::to_string)
+        .ok_or(ApiError::NotFound("route"))?;
+    Ok(percent_decode(&raw))
+}
+
+fn percent_decode(s: &str) -> String {
+    if !s.contains('%') {
+        return s.to_string();
+    }
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+/// The bearer credential of the `Authorization` header.
+pub fn bearer(req: &Request) -> Option<&str> {
+    let value = req.headers().get("authorization")?.to_str().ok()?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+pub fn query_param(req: &Request, name: &str) -> Option<String> {
+    req.query_string_parameters_ref()
+        .and_then(|q| q.first(name))
+        .map(str::to_string)
+}
+
+/// Parses a JSON body: 415 for another content type, 413 above `limit`
+/// bytes, 400 for malformed JSON, 422 (with the field's path) for JSON of the
+/// wrong shape, unknown fields included.
+pub fn json_body<T: DeserializeOwned>(req: &Request, limit: usize) -> Result<T, ApiError> {
+    let bytes: &[u8] = req.body().as_ref();
+    if bytes.len() > limit {
+        return Err(ApiError::PayloadTooLarge { limit });
+    }
+    let content_type = req
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let mime = content_type.split(';').next().unwrap_or("").trim();
+    if !mime.eq_ignore_ascii_case("application/json") {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    parse_json(bytes)
+}
+
+/// Like `json_body`, but an absent body means `T::default()`.
+pub fn optional_json_body<T: DeserializeOwned + Default>(
+    req: &Request,
+    limit: usize,
+) -> Result<T, ApiError> {
+    if req.body().as_ref().is_empty() {
+        return Ok(T::default());
+    }
+    json_body(req, limit)
+}
+
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::BadRequest("request body is required".into()));
+    }
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de).map_err(|err| {
+        let path = err.path().to_string();
+        let inner = err.into_inner();
+        let text = inner.to_string();
+        // serde_json appends " at line L column C"; callers want the sentence.
+        let sentence = text
+            .rsplit_once(" at line ")
+            .map_or(text.as_str(), |(head, _)| head)
+            .to_string();
+        match inner.classify() {
+            serde_json::error::Category::Data => {
+                let field = if path == "." { "body".into() } else { path };
+                ApiError::validation(field, sentence)
+            }
+            _ => ApiError::BadRequest(format!("request body is not valid JSON: {sentence}")),
+        }
+    })
+}
+
+/// Rejects a method the route's function doesn't serve.
+pub fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}
+
+/// Runs a handler as the Lambda's service: one span per request carrying the
+/// request id (key and restaurant ids are recorded into it by the handler),
+/// one access-log line, and the envelope on every response.
+pub async fn serve<S, F, Fut>(state: &'static S, handler: F) -> Result<(), lambda_http::Error>
+where
+    S: Sync + 'static,
+    F: Fn(&'static S, Request) -> Fut + Copy + Send + 'static,
+    Fut: Future<Output = Result<ApiResponse, ApiError>> + Send,
+{
+    lambda_http::run(lambda_http::service_fn(move |req: Request| async move {
+        let request_id = request_id(&req);
+        let method = req.method().to_string();
+        let span = tracing::info_span!(
+            "request",
+            request_id = %request_id,
+            method = %method,
+            key_id = tracing::field::Empty,
+            restaurant_id = tracing::field::Empty,
+        );
+        let started = Instant::now();
+        let result = handler(state, req).instrument(span.clone()).await;
+        let response = into_response(result, &request_id);
+        span.in_scope(|| {
+            tracing::info!(
+                status = response.status().as_u16(),
+                duration_us = started.elapsed().as_micros() as u64,
+                "request handled"
+            )
+        });
+        Ok::<_, std::convert::Infallible>(response)
+    }))
+    .await
+}
+
+/// Records the authenticated key id on the current request span.
+pub fn record_key_id(key_id: &str) {
+    tracing::Span::current().record("key_id", key_id);
+}
+
+pub fn record_restaurant_id(restaurant_id: &str) {
+    tracing::Span::current().record("restaurant_id", restaurant_id);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Body {
+        name: String,
+        nested: Option<Nested>,
+    }
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Nested {
+        count: u32,
+    }
+
+    fn code(err: ApiError) -> (u16, Vec<String>) {
+        let fields = err.details().iter().map(|d| d.field.clone()).collect();
+        (err.status_and_code().0, fields)
+    }
+
+    #[test]
+    fn malformed_json_is_400_and_wrong_shape_is_422_with_path() {
+        assert_eq!(code(parse_json::<Body>(b"{\"name\":").unwrap_err()).0, 400);
+        assert_eq!(code(parse_json::<Body>(b"").unwrap_err()).0, 400);
+        let (status, fields) =
+            code(parse_json::<Body>(br#"{"name":"x","nested":{"count":-1}}"#).unwrap_err());
+        assert_eq!((status, fields), (422, vec!["nested.count".to_string()]));
+        let (status, _) = code(parse_json::<Body>(br#"{"name":"x","admin":true}"#).unwrap_err());
+        assert_eq!(status, 422);
+    }
+
+    #[test]
+    fn error_envelope_carries_code_details_and_request_id() {
+        let resp = into_response(
+            Err(ApiError::validation("name", "must not be empty")),
+            "req-1",
+        );
+        assert_eq!(resp.status(), 422);
+        let body: Value = serde_json::from_slice(resp.body().as_ref()).unwrap();
+        assert_eq!(body["success"], false);
+        assert_eq!(body["error"]["code"], "VALIDATION_ERROR");
+        assert_eq!(body["error"]["requestId"], "req-1");
+        assert_eq!(body["error"]["details"][0]["field"], "name");
+        assert_eq!(resp.headers()["x-request-id"], "req-1");
+
+        let resp = into_response(Err(ApiError::internal("dynamo exploded: secret")), "r");
+        let body = String::from_utf8(resp.body().as_ref().to_vec()).unwrap();
+        assert!(!body.contains("secret"), "internals never leak");
+
+        let resp = into_response(
+            Err(ApiError::RateLimited {
+                limit: 5,
+                retry_after: 7,
+            }),
+            "r",
+        );
+        assert_eq!(resp.status(), 429);
+        assert_eq!(resp.headers()["retry-after"], "7");
+        assert_eq!(resp.headers()["ratelimit-limit"], "5");
+    }
+}

@@ -1,0 +1,183 @@
+//! API key records, keyed by the public key id embedded in each key.
+
+use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValue, TransactWriteItem, Update};
+use aws_sdk_dynamodb::Client;
+use chrono::{DateTime, Utc};
+
+use super::{
+    cancellation_reasons, decode_cursor, encode_cursor, from_item, is_condition_failure, s,
+    sdk_error, to_item, StoreError,
+};
+use crate::domain::api_key::ApiKeyRecord;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RotateError {
+    #[error("key is revoked or already rotated")]
+    NotRotatable,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[derive(Clone)]
+pub struct ApiKeyStore {
+    client: Client,
+    table: String,
+}
+
+fn ts(t: DateTime<Utc>) -> AttributeValue {
+    // Same encoding serde uses for the record's own timestamps.
+    s(serde_json::to_value(t)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default())
+}
+
+impl ApiKeyStore {
+    pub fn new(client: Client, table: String) -> Self {
+        Self { client, table }
+    }
+
+    pub async fn get(&self, key_id: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("keyId", s(key_id))
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        out.item.map(from_item).transpose()
+    }
+
+    pub async fn insert(&self, record: &ApiKeyRecord) -> Result<(), StoreError> {
+        match self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_item(record)?))
+            .condition_expression("attribute_not_exists(keyId)")
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if is_condition_failure(&e) => Err(StoreError::AlreadyExists),
+            Err(e) => Err(sdk_error(e)),
+        }
+    }
+
+    /// One page of keys, at most `limit`, after `cursor`.
+    pub async fn list(
+        &self,
+        limit: i32,
+        cursor: Option<&str>,
+    ) -> Result<(Vec<ApiKeyRecord>, Option<String>), StoreError> {
+        let start = cursor.map(|c| decode_cursor(c, &["keyId"])).transpose()?;
+        let out = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .limit(limit)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        let records = out
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(from_item)
+            .collect::<Result<Vec<ApiKeyRecord>, _>>()?;
+        let next = out.last_evaluated_key.as_ref().and_then(encode_cursor);
+        Ok((records, next))
+    }
+
+    /// Marks a key revoked (idempotently: the first revocation time stays).
+    pub async fn revoke(
+        &self,
+        key_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<ApiKeyRecord>, StoreError> {
+        match self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("keyId", s(key_id))
+            .update_expression("SET revokedAt = if_not_exists(revokedAt, :now), updatedAt = :now")
+            .condition_expression("attribute_exists(keyId)")
+            .expression_attribute_values(":now", ts(now))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await
+        {
+            Ok(out) => out.attributes.map(from_item).transpose(),
+            Err(e) if is_condition_failure(&e) => Ok(None),
+            Err(e) => Err(sdk_error(e)),
+        }
+    }
+
+    /// Stores `new` and puts `old_id` into its grace period, atomically.
+    pub async fn rotate(
+        &self,
+        old_id: &str,
+        grace_until: DateTime<Utc>,
+        now: DateTime<Utc>,
+        new: &ApiKeyRecord,
+    ) -> Result<(), RotateError> {
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(to_item(new)?))
+            .condition_expression("attribute_not_exists(keyId)")
+            .build()
+            .map_err(|e| StoreError::Dynamo(e.to_string()))?;
+        let update = Update::builder()
+            .table_name(&self.table)
+            .key("keyId", s(old_id))
+            .update_expression("SET rotatedTo = :new, graceUntil = :grace, updatedAt = :now")
+            .condition_expression(
+                "attribute_exists(keyId) AND attribute_not_exists(revokedAt) AND attribute_not_exists(rotatedTo)",
+            )
+            .expression_attribute_values(":new", s(&new.key_id))
+            .expression_attribute_values(":grace", ts(grace_until))
+            .expression_attribute_values(":now", ts(now))
+            .build()
+            .map_err(|e| StoreError::Dynamo(e.to_string()))?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(put).build())
+            .transact_items(TransactWriteItem::builder().update(update).build())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(err) => match cancellation_reasons(&err) {
+                Some(r) if r.get(1).map(String::as_str) == Some("ConditionalCheckFailed") => {
+                    Err(RotateError::NotRotatable)
+                }
+                Some(r) if r.first().map(String::as_str) == Some("ConditionalCheckFailed") => {
+                    Err(RotateError::Store(StoreError::AlreadyExists))
+                }
+                _ => Err(RotateError::Store(sdk_error(err))),
+            },
+        }
+    }
+
+    /// Stamps `lastUsed`; callers do this at most every few minutes per key.
+    pub async fn touch(&self, key_id: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+        match self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("keyId", s(key_id))
+            .update_expression("SET lastUsed = :now")
+            .condition_expression("attribute_exists(keyId)")
+            .expression_attribute_values(":now", ts(now))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if is_condition_failure(&e) => Ok(()),
+            Err(e) => Err(sdk_error(e)),
+        }
+    }
+}

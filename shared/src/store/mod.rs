@@ -1,0 +1,102 @@
+//! DynamoDB persistence, one narrow store per table family. Items are the
+//! domain structs serialized with serde_dynamo.
+
+pub mod admins;
+pub mod api_keys;
+pub mod rate_limits;
+pub mod restaurants;
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::types::AttributeValue;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use base64::Engine;
+
+use crate::error::ApiError;
+
+pub type Item = HashMap<String, AttributeValue>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("an item with this key already exists")]
+    AlreadyExists,
+    #[error("dynamodb request failed: {0}")]
+    Dynamo(String),
+    #[error("stored item could not be read: {0}")]
+    Corrupt(String),
+    #[error("pagination cursor is invalid")]
+    BadCursor,
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::BadCursor => ApiError::validation("cursor", "is not a cursor we issued"),
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+pub(crate) fn sdk_error<E, R>(err: SdkError<E, R>) -> StoreError
+where
+    E: std::error::Error + ProvideErrorMetadata + 'static,
+    R: std::fmt::Debug,
+{
+    StoreError::Dynamo(DisplayErrorContext(&err).to_string())
+}
+
+pub(crate) fn is_condition_failure<E, R>(err: &SdkError<E, R>) -> bool
+where
+    E: ProvideErrorMetadata,
+{
+    err.as_service_error().and_then(|e| e.code()) == Some("ConditionalCheckFailedException")
+}
+
+/// Reason codes of a cancelled transaction, one per item in order, or `None`
+/// when the failure was something else.
+pub(crate) fn cancellation_reasons<R>(
+    err: &SdkError<aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError, R>,
+) -> Option<Vec<String>> {
+    use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError as E;
+    match err.as_service_error()? {
+        E::TransactionCanceledException(e) => Some(
+            e.cancellation_reasons()
+                .iter()
+                .map(|r| r.code().unwrap_or("None").to_string())
+                .collect(),
+        ),
+        _ => None,
+    }
+}
+
+pub(crate) fn to_item<T: serde::Serialize>(value: &T) -> Result<Item, StoreError> {
+    serde_dynamo::to_item(value).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+pub(crate) fn from_item<T: serde::de::DeserializeOwned>(item: Item) -> Result<T, StoreError> {
+    serde_dynamo::from_item(item).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+pub(crate) fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+/// Opaque pagination cursor: the LastEvaluatedKey of string attributes.
+pub(crate) fn encode_cursor(key: &Item) -> Option<String> {
+    let map: HashMap<&str, &str> = key
+        .iter()
+        .filter_map(|(k, v)| v.as_s().ok().map(|s| (k.as_str(), s.as_str())))
+        .collect();
+    serde_json::to_vec(&map).ok().map(|b| B64.encode(b))
+}
+
+pub(crate) fn decode_cursor(cursor: &str, allowed: &[&str]) -> Result<Item, StoreError> {
+    let bytes = B64.decode(cursor).map_err(|_| StoreError::BadCursor)?;
+    let map: HashMap<String, String> =
+        serde_json::from_slice(&bytes).map_err(|_| StoreError::BadCursor)?;
+    if map.is_empty() || map.keys().any(|k| !allowed.contains(&k.as_str())) {
+        return Err(StoreError::BadCursor);
+    }
+    Ok(map.into_iter().map(|(k, v)| (k, s(v))).collect())
+}

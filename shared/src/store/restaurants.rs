@@ -1,0 +1,213 @@
+//! Restaurants and the phone-number index that keeps every number on exactly
+//! one restaurant (enforced by conditional writes in one transaction).
+
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, KeysAndAttributes, Put, TransactWriteItem};
+use aws_sdk_dynamodb::Client;
+
+use super::{cancellation_reasons, from_item, s, sdk_error, to_item, Item, StoreError};
+use crate::domain::restaurant::Restaurant;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RestaurantWriteError {
+    #[error("phone number {0} belongs to another restaurant")]
+    PhoneTaken(String),
+    #[error("the restaurant changed concurrently")]
+    Stale,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[derive(Clone)]
+pub struct RestaurantStore {
+    client: Client,
+    table: String,
+    phones: String,
+}
+
+fn build<T, E: std::fmt::Display>(r: Result<T, E>) -> Result<T, StoreError> {
+    r.map_err(|e| StoreError::Dynamo(e.to_string()))
+}
+
+impl RestaurantStore {
+    pub fn new(client: Client, table: String, phones: String) -> Self {
+        Self {
+            client,
+            table,
+            phones,
+        }
+    }
+
+    pub async fn get(&self, restaurant_id: &str) -> Result<Option<Restaurant>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("restaurantId", s(restaurant_id))
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        out.item.map(from_item).transpose()
+    }
+
+    /// The restaurant that owns an E.164 number.
+    pub async fn id_for_phone(&self, e164: &str) -> Result<Option<String>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.phones)
+            .key("phoneNumber", s(e164))
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        Ok(out
+            .item
+            .and_then(|i| i.get("restaurantId").and_then(|v| v.as_s().ok()).cloned()))
+    }
+
+    /// Which of `ids` (at most 100) don't exist.
+    pub async fn missing(&self, ids: &[String]) -> Result<Vec<String>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut keys = KeysAndAttributes::builder().projection_expression("restaurantId");
+        let mut unique: Vec<&String> = ids.iter().collect();
+        unique.sort();
+        unique.dedup();
+        for id in &unique {
+            keys = keys.keys(Item::from([("restaurantId".to_string(), s(id.as_str()))]));
+        }
+        let mut pending = Some(build(keys.build())?);
+        let mut found: Vec<String> = Vec::new();
+        // Unprocessed keys are retried; the batch is small, so a few rounds at most.
+        for _ in 0..5 {
+            let Some(req) = pending.take() else { break };
+            let out = self
+                .client
+                .batch_get_item()
+                .request_items(&self.table, req)
+                .send()
+                .await
+                .map_err(sdk_error)?;
+            if let Some(items) = out.responses.and_then(|mut r| r.remove(&self.table)) {
+                found.extend(
+                    items
+                        .into_iter()
+                        .filter_map(|i| i.get("restaurantId").and_then(|v| v.as_s().ok()).cloned()),
+                );
+            }
+            pending = out
+                .unprocessed_keys
+                .and_then(|mut u| u.remove(&self.table))
+                .filter(|k| !k.keys.is_empty());
+        }
+        Ok(unique
+            .into_iter()
+            .filter(|id| !found.contains(id))
+            .cloned()
+            .collect())
+    }
+
+    fn phone_put(&self, phone: &str, restaurant_id: &str) -> Result<TransactWriteItem, StoreError> {
+        let put = build(
+            Put::builder()
+                .table_name(&self.phones)
+                .item("phoneNumber", s(phone))
+                .item("restaurantId", s(restaurant_id))
+                .condition_expression("attribute_not_exists(phoneNumber)")
+                .build(),
+        )?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    /// Creates the restaurant and claims its numbers, atomically.
+    pub async fn create(&self, r: &Restaurant) -> Result<(), RestaurantWriteError> {
+        let put = build(
+            Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(to_item(r)?))
+                .condition_expression("attribute_not_exists(restaurantId)")
+                .build(),
+        )?;
+        let mut items = vec![TransactWriteItem::builder().put(put).build()];
+        for phone in &r.phone_numbers {
+            items.push(self.phone_put(phone, &r.restaurant_id)?);
+        }
+        self.transact(items, &r.phone_numbers, 1).await
+    }
+
+    /// Replaces `old` with `new` if nobody changed it meanwhile, moving the
+    /// phone-number claims along with it.
+    pub async fn update(
+        &self,
+        old: &Restaurant,
+        new: &Restaurant,
+    ) -> Result<(), RestaurantWriteError> {
+        let put = build(
+            Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(to_item(new)?))
+                .condition_expression("version = :v")
+                .expression_attribute_values(":v", AttributeValue::N(old.version.to_string()))
+                .build(),
+        )?;
+        let mut items = vec![TransactWriteItem::builder().put(put).build()];
+        let added: Vec<String> = new
+            .phone_numbers
+            .iter()
+            .filter(|p| !old.phone_numbers.contains(p))
+            .cloned()
+            .collect();
+        for phone in &added {
+            items.push(self.phone_put(phone, &new.restaurant_id)?);
+        }
+        for phone in old
+            .phone_numbers
+            .iter()
+            .filter(|p| !new.phone_numbers.contains(p))
+        {
+            let del = build(
+                Delete::builder()
+                    .table_name(&self.phones)
+                    .key("phoneNumber", s(phone))
+                    .condition_expression("restaurantId = :me")
+                    .expression_attribute_values(":me", s(&new.restaurant_id))
+                    .build(),
+            )?;
+            items.push(TransactWriteItem::builder().delete(del).build());
+        }
+        self.transact(items, &added, 1).await
+    }
+
+    /// Runs a transaction whose items from `phone_offset` on claim `phones`.
+    async fn transact(
+        &self,
+        items: Vec<TransactWriteItem>,
+        phones: &[String],
+        phone_offset: usize,
+    ) -> Result<(), RestaurantWriteError> {
+        let err = match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+        {
+            Ok(_) => return Ok(()),
+            Err(err) => err,
+        };
+        if let Some(reasons) = cancellation_reasons(&err) {
+            for (i, code) in reasons.iter().enumerate() {
+                if code != "ConditionalCheckFailed" {
+                    continue;
+                }
+                if i == 0 {
+                    return Err(RestaurantWriteError::Stale);
+                }
+                if let Some(phone) = phones.get(i - phone_offset) {
+                    return Err(RestaurantWriteError::PhoneTaken(phone.clone()));
+                }
+            }
+        }
+        Err(RestaurantWriteError::Store(sdk_error(err)))
+    }
+}
