@@ -12,6 +12,7 @@ pub mod http;
 pub mod logging;
 pub mod services;
 pub mod store;
+pub mod testing;
 
 pub use app::AppState;
 pub use error::{ApiError, FieldError};
