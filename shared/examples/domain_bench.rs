@@ -20,7 +20,9 @@ fn main() {
         "forwarding_number": "(555) 987-6543"
     }))
     .unwrap();
-    let r = input.into_restaurant("rst_bench".into(), Utc::now(), Id::US).unwrap();
+    let r = input
+        .into_restaurant("rst_bench".into(), Utc::now(), Id::US)
+        .unwrap();
     // Warm up lazy metadata (the phone database) as a warm Lambda would have.
     phone::normalize("(555) 123-4567", Id::US).unwrap();
 

@@ -37,6 +37,8 @@ pub enum ApiError {
     },
     #[error("request body exceeds the limit of {limit} bytes")]
     PayloadTooLarge { limit: usize },
+    #[error("{field} exceeds the limit of {limit} bytes")]
+    FieldTooLarge { field: &'static str, limit: usize },
     #[error("content type must be application/json")]
     UnsupportedMediaType,
     #[error("request has invalid fields")]
@@ -72,7 +74,7 @@ impl ApiError {
             Self::NotFound(_) => (404, "NOT_FOUND"),
             Self::MethodNotAllowed => (405, "METHOD_NOT_ALLOWED"),
             Self::Conflict { .. } => (409, "CONFLICT"),
-            Self::PayloadTooLarge { .. } => (413, "PAYLOAD_TOO_LARGE"),
+            Self::PayloadTooLarge { .. } | Self::FieldTooLarge { .. } => (413, "PAYLOAD_TOO_LARGE"),
             Self::UnsupportedMediaType => (415, "UNSUPPORTED_MEDIA_TYPE"),
             Self::Validation(_) => (422, "VALIDATION_ERROR"),
             Self::RateLimited { .. } => (429, "RATE_LIMITED"),

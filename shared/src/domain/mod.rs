@@ -1,6 +1,9 @@
 //! Pure domain logic: no I/O, deterministic given its inputs (time is passed in).
 
+pub mod analysis;
 pub mod api_key;
+pub mod call;
+pub mod email;
 pub mod hashing;
 pub mod hours;
 pub mod phone;

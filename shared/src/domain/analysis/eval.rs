@@ -1,0 +1,142 @@
+//! Scoring the analysis against a labeled set: accuracy and confusion tables.
+
+use std::collections::HashMap;
+use std::fmt::Write;
+
+use serde::Deserialize;
+
+use super::transcript::TranscriptInput;
+use super::{analyze, Reason, SentimentLabel};
+
+#[derive(Debug, Deserialize)]
+pub struct Labeled {
+    pub id: String,
+    pub reason: Reason,
+    pub sentiment: SentimentLabel,
+    pub transcript: TranscriptInput,
+}
+
+#[derive(Debug, Default)]
+pub struct Report {
+    pub total: usize,
+    pub reason_correct: usize,
+    pub sentiment_correct: usize,
+    pub reason_confusion: HashMap<(Reason, Reason), usize>,
+    pub sentiment_confusion: HashMap<(SentimentLabel, SentimentLabel), usize>,
+    /// (id, expected, got) of every miss, for inspection.
+    pub misses: Vec<(String, String, String)>,
+}
+
+impl Report {
+    pub fn reason_accuracy(&self) -> f64 {
+        self.reason_correct as f64 / self.total.max(1) as f64
+    }
+    pub fn sentiment_accuracy(&self) -> f64 {
+        self.sentiment_correct as f64 / self.total.max(1) as f64
+    }
+}
+
+/// Parses JSON lines of labeled calls.
+pub fn parse_jsonl(text: &str) -> Result<Vec<Labeled>, String> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(n, l)| serde_json::from_str(l).map_err(|e| format!("line {}: {e}", n + 1)))
+        .collect()
+}
+
+pub fn evaluate(set: &[Labeled]) -> Report {
+    let mut r = Report::default();
+    for case in set {
+        let a = analyze(&case.transcript.turns());
+        r.total += 1;
+        *r.reason_confusion
+            .entry((case.reason, a.reason))
+            .or_default() += 1;
+        *r.sentiment_confusion
+            .entry((case.sentiment, a.sentiment_label))
+            .or_default() += 1;
+        if a.reason == case.reason {
+            r.reason_correct += 1;
+        } else {
+            r.misses.push((
+                case.id.clone(),
+                case.reason.as_str().into(),
+                a.reason.as_str().into(),
+            ));
+        }
+        if a.sentiment_label == case.sentiment {
+            r.sentiment_correct += 1;
+        } else {
+            r.misses.push((
+                case.id.clone(),
+                case.sentiment.as_str().into(),
+                format!("{} ({})", a.sentiment_label.as_str(), a.sentiment_score),
+            ));
+        }
+    }
+    r
+}
+
+/// Accuracy lines and both confusion tables (rows: expected, columns: got).
+pub fn render(r: &Report) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "calls: {}", r.total);
+    let _ = writeln!(
+        out,
+        "reason accuracy:    {:.1} % ({}/{})",
+        100.0 * r.reason_accuracy(),
+        r.reason_correct,
+        r.total
+    );
+    let _ = writeln!(
+        out,
+        "sentiment accuracy: {:.1} % ({}/{})",
+        100.0 * r.sentiment_accuracy(),
+        r.sentiment_correct,
+        r.total
+    );
+    let _ = writeln!(out, "\nreason confusion (rows expected, columns got)");
+    let short = |x: Reason| &x.as_str()[..4];
+    let _ = write!(out, "{:>12}", "");
+    for got in Reason::ALL {
+        let _ = write!(out, "{:>6}", short(got));
+    }
+    out.push('\n');
+    for exp in Reason::ALL {
+        let _ = write!(out, "{:>12}", exp.as_str());
+        for got in Reason::ALL {
+            let n = r.reason_confusion.get(&(exp, got)).copied().unwrap_or(0);
+            let _ = write!(
+                out,
+                "{:>6}",
+                if n == 0 {
+                    ".".to_string()
+                } else {
+                    n.to_string()
+                }
+            );
+        }
+        out.push('\n');
+    }
+    let labels = [
+        SentimentLabel::Positive,
+        SentimentLabel::Neutral,
+        SentimentLabel::Negative,
+    ];
+    let _ = writeln!(out, "\nsentiment confusion (rows expected, columns got)");
+    let _ = write!(out, "{:>12}", "");
+    for got in labels {
+        let _ = write!(out, "{:>10}", got.as_str());
+    }
+    out.push('\n');
+    for exp in labels {
+        let _ = write!(out, "{:>12}", exp.as_str());
+        for got in labels {
+            let n = r.sentiment_confusion.get(&(exp, got)).copied().unwrap_or(0);
+            let _ = write!(out, "{n:>10}");
+        }
+        out.push('\n');
+    }
+    out
+}

@@ -1,0 +1,511 @@
+//! Calls: the vendor's process/complete bodies, their validation, and the
+//! stored record (with its analysis and e-mail state).
+
+use chrono::{DateTime, Duration, SecondsFormat, Utc};
+use phonenumber::country;
+use serde::{Deserialize, Serialize};
+
+use super::analysis::transcript::{TranscriptInput, Turn};
+use super::analysis::{analyze, Analysis};
+use super::hashing::sha256;
+use super::phone;
+use super::validate::Errors;
+use crate::error::ApiError;
+
+pub const ID_PREFIX: &str = "call_";
+/// Body limit of the call endpoints (a long transcript plus the rest).
+pub const BODY_LIMIT: usize = 256 * 1024;
+pub const MAX_TRANSCRIPT_BYTES: usize = 100 * 1024;
+pub const MAX_TURNS: usize = 2_000;
+pub const MAX_DURATION_SECONDS: u64 = 24 * 3_600;
+/// How far back a call's timestamp may lie (vendors retry late, not months late).
+pub const MAX_CALL_AGE_DAYS: i64 = 30;
+/// Clock skew tolerated for timestamps in the future.
+pub const MAX_FUTURE_SKEW_SECONDS: i64 = 600;
+const WITHHELD: &[&str] = &[
+    "anonymous",
+    "withheld",
+    "private",
+    "unknown",
+    "restricted",
+    "unavailable",
+    "blocked",
+];
+
+/// `POST /ivr/call` body, as in the seed.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ProcessCallRequest {
+    pub restaurant_id: String,
+    pub call_id: String,
+    pub timestamp: String,
+    #[serde(default)]
+    pub caller_number: Option<String>,
+    #[serde(default)]
+    pub transcript: Option<TranscriptInput>,
+    #[serde(default)]
+    pub audio_url: Option<String>,
+}
+
+/// `POST /ivr/call/{callId}/complete` body, as in the seed.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CompleteCallRequest {
+    pub duration: u64,
+    #[serde(default)]
+    pub forwarded_to: Option<String>,
+    #[serde(default)]
+    pub final_transcript: Option<TranscriptInput>,
+    #[serde(default)]
+    pub audio_url: Option<String>,
+}
+
+/// A process request that passed validation.
+#[derive(Debug, Clone)]
+pub struct ValidProcess {
+    pub restaurant_ident: String,
+    pub external_call_id: String,
+    pub started_at: DateTime<Utc>,
+    pub caller_number: Option<String>,
+    pub turns: Vec<Turn>,
+    pub transcript_bytes: usize,
+    pub audio_url: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ValidComplete {
+    pub duration: u64,
+    pub forwarded_to: Option<String>,
+    pub turns: Option<(Vec<Turn>, usize)>,
+    pub audio_url: Option<String>,
+}
+
+/// An https URL without credentials, at most 2 KB.
+pub fn check_https_url(e: &mut Errors, field: &str, raw: &str) -> Option<String> {
+    if raw.len() > 2048 {
+        e.add(field, "must be at most 2048 characters");
+        return None;
+    }
+    match url::Url::parse(raw.trim()) {
+        Ok(u) if u.scheme() == "https" && u.host_str().is_some_and(|h| !h.is_empty()) => {
+            if !u.username().is_empty() || u.password().is_some() {
+                e.add(field, "must not contain credentials");
+                None
+            } else {
+                Some(u.to_string())
+            }
+        }
+        Ok(_) => {
+            e.add(field, "must be an https URL");
+            None
+        }
+        Err(_) => {
+            e.add(field, "is not a URL");
+            None
+        }
+    }
+}
+
+fn check_transcript(
+    e: &mut Errors,
+    field: &'static str,
+    t: &TranscriptInput,
+) -> Result<Option<(Vec<Turn>, usize)>, ApiError> {
+    let bytes = t.byte_len();
+    if bytes > MAX_TRANSCRIPT_BYTES {
+        return Err(ApiError::FieldTooLarge {
+            field,
+            limit: MAX_TRANSCRIPT_BYTES,
+        });
+    }
+    if let TranscriptInput::Turns(turns) = t {
+        if turns.len() > MAX_TURNS {
+            e.add(field, format!("must have at most {MAX_TURNS} turns"));
+            return Ok(None);
+        }
+        for (i, turn) in turns.iter().enumerate() {
+            if super::analysis::transcript::speaker_for_role(&turn.role).is_none() {
+                e.add(
+                    format!("{field}[{i}].role"),
+                    "must be agent, assistant, ai, user, customer or caller",
+                );
+            }
+        }
+    }
+    Ok(Some((t.turns(), bytes)))
+}
+
+impl ProcessCallRequest {
+    pub fn validate(
+        self,
+        now: DateTime<Utc>,
+        region: country::Id,
+    ) -> Result<ValidProcess, ApiError> {
+        let mut e = Errors::new();
+        e.token("restaurantId", self.restaurant_id.trim(), 64);
+        let ident_ok = !self.restaurant_id.trim().is_empty();
+        if !ident_ok {
+            e.add("restaurantId", "must not be empty");
+        }
+        let call_id = self.call_id.trim().to_string();
+        if call_id.is_empty() || call_id.len() > 128 {
+            e.add("callId", "must be 1 to 128 characters");
+        } else if !call_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+        {
+            e.add("callId", "may contain only letters, digits and - _ . :");
+        }
+        let started_at = match DateTime::parse_from_rfc3339(self.timestamp.trim()) {
+            Ok(t) => {
+                let t = t.with_timezone(&Utc);
+                if t < now - Duration::days(MAX_CALL_AGE_DAYS) {
+                    e.add(
+                        "timestamp",
+                        format!("must be within the last {MAX_CALL_AGE_DAYS} days"),
+                    );
+                } else if t > now + Duration::seconds(MAX_FUTURE_SKEW_SECONDS) {
+                    e.add("timestamp", "must not be in the future");
+                }
+                Some(t)
+            }
+            Err(_) => {
+                e.add(
+                    "timestamp",
+                    "must be an RFC 3339 date-time such as 2025-03-01T12:30:00.000Z",
+                );
+                None
+            }
+        };
+        let caller_number = match self.caller_number.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(raw) if WITHHELD.contains(&raw.to_ascii_lowercase().as_str()) => None,
+            Some(raw) => match phone::normalize(raw, region) {
+                Ok(n) => Some(n),
+                Err(err) => {
+                    e.add(
+                        "callerNumber",
+                        format!("{err} (send \"anonymous\" for a withheld number)"),
+                    );
+                    None
+                }
+            },
+        };
+        let transcript = match &self.transcript {
+            Some(t) => check_transcript(&mut e, "transcript", t)?,
+            None => Some((Vec::new(), 0)),
+        };
+        let audio_url = self
+            .audio_url
+            .as_deref()
+            .and_then(|u| check_https_url(&mut e, "audioUrl", u));
+        e.finish()?;
+        let (turns, transcript_bytes) = transcript.unwrap_or_default();
+        Ok(ValidProcess {
+            restaurant_ident: self.restaurant_id.trim().to_string(),
+            external_call_id: call_id,
+            started_at: started_at.unwrap_or(now),
+            caller_number,
+            turns,
+            transcript_bytes,
+            audio_url,
+        })
+    }
+}
+
+impl CompleteCallRequest {
+    pub fn validate(self) -> Result<ValidComplete, ApiError> {
+        let mut e = Errors::new();
+        if self.duration > MAX_DURATION_SECONDS {
+            e.add(
+                "duration",
+                format!("must be at most {MAX_DURATION_SECONDS} seconds"),
+            );
+        }
+        let forwarded_to = self.forwarded_to.map(|f| e.text("forwardedTo", &f, 100));
+        let turns = match &self.final_transcript {
+            Some(t) => check_transcript(&mut e, "finalTranscript", t)?,
+            None => None,
+        };
+        let audio_url = self
+            .audio_url
+            .as_deref()
+            .and_then(|u| check_https_url(&mut e, "audioUrl", u));
+        e.finish()?;
+        Ok(ValidComplete {
+            duration: self.duration,
+            forwarded_to: forwarded_to.filter(|f| !f.is_empty()),
+            turns,
+            audio_url,
+        })
+    }
+}
+
+/// The Pulsara call id of a vendor's call: derived from who sent it, for which
+/// restaurant, and the vendor's own id, so a retry can never make a second call.
+pub fn call_id_for(owner_id: &str, restaurant_id: &str, external_call_id: &str) -> String {
+    let digest = sha256(format!("{owner_id}\n{restaurant_id}\n{external_call_id}").as_bytes());
+    let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
+    format!("{ID_PREFIX}{hex}")
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallStatus {
+    InProgress,
+    Completed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EmailStatus {
+    /// Claimed by the completing request; being sent now.
+    Sending,
+    Sent,
+    /// SES refused or failed; waiting in the retry queue.
+    Queued,
+    /// Every retry failed; the job is in the dead-letter queue.
+    Failed,
+    /// The restaurant has no notification recipients.
+    NotConfigured,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EmailState {
+    pub status: EmailStatus,
+    pub recipients: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
+    #[serde(default)]
+    pub attempts: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Completion {
+    pub duration: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forwarded_to: Option<String>,
+    #[serde(default)]
+    pub final_transcript: Vec<Turn>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audio_url: Option<String>,
+    pub completed_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CallRecord {
+    pub call_id: String,
+    pub restaurant_id: String,
+    /// The key family (a key and its rotated successors) that owns the call.
+    pub owner_id: String,
+    pub key_id: String,
+    pub external_call_id: String,
+    pub started_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caller_number: Option<String>,
+    #[serde(default)]
+    pub transcript: Vec<Turn>,
+    #[serde(default)]
+    pub transcript_bytes: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audio_url: Option<String>,
+    pub analysis: Analysis,
+    pub status: CallStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completion: Option<Completion>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<EmailState>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// Unix seconds; the DynamoDB TTL attribute, and checked on every read.
+    pub expires_at: i64,
+    /// Sort key of the by-restaurant index: start time, then id.
+    pub list_key: String,
+}
+
+pub fn list_key(started_at: DateTime<Utc>, call_id: &str) -> String {
+    format!(
+        "{}#{call_id}",
+        started_at.to_rfc3339_opts(SecondsFormat::Millis, true)
+    )
+}
+
+impl CallRecord {
+    pub fn new(
+        v: ValidProcess,
+        restaurant_id: &str,
+        owner_id: &str,
+        key_id: &str,
+        now: DateTime<Utc>,
+        retention_days: i64,
+    ) -> CallRecord {
+        let call_id = call_id_for(owner_id, restaurant_id, &v.external_call_id);
+        CallRecord {
+            list_key: list_key(v.started_at, &call_id),
+            analysis: analyze(&v.turns),
+            call_id,
+            restaurant_id: restaurant_id.to_string(),
+            owner_id: owner_id.to_string(),
+            key_id: key_id.to_string(),
+            external_call_id: v.external_call_id,
+            started_at: v.started_at,
+            caller_number: v.caller_number,
+            transcript: v.turns,
+            transcript_bytes: v.transcript_bytes,
+            audio_url: v.audio_url,
+            status: CallStatus::InProgress,
+            completion: None,
+            email: None,
+            created_at: now,
+            updated_at: now,
+            expires_at: (now + Duration::days(retention_days)).timestamp(),
+        }
+    }
+
+    pub fn expired(&self, now: DateTime<Utc>) -> bool {
+        self.expires_at <= now.timestamp()
+    }
+
+    /// The seed's response `data` for process and complete.
+    pub fn result(&self) -> serde_json::Value {
+        let mut data = serde_json::json!({
+            "callId": self.call_id,
+            "sentimentScore": self.analysis.sentiment_score,
+            "sentimentLabel": self.analysis.sentiment_label,
+            "summary": self.analysis.summary,
+            "reason": self.analysis.reason,
+            "status": self.status,
+            "restaurantId": self.restaurant_id,
+            "externalCallId": self.external_call_id,
+        });
+        if let Some(c) = &self.completion {
+            data["duration"] = c.duration.into();
+            data["forwardedTo"] = serde_json::json!(c.forwarded_to);
+        }
+        if let Some(email) = &self.email {
+            data["emailSent"] = (email.status == EmailStatus::Sent).into();
+            data["emailRecipients"] = serde_json::json!(email.recipients);
+            data["emailStatus"] = serde_json::json!(email.status);
+        }
+        data
+    }
+
+    /// The dashboard's view: everything except the owner's internals.
+    pub fn view(&self) -> serde_json::Value {
+        let mut v = serde_json::to_value(self).unwrap_or_default();
+        if let Some(map) = v.as_object_mut() {
+            for k in ["ownerId", "listKey", "transcriptBytes"] {
+                map.remove(k);
+            }
+        }
+        v
+    }
+
+    /// A compact row for call lists (no transcripts).
+    pub fn row(&self) -> serde_json::Value {
+        serde_json::json!({
+            "callId": self.call_id,
+            "startedAt": self.started_at,
+            "callerNumber": self.caller_number,
+            "status": self.status,
+            "reason": self.analysis.reason,
+            "sentimentScore": self.analysis.sentiment_score,
+            "sentimentLabel": self.analysis.sentiment_label,
+            "summary": self.analysis.summary,
+            "duration": self.completion.as_ref().map(|c| c.duration),
+            "emailStatus": self.email.as_ref().map(|e| e.status),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const US: country::Id = country::Id::US;
+
+    fn body(json: serde_json::Value) -> ProcessCallRequest {
+        serde_json::from_value(json).unwrap()
+    }
+
+    fn fields(err: ApiError) -> Vec<String> {
+        err.details().iter().map(|d| d.field.clone()).collect()
+    }
+
+    #[test]
+    fn valid_process_request() {
+        let now = Utc::now();
+        let v = body(serde_json::json!({
+            "restaurantId": "rst_1", "callId": "CA123", "timestamp": now.to_rfc3339(),
+            "callerNumber": "(555) 123-4567", "transcript": "Customer: hi", "audioUrl": "https://x.example/a.mp3"
+        }))
+        .validate(now, US)
+        .unwrap();
+        assert_eq!(v.caller_number.as_deref(), Some("+15551234567"));
+        assert_eq!(v.turns.len(), 1);
+    }
+
+    #[test]
+    fn every_invalid_field_is_reported() {
+        let now = Utc::now();
+        let err = body(serde_json::json!({
+            "restaurantId": "", "callId": "a b", "timestamp": "yesterday",
+            "callerNumber": "12", "transcript": [{"role": "robot", "message": "x"}],
+            "audioUrl": "http://insecure.example/a.mp3"
+        }))
+        .validate(now, US)
+        .unwrap_err();
+        let f = fields(err);
+        for name in [
+            "restaurantId",
+            "callId",
+            "timestamp",
+            "callerNumber",
+            "transcript[0].role",
+            "audioUrl",
+        ] {
+            assert!(f.contains(&name.to_string()), "{name} in {f:?}");
+        }
+    }
+
+    #[test]
+    fn absurd_timestamps_and_withheld_numbers() {
+        let now = Utc::now();
+        let old = body(
+            serde_json::json!({"restaurantId": "r", "callId": "c", "timestamp": "2001-01-01T00:00:00Z"}),
+        );
+        assert_eq!(
+            fields(old.validate(now, US).unwrap_err()),
+            vec!["timestamp"]
+        );
+        let v = body(serde_json::json!({"restaurantId": "r", "callId": "c", "timestamp": now.to_rfc3339(), "callerNumber": "Anonymous"}))
+            .validate(now, US)
+            .unwrap();
+        assert_eq!(v.caller_number, None);
+    }
+
+    #[test]
+    fn oversized_transcript_is_413() {
+        let now = Utc::now();
+        let big = "Customer: ".to_string() + &"x".repeat(MAX_TRANSCRIPT_BYTES);
+        let err = body(serde_json::json!({"restaurantId": "r", "callId": "c", "timestamp": now.to_rfc3339(), "transcript": big}))
+            .validate(now, US)
+            .unwrap_err();
+        assert_eq!(err.status_and_code().0, 413);
+    }
+
+    #[test]
+    fn call_ids_are_stable_per_owner_restaurant_and_vendor_id() {
+        let a = call_id_for("own1", "rst_1", "CA1");
+        assert_eq!(a, call_id_for("own1", "rst_1", "CA1"));
+        assert_ne!(a, call_id_for("own2", "rst_1", "CA1"));
+        assert_ne!(a, call_id_for("own1", "rst_2", "CA1"));
+        assert!(a.starts_with("call_") && a.len() == 29);
+    }
+}
