@@ -37,10 +37,8 @@ AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-testing}" \
     --set PULSARA_STAGE=local
 
 section "Demo data"
-(
-  load_env_file "$ENV_FILE"
-  cargo run -q -p pulsara-shared --bin pulsara-admin -- seed-demo
-)
+load_env_file "$ENV_FILE"
+cargo run -q -p pulsara-shared --bin pulsara-admin -- seed-demo
 
 section "Pulsara IVR Integration API (local)"
 cat <<EOF
@@ -52,4 +50,9 @@ cat <<EOF
 EOF
 echo
 
-cargo lambda watch -A 127.0.0.1 -P "$API_PORT" --env-file "$ENV_FILE"
+# Queues (and streams) have no event source locally: this poller is it.
+start_bg "$REPO_ROOT/.local/event_sources.log" "$VENV/bin/python" "$INFRA_DIR/event_sources.py" \
+  --lambda-api "http://127.0.0.1:$API_PORT"
+echo "event sources: .local/event_sources.log"
+
+cargo lambda watch --concurrency 2 -A 127.0.0.1 -P "$API_PORT" --env-file "$ENV_FILE"

@@ -29,6 +29,8 @@ AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-testing}" \
   "$VENV/bin/python" "$INFRA_DIR/local_stack.py" \
     --env-file "$ENV_FILE" \
     --param "AdminTokenSecret=$(python3 -c 'import secrets; print(secrets.token_hex(32))')" \
+    --param EmailRetryBaseSeconds=1 \
+    --param EmailMaxAttempts=8 \
     --set PULSARA_STAGE=local \
     --set API_KEY_CACHE_SECONDS=1
 load_env_file "$ENV_FILE"
@@ -42,7 +44,8 @@ cargo build --workspace --bins
 
 section "cargo lambda watch (127.0.0.1:$API_PORT)"
 WATCH_LOG="$WORK_DIR/watch.log"
-start_bg "$WATCH_LOG" cargo lambda watch --ignore-changes -A 127.0.0.1 -P "$API_PORT" --env-file "$ENV_FILE"
+# Several instances per function, so concurrent requests really race.
+start_bg "$WATCH_LOG" cargo lambda watch --ignore-changes --concurrency 4 -A 127.0.0.1 -P "$API_PORT" --env-file "$ENV_FILE"
 WATCH_PGID="$BG_PID"
 # Probe a route the watch server answers itself (405 on GET) so no function gets spawned.
 if ! wait_http "http://127.0.0.1:$API_PORT/.rt/2020-08-15/logs" 120 "$WATCH_PGID"; then
@@ -52,6 +55,11 @@ if ! wait_http "http://127.0.0.1:$API_PORT/.rt/2020-08-15/logs" 120 "$WATCH_PGID
 fi
 echo "watch running"
 
+section "Local event sources (SQS -> functions, as Lambda's event source mappings)"
+EVENTS_LOG="$WORK_DIR/event_sources.log"
+start_bg "$EVENTS_LOG" "$VENV/bin/python" "$INFRA_DIR/event_sources.py" --lambda-api "http://127.0.0.1:$API_PORT"
+echo "event sources running"
+
 section "End-to-end tests (pytest infra/tests)"
 export PULSARA_API="http://127.0.0.1:$API_PORT/api"
 export MOTO_URL="http://127.0.0.1:$MOTO_PORT"
@@ -59,6 +67,8 @@ if ! "$VENV/bin/pytest" -q infra/tests; then
   echo
   echo "cargo lambda watch log (last 80 lines):" >&2
   tail -n 80 "$WATCH_LOG" >&2 || true
+  echo "event sources log (last 30 lines):" >&2
+  tail -n 30 "$EVENTS_LOG" >&2 || true
   exit 1
 fi
 

@@ -1,14 +1,18 @@
 //! Everything a function needs, built once per cold start and shared by all
 //! invocations of the instance.
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
-use aws_config::BehaviorVersion;
+use aws_config::{BehaviorVersion, SdkConfig};
 
 use crate::auth::Authenticator;
 use crate::config::Config;
+use crate::mail::Mailer;
+use crate::queue::JobQueue;
 use crate::store::admins::AdminStore;
 use crate::store::api_keys::ApiKeyStore;
+use crate::store::calls::CallStore;
 use crate::store::rate_limits::RateLimiter;
 use crate::store::restaurants::RestaurantStore;
 
@@ -19,10 +23,15 @@ pub struct AppState {
     pub admins: AdminStore,
     pub restaurants: RestaurantStore,
     pub limiter: RateLimiter,
+    pub calls: CallStore,
+    sdk: SdkConfig,
+    mailer: OnceLock<Mailer>,
+    email_queue: OnceLock<JobQueue>,
 }
 
 impl AppState {
-    pub fn new(config: Config, ddb: aws_sdk_dynamodb::Client) -> Self {
+    pub fn new(config: Config, sdk: SdkConfig) -> Self {
+        let ddb = aws_sdk_dynamodb::Client::new(&sdk);
         let t = &config.tables;
         let api_keys = ApiKeyStore::new(ddb.clone(), t.api_keys.clone());
         let limiter = RateLimiter::new(ddb.clone(), t.rate_limits.clone());
@@ -35,12 +44,35 @@ impl AppState {
         );
         AppState {
             admins: AdminStore::new(ddb.clone(), t.admin_users.clone()),
+            calls: CallStore::new(ddb.clone(), t.calls.clone()),
             restaurants: RestaurantStore::new(ddb, t.restaurants.clone(), t.phone_numbers.clone()),
             api_keys,
             limiter,
             auth,
             config,
+            sdk,
+            mailer: OnceLock::new(),
+            email_queue: OnceLock::new(),
         }
+    }
+
+    /// SES, built on first use: only functions that send mail pay for it.
+    pub fn mailer(&self) -> &Mailer {
+        self.mailer.get_or_init(|| {
+            Mailer::new(
+                aws_sdk_sesv2::Client::new(&self.sdk),
+                self.config.sender_email.clone(),
+            )
+        })
+    }
+
+    pub fn email_queue(&self) -> &JobQueue {
+        self.email_queue.get_or_init(|| {
+            JobQueue::new(
+                aws_sdk_sqs::Client::new(&self.sdk),
+                self.config.email_queue_url.clone(),
+            )
+        })
     }
 
     /// Reads configuration and builds the AWS clients (honouring
@@ -48,7 +80,7 @@ impl AppState {
     pub async fn from_env() -> Result<Self, crate::config::ConfigError> {
         let config = Config::from_env()?;
         let sdk = aws_config::defaults(BehaviorVersion::latest()).load().await;
-        Ok(Self::new(config, aws_sdk_dynamodb::Client::new(&sdk)))
+        Ok(Self::new(config, sdk))
     }
 }
 

@@ -18,6 +18,7 @@ pub struct Tables {
     pub restaurants: String,
     pub phone_numbers: String,
     pub rate_limits: String,
+    pub calls: String,
 }
 
 #[derive(Clone)]
@@ -36,6 +37,14 @@ pub struct Config {
     pub default_phone_region: country::Id,
     pub max_body_bytes: usize,
     pub default_rotation_grace_seconds: i64,
+    /// SQS queue of e-mails SES refused, retried by the email-sender function.
+    pub email_queue_url: String,
+    pub sender_email: String,
+    pub call_retention_days: i64,
+    /// Attempts before an e-mail is given up (matches the queue's maxReceiveCount).
+    pub email_max_attempts: u32,
+    /// First retry delay; doubles per attempt, capped at SQS's 900 s.
+    pub email_retry_base_seconds: u64,
 }
 
 impl std::fmt::Debug for Config {
@@ -100,6 +109,7 @@ impl Config {
                 restaurants: required("RESTAURANTS_TABLE")?,
                 phone_numbers: required("PHONE_NUMBERS_TABLE")?,
                 rate_limits: required("RATE_LIMITS_TABLE")?,
+                calls: required("CALLS_TABLE")?,
             },
             admin_token_secret: secret.into_bytes(),
             admin_token_ttl_seconds: number("ADMIN_TOKEN_TTL_SECONDS", 900, 86_400)? as i64,
@@ -115,6 +125,11 @@ impl Config {
                 86_400,
                 30 * 86_400,
             )? as i64,
+            email_queue_url: required("EMAIL_QUEUE_URL")?,
+            sender_email: required("SENDER_EMAIL")?,
+            call_retention_days: number("CALL_RETENTION_DAYS", 365, 3_650)?.max(1) as i64,
+            email_max_attempts: number("EMAIL_MAX_ATTEMPTS", 6, 100)?.max(1) as u32,
+            email_retry_base_seconds: number("EMAIL_RETRY_BASE_SECONDS", 30, 900)?.max(1),
         })
     }
 
@@ -142,6 +157,9 @@ mod tests {
         ("RESTAURANTS_TABLE", "r"),
         ("PHONE_NUMBERS_TABLE", "p"),
         ("RATE_LIMITS_TABLE", "l"),
+        ("CALLS_TABLE", "c"),
+        ("EMAIL_QUEUE_URL", "http://q"),
+        ("SENDER_EMAIL", "n@pulsara.example"),
     ];
 
     #[test]

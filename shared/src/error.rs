@@ -82,10 +82,16 @@ impl ApiError {
         }
     }
 
-    pub fn details(&self) -> &[FieldError] {
+    pub fn details(&self) -> Vec<FieldError> {
         match self {
-            Self::Validation(d) | Self::Conflict { details: d, .. } => d,
-            _ => &[],
+            Self::Validation(d) | Self::Conflict { details: d, .. } => d.clone(),
+            Self::FieldTooLarge { field, limit } => {
+                vec![FieldError::new(
+                    *field,
+                    format!("must be at most {limit} bytes"),
+                )]
+            }
+            _ => Vec::new(),
         }
     }
 }

@@ -10,6 +10,8 @@ pub mod domain;
 pub mod error;
 pub mod http;
 pub mod logging;
+pub mod mail;
+pub mod queue;
 pub mod services;
 pub mod store;
 pub mod testing;

@@ -84,7 +84,7 @@ async fn rotate(
     let request = old.successor_request();
     for _ in 0..3 {
         let key = api_key::generate();
-        let record = request.record(&key, &admin.claims.sub, now);
+        let record = request.record(&key, Some(old.owner()), &admin.claims.sub, now);
         match state
             .api_keys
             .rotate(key_id, grace_until, now, &record)

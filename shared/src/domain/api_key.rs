@@ -54,6 +54,10 @@ pub fn key_id(candidate: &str) -> Option<&str> {
 pub struct ApiKeyRecord {
     pub key_id: String,
     pub key_hash: String,
+    /// The key family: the first key's id, inherited by every rotated
+    /// successor, so calls and webhooks stay with the vendor across rotations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner_id: Option<String>,
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
@@ -111,6 +115,10 @@ impl ApiKeyRecord {
         matches!(self.status(now), KeyStatus::Active | KeyStatus::Rotating)
     }
 
+    pub fn owner(&self) -> &str {
+        self.owner_id.as_deref().unwrap_or(&self.key_id)
+    }
+
     pub fn may_access(&self, restaurant_id: &str) -> bool {
         self.restaurant_ids
             .as_ref()
@@ -166,6 +174,7 @@ mod tests {
         ApiKeyRecord {
             key_id: "abcd1234".into(),
             key_hash: String::new(),
+            owner_id: None,
             name: "n".into(),
             description: None,
             created_by: "u".into(),
@@ -297,11 +306,19 @@ impl ApiKeyRequest {
         })
     }
 
-    /// The record for a freshly generated key.
-    pub fn record(&self, key: &NewKey, created_by: &str, now: DateTime<Utc>) -> ApiKeyRecord {
+    /// The record for a freshly generated key; `owner` is the key family of
+    /// a rotated key, `None` to start a new family.
+    pub fn record(
+        &self,
+        key: &NewKey,
+        owner: Option<&str>,
+        created_by: &str,
+        now: DateTime<Utc>,
+    ) -> ApiKeyRecord {
         ApiKeyRecord {
             key_id: key.key_id.clone(),
             key_hash: key.hash.clone(),
+            owner_id: Some(owner.unwrap_or(&key.key_id).to_string()),
             name: self.name.clone(),
             description: self.description.clone(),
             created_by: created_by.to_string(),

@@ -142,11 +142,8 @@ impl ProcessCallRequest {
         region: country::Id,
     ) -> Result<ValidProcess, ApiError> {
         let mut e = Errors::new();
-        e.token("restaurantId", self.restaurant_id.trim(), 64);
-        let ident_ok = !self.restaurant_id.trim().is_empty();
-        if !ident_ok {
-            e.add("restaurantId", "must not be empty");
-        }
+        // A restaurant id or any of its phone numbers, in any format.
+        e.text("restaurantId", &self.restaurant_id, 64);
         let call_id = self.call_id.trim().to_string();
         if call_id.is_empty() || call_id.len() > 128 {
             e.add("callId", "must be 1 to 128 characters");

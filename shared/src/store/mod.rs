@@ -3,6 +3,7 @@
 
 pub mod admins;
 pub mod api_keys;
+pub mod calls;
 pub mod rate_limits;
 pub mod restaurants;
 

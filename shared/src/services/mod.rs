@@ -15,6 +15,8 @@ use crate::error::{ApiError, FieldError};
 use crate::store::restaurants::RestaurantWriteError;
 use crate::store::StoreError;
 
+pub mod calls;
+
 /// Validates a key request, checks its restaurants exist, and stores a new
 /// key. Returns the plaintext (shown once) and the stored record.
 pub async fn mint_api_key(
@@ -40,7 +42,7 @@ pub async fn mint_api_key(
     // rare, but the conditional put makes it harmless.
     for _ in 0..3 {
         let key = api_key::generate();
-        let record = request.record(&key, created_by, now);
+        let record = request.record(&key, None, created_by, now);
         match state.api_keys.insert(&record).await {
             Ok(()) => return Ok((key.plaintext, record)),
             Err(StoreError::AlreadyExists) => continue,
