@@ -34,6 +34,7 @@ AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-testing}" \
   "$VENV/bin/python" "$INFRA_DIR/local_stack.py" \
     --env-file "$ENV_FILE" \
     --param "AdminTokenSecret=$ADMIN_TOKEN_SECRET" \
+    --param WebhookAllowLoopbackHttp=true \
     --set PULSARA_STAGE=local
 
 section "Demo data"

@@ -31,6 +31,9 @@ AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-testing}" \
     --param "AdminTokenSecret=$(python3 -c 'import secrets; print(secrets.token_hex(32))')" \
     --param EmailRetryBaseSeconds=1 \
     --param EmailMaxAttempts=8 \
+    --param WebhookRetrySchedule=1,2,3 \
+    --param WebhookDisableAfterSeconds=4 \
+    --param WebhookAllowLoopbackHttp=true \
     --set PULSARA_STAGE=local \
     --set API_KEY_CACHE_SECONDS=1
 load_env_file "$ENV_FILE"

@@ -15,6 +15,8 @@ use crate::store::api_keys::ApiKeyStore;
 use crate::store::calls::CallStore;
 use crate::store::rate_limits::RateLimiter;
 use crate::store::restaurants::RestaurantStore;
+use crate::store::webhooks::WebhookStore;
+use crate::webhook_client::WebhookClient;
 
 pub struct AppState {
     pub config: Config,
@@ -24,9 +26,13 @@ pub struct AppState {
     pub restaurants: RestaurantStore,
     pub limiter: RateLimiter,
     pub calls: CallStore,
+    pub webhooks: WebhookStore,
     sdk: SdkConfig,
     mailer: OnceLock<Mailer>,
     email_queue: OnceLock<JobQueue>,
+    webhook_queue: OnceLock<JobQueue>,
+    webhook_dlq: OnceLock<JobQueue>,
+    webhook_client: OnceLock<WebhookClient>,
 }
 
 impl AppState {
@@ -45,6 +51,11 @@ impl AppState {
         AppState {
             admins: AdminStore::new(ddb.clone(), t.admin_users.clone()),
             calls: CallStore::new(ddb.clone(), t.calls.clone()),
+            webhooks: WebhookStore::new(
+                ddb.clone(),
+                t.webhooks.clone(),
+                t.webhook_deliveries.clone(),
+            ),
             restaurants: RestaurantStore::new(ddb, t.restaurants.clone(), t.phone_numbers.clone()),
             api_keys,
             limiter,
@@ -53,7 +64,35 @@ impl AppState {
             sdk,
             mailer: OnceLock::new(),
             email_queue: OnceLock::new(),
+            webhook_queue: OnceLock::new(),
+            webhook_dlq: OnceLock::new(),
+            webhook_client: OnceLock::new(),
         }
+    }
+
+    fn queue(&self, url: &str) -> JobQueue {
+        JobQueue::new(aws_sdk_sqs::Client::new(&self.sdk), url.to_string())
+    }
+
+    pub fn webhook_queue(&self) -> &JobQueue {
+        self.webhook_queue
+            .get_or_init(|| self.queue(&self.config.webhook_queue_url))
+    }
+
+    pub fn webhook_dlq(&self) -> &JobQueue {
+        self.webhook_dlq
+            .get_or_init(|| self.queue(&self.config.webhook_dlq_url))
+    }
+
+    pub fn webhook_client(&self) -> &WebhookClient {
+        self.webhook_client.get_or_init(|| {
+            WebhookClient::new(
+                crate::domain::ssrf::TargetRules {
+                    allow_loopback_http: self.config.webhook_allow_loopback_http,
+                },
+                Duration::from_millis(self.config.webhook_timeout_ms),
+            )
+        })
     }
 
     /// SES, built on first use: only functions that send mail pay for it.
@@ -67,12 +106,8 @@ impl AppState {
     }
 
     pub fn email_queue(&self) -> &JobQueue {
-        self.email_queue.get_or_init(|| {
-            JobQueue::new(
-                aws_sdk_sqs::Client::new(&self.sdk),
-                self.config.email_queue_url.clone(),
-            )
-        })
+        self.email_queue
+            .get_or_init(|| self.queue(&self.config.email_queue_url))
     }
 
     /// Reads configuration and builds the AWS clients (honouring

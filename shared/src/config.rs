@@ -3,6 +3,8 @@
 
 use phonenumber::country;
 
+use crate::domain::webhook::RetrySchedule;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("environment variable {0} is required")]
@@ -19,6 +21,8 @@ pub struct Tables {
     pub phone_numbers: String,
     pub rate_limits: String,
     pub calls: String,
+    pub webhooks: String,
+    pub webhook_deliveries: String,
 }
 
 #[derive(Clone)]
@@ -45,6 +49,14 @@ pub struct Config {
     pub email_max_attempts: u32,
     /// First retry delay; doubles per attempt, capped at SQS's 900 s.
     pub email_retry_base_seconds: u64,
+    pub webhook_queue_url: String,
+    pub webhook_dlq_url: String,
+    /// Plain-http loopback receivers: only ever on in the `local` stage.
+    pub webhook_allow_loopback_http: bool,
+    pub webhook_retry_schedule: RetrySchedule,
+    /// An endpoint failing continuously this long is disabled.
+    pub webhook_disable_after_seconds: i64,
+    pub webhook_timeout_ms: u64,
 }
 
 impl std::fmt::Debug for Config {
@@ -101,8 +113,20 @@ impl Config {
                     reason: "expected an ISO 3166 country code such as US".into(),
                 })?;
 
+        let stage = get("PULSARA_STAGE").unwrap_or_else(|| "dev".into());
+        let webhook_retry_schedule =
+            match get("WEBHOOK_RETRY_SCHEDULE").filter(|v| !v.trim().is_empty()) {
+                None => RetrySchedule::standard(),
+                Some(v) => RetrySchedule::parse(&v).map_err(|reason| ConfigError::Invalid {
+                    name: "WEBHOOK_RETRY_SCHEDULE",
+                    reason,
+                })?,
+            };
+        let loopback = get("WEBHOOK_ALLOW_LOOPBACK_HTTP").is_some_and(|v| v.trim() == "true");
         Ok(Config {
-            stage: get("PULSARA_STAGE").unwrap_or_else(|| "dev".into()),
+            webhook_allow_loopback_http: loopback && stage == "local",
+            webhook_retry_schedule,
+            stage,
             tables: Tables {
                 api_keys: required("API_KEYS_TABLE")?,
                 admin_users: required("ADMIN_USERS_TABLE")?,
@@ -110,6 +134,8 @@ impl Config {
                 phone_numbers: required("PHONE_NUMBERS_TABLE")?,
                 rate_limits: required("RATE_LIMITS_TABLE")?,
                 calls: required("CALLS_TABLE")?,
+                webhooks: required("WEBHOOKS_TABLE")?,
+                webhook_deliveries: required("WEBHOOK_DELIVERIES_TABLE")?,
             },
             admin_token_secret: secret.into_bytes(),
             admin_token_ttl_seconds: number("ADMIN_TOKEN_TTL_SECONDS", 900, 86_400)? as i64,
@@ -130,6 +156,14 @@ impl Config {
             call_retention_days: number("CALL_RETENTION_DAYS", 365, 3_650)?.max(1) as i64,
             email_max_attempts: number("EMAIL_MAX_ATTEMPTS", 6, 100)?.max(1) as u32,
             email_retry_base_seconds: number("EMAIL_RETRY_BASE_SECONDS", 30, 900)?.max(1),
+            webhook_queue_url: required("WEBHOOK_QUEUE_URL")?,
+            webhook_dlq_url: required("WEBHOOK_DLQ_URL")?,
+            webhook_disable_after_seconds: number(
+                "WEBHOOK_DISABLE_AFTER_SECONDS",
+                5 * 86_400,
+                90 * 86_400,
+            )? as i64,
+            webhook_timeout_ms: number("WEBHOOK_TIMEOUT_MS", 5_000, 30_000)?.max(100),
         })
     }
 
@@ -160,6 +194,10 @@ mod tests {
         ("CALLS_TABLE", "c"),
         ("EMAIL_QUEUE_URL", "http://q"),
         ("SENDER_EMAIL", "n@pulsara.example"),
+        ("WEBHOOKS_TABLE", "w"),
+        ("WEBHOOK_DELIVERIES_TABLE", "d"),
+        ("WEBHOOK_QUEUE_URL", "http://wq"),
+        ("WEBHOOK_DLQ_URL", "http://wdlq"),
     ];
 
     #[test]
@@ -182,6 +220,20 @@ mod tests {
         assert_eq!(c.default_rotation_grace_seconds, 86_400);
         assert_eq!(c.default_phone_region, country::Id::US);
         assert!(!format!("{c:?}").contains("0123456789abcdef"));
+        assert!(!c.webhook_allow_loopback_http);
+        ok.push(("WEBHOOK_ALLOW_LOOPBACK_HTTP", "true"));
+        assert!(
+            !Config::from_lookup(env(&ok))
+                .unwrap()
+                .webhook_allow_loopback_http,
+            "never outside local"
+        );
+        ok.push(("PULSARA_STAGE", "local"));
+        assert!(
+            Config::from_lookup(env(&ok))
+                .unwrap()
+                .webhook_allow_loopback_http
+        );
         ok.push(("API_KEY_CACHE_SECONDS", "61"));
         assert!(
             Config::from_lookup(env(&ok)).is_err(),

@@ -15,6 +15,7 @@ pub mod queue;
 pub mod services;
 pub mod store;
 pub mod testing;
+pub mod webhook_client;
 
 pub use app::AppState;
 pub use error::{ApiError, FieldError};

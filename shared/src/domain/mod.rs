@@ -8,5 +8,7 @@ pub mod hashing;
 pub mod hours;
 pub mod phone;
 pub mod restaurant;
+pub mod ssrf;
 pub mod token;
 pub mod validate;
+pub mod webhook;

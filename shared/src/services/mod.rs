@@ -16,6 +16,7 @@ use crate::store::restaurants::RestaurantWriteError;
 use crate::store::StoreError;
 
 pub mod calls;
+pub mod webhooks;
 
 /// Validates a key request, checks its restaurants exist, and stores a new
 /// key. Returns the plaintext (shown once) and the stored record.

@@ -6,6 +6,7 @@ pub mod api_keys;
 pub mod calls;
 pub mod rate_limits;
 pub mod restaurants;
+pub mod webhooks;
 
 use std::collections::HashMap;
 

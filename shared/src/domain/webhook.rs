@@ -1,0 +1,428 @@
+//! Webhooks: subscriptions, Standard Webhooks signing, the events a
+//! restaurant change produces, deliveries and their retry schedule.
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use chrono::{DateTime, Duration, Utc};
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+
+use super::hashing::{random_bytes, sha256};
+use super::restaurant::Restaurant;
+
+pub const RESTAURANT_UPDATED: &str = "restaurant.updated";
+pub const SETTINGS_UPDATED: &str = "settings.updated";
+pub const AGENT_UPDATED: &str = "agent.updated";
+pub const EVENT_TYPES: [&str; 3] = [RESTAURANT_UPDATED, SETTINGS_UPDATED, AGENT_UPDATED];
+/// Sent by `POST /ivr/webhooks/{id}/test`; not subscribable.
+pub const TEST_EVENT: &str = "webhook.test";
+pub const MAX_WEBHOOKS_PER_OWNER: usize = 10;
+pub const SECRET_PREFIX: &str = "whsec_";
+pub const DELIVERY_RETENTION_DAYS: i64 = 30;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RegisterRequest {
+    pub callback_url: String,
+    pub events: Vec<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// A new signing secret: `whsec_` + base64 of 24 random bytes.
+pub fn generate_secret() -> String {
+    let mut key = [0u8; 24];
+    random_bytes(&mut key);
+    format!("{SECRET_PREFIX}{}", B64.encode(key))
+}
+
+/// `v1,<base64 HMAC-SHA256 of "id.timestamp.body">` per Standard Webhooks.
+pub fn sign(secret: &str, msg_id: &str, timestamp: i64, body: &str) -> String {
+    let key = B64
+        .decode(secret.strip_prefix(SECRET_PREFIX).unwrap_or(secret))
+        .unwrap_or_else(|_| secret.as_bytes().to_vec());
+    let mut mac = Hmac::<Sha256>::new_from_slice(&key).expect("HMAC takes any key length");
+    mac.update(msg_id.as_bytes());
+    mac.update(b".");
+    mac.update(timestamp.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body.as_bytes());
+    format!("v1,{}", B64.encode(mac.finalize().into_bytes()))
+}
+
+/// The `webhook-signature` header: one signature per current secret.
+pub fn signature_header(secrets: &[&str], msg_id: &str, timestamp: i64, body: &str) -> String {
+    secrets
+        .iter()
+        .map(|s| sign(s, msg_id, timestamp, body))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WebhookStatus {
+    Active,
+    Disabled,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookRecord {
+    pub webhook_id: String,
+    /// Key family that registered it; only it can see or change it.
+    pub owner_id: String,
+    pub key_id: String,
+    pub callback_url: String,
+    pub events: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    pub secret: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_secret: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_secret_expires_at: Option<DateTime<Utc>>,
+    /// The registering key's restaurant restriction, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restaurant_ids: Option<Vec<String>>,
+    pub status: WebhookStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disabled_reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failing_since: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl WebhookRecord {
+    pub fn signing_secrets(&self, now: DateTime<Utc>) -> Vec<&str> {
+        let mut s = vec![self.secret.as_str()];
+        if let (Some(prev), Some(until)) = (&self.previous_secret, self.previous_secret_expires_at)
+        {
+            if until > now {
+                s.push(prev);
+            }
+        }
+        s
+    }
+
+    pub fn wants(&self, event_type: &str, restaurant_id: &str) -> bool {
+        self.status == WebhookStatus::Active
+            && self.events.iter().any(|e| e == event_type)
+            && self
+                .restaurant_ids
+                .as_ref()
+                .is_none_or(|ids| ids.iter().any(|id| id == restaurant_id))
+    }
+
+    /// What its owner sees: never the secrets.
+    pub fn view(&self) -> serde_json::Value {
+        serde_json::json!({
+            "webhookId": self.webhook_id,
+            "callbackUrl": self.callback_url,
+            "events": self.events,
+            "description": self.description,
+            "status": self.status,
+            "disabledReason": self.disabled_reason,
+            "failingSince": self.failing_since,
+            "createdAt": self.created_at,
+            "updatedAt": self.updated_at,
+        })
+    }
+}
+
+/// One kind of change to a restaurant, with the fields that changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub event_type: &'static str,
+    pub changed_fields: Vec<&'static str>,
+}
+
+/// The events an edit produces: one per kind of change, none for no change.
+pub fn changes(old: &Restaurant, new: &Restaurant) -> Vec<Change> {
+    let mut restaurant = Vec::new();
+    let mut settings = Vec::new();
+    let mut agent = Vec::new();
+    macro_rules! cmp {
+        ($list:ident, $field:ident, $name:literal) => {
+            if old.$field != new.$field {
+                $list.push($name);
+            }
+        };
+    }
+    cmp!(restaurant, name, "name");
+    cmp!(restaurant, phone_numbers, "phoneNumbers");
+    cmp!(restaurant, timezone, "timezone");
+    cmp!(settings, ai_enabled, "aiEnabled");
+    cmp!(settings, call_hours_start, "callHoursStart");
+    cmp!(settings, call_hours_end, "callHoursEnd");
+    cmp!(settings, schedule, "schedule");
+    cmp!(settings, forwarding_number, "forwarding_number");
+    cmp!(settings, notification_emails, "notificationEmails");
+    cmp!(agent, agent, "agent");
+    [
+        (RESTAURANT_UPDATED, restaurant),
+        (SETTINGS_UPDATED, settings),
+        (AGENT_UPDATED, agent),
+    ]
+    .into_iter()
+    .filter(|(_, fields)| !fields.is_empty())
+    .map(|(event_type, changed_fields)| Change {
+        event_type,
+        changed_fields,
+    })
+    .collect()
+}
+
+/// The payload: only what a receiver needs to go and fetch the config.
+pub fn payload(
+    event_type: &str,
+    restaurant_id: Option<&str>,
+    changed_fields: &[&str],
+    at: DateTime<Utc>,
+) -> String {
+    let mut data = serde_json::json!({ "changedFields": changed_fields });
+    if let Some(id) = restaurant_id {
+        data["restaurantId"] = id.into();
+    }
+    serde_json::json!({ "type": event_type, "timestamp": at, "data": data }).to_string()
+}
+
+/// Deterministic message id: the same source event for the same webhook
+/// always maps to the same delivery (so a replayed stream record adds none).
+pub fn delivery_id(source_event_id: &str, webhook_id: &str, event_type: &str) -> String {
+    let d = sha256(format!("{source_event_id}\n{webhook_id}\n{event_type}").as_bytes());
+    let hex: String = d[..12].iter().map(|b| format!("{b:02x}")).collect();
+    format!("msg_{hex}")
+}
+
+pub fn random_id(prefix: &str) -> String {
+    format!("{prefix}{}", uuid::Uuid::now_v7().simple())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryStatus {
+    Pending,
+    Succeeded,
+    Failed,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Attempt {
+    pub at: DateTime<Utc>,
+    pub status_code: Option<u16>,
+    pub latency_ms: u64,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryRecord {
+    pub delivery_id: String,
+    pub webhook_id: String,
+    pub owner_id: String,
+    pub event_type: String,
+    pub payload: String,
+    pub status: DeliveryStatus,
+    #[serde(default)]
+    pub attempts: Vec<Attempt>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay_of: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub expires_at: i64,
+}
+
+impl DeliveryRecord {
+    pub fn new(
+        delivery_id: String,
+        webhook: &WebhookRecord,
+        event_type: &str,
+        payload: String,
+        now: DateTime<Utc>,
+    ) -> Self {
+        DeliveryRecord {
+            delivery_id,
+            webhook_id: webhook.webhook_id.clone(),
+            owner_id: webhook.owner_id.clone(),
+            event_type: event_type.to_string(),
+            payload,
+            status: DeliveryStatus::Pending,
+            attempts: Vec::new(),
+            replay_of: None,
+            created_at: now,
+            updated_at: now,
+            expires_at: (now + Duration::days(DELIVERY_RETENTION_DAYS)).timestamp(),
+        }
+    }
+
+    pub fn view(&self) -> serde_json::Value {
+        serde_json::json!({
+            "deliveryId": self.delivery_id,
+            "webhookId": self.webhook_id,
+            "eventType": self.event_type,
+            "status": self.status,
+            "attempts": self.attempts,
+            "replayOf": self.replay_of,
+            "createdAt": self.created_at,
+            "updatedAt": self.updated_at,
+        })
+    }
+}
+
+/// Waits before each retry; after the last, the delivery has failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetrySchedule(pub Vec<u64>);
+
+impl RetrySchedule {
+    /// Standard Webhooks' suggestion: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h (~27.6 h).
+    pub fn standard() -> Self {
+        RetrySchedule(vec![5, 300, 1_800, 7_200, 18_000, 36_000, 36_000])
+    }
+
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let delays: Result<Vec<u64>, _> = s.split(',').map(|d| d.trim().parse::<u64>()).collect();
+        match delays {
+            Ok(d) if !d.is_empty() && d.len() <= 20 && d.iter().all(|&x| x <= 7 * 86_400) => {
+                Ok(RetrySchedule(d))
+            }
+            _ => Err("expected comma-separated seconds, e.g. 5,300,1800".into()),
+        }
+    }
+
+    /// Delay before attempt `next_attempt` (2 = first retry), with up to 10 %
+    /// jitter; `None` once the schedule is exhausted.
+    pub fn delay_before(&self, next_attempt: usize) -> Option<u64> {
+        let base = *self.0.get(next_attempt.checked_sub(2)?)?;
+        let mut b = [0u8; 2];
+        random_bytes(&mut b);
+        let jitter = (u16::from_le_bytes(b) as u64) % (base / 10 + 1);
+        Some(base + jitter)
+    }
+
+    pub fn max_attempts(&self) -> usize {
+        self.0.len() + 1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::restaurant::RestaurantInput;
+    use phonenumber::country::Id;
+
+    fn restaurant() -> Restaurant {
+        let input: RestaurantInput = serde_json::from_value(serde_json::json!({
+            "name": "A", "phoneNumbers": ["(555) 123-4567"], "timezone": "America/New_York",
+            "agent": {"elevenlabs_agent_id": "a", "voice_id": "v"}
+        }))
+        .unwrap();
+        input
+            .into_restaurant("rst_1".into(), Utc::now(), Id::US)
+            .unwrap()
+    }
+
+    #[test]
+    fn signature_matches_the_standard_webhooks_example() {
+        // The example in the Standard Webhooks specification.
+        let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+        let body = r#"{"test": 2432232314}"#;
+        assert_eq!(
+            sign(secret, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body),
+            "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+        );
+        let header = signature_header(&[secret, "whsec_AAAA"], "m", 1, "b");
+        assert_eq!(header.split(' ').count(), 2);
+        assert!(generate_secret().starts_with(SECRET_PREFIX));
+    }
+
+    #[test]
+    fn one_event_per_kind_of_change() {
+        let old = restaurant();
+        let mut new = old.clone();
+        assert!(changes(&old, &new).is_empty());
+        new.name = "B".into();
+        new.call_hours_end = crate::domain::hours::TimeOfDay::parse("22:00").unwrap();
+        new.ai_enabled = true;
+        new.agent = None;
+        let c = changes(&old, &new);
+        assert_eq!(c.len(), 3);
+        assert_eq!(
+            c[0],
+            Change {
+                event_type: RESTAURANT_UPDATED,
+                changed_fields: vec!["name"]
+            }
+        );
+        assert_eq!(c[1].changed_fields, vec!["aiEnabled", "callHoursEnd"]);
+        assert_eq!(c[2].event_type, AGENT_UPDATED);
+    }
+
+    #[test]
+    fn payload_carries_only_what_is_needed() {
+        let p: serde_json::Value = serde_json::from_str(&payload(
+            SETTINGS_UPDATED,
+            Some("rst_1"),
+            &["callHoursEnd"],
+            Utc::now(),
+        ))
+        .unwrap();
+        assert_eq!(p["type"], SETTINGS_UPDATED);
+        assert_eq!(
+            p["data"],
+            serde_json::json!({"restaurantId": "rst_1", "changedFields": ["callHoursEnd"]})
+        );
+    }
+
+    #[test]
+    fn delivery_ids_are_deterministic() {
+        assert_eq!(delivery_id("e1", "wh1", "a"), delivery_id("e1", "wh1", "a"));
+        assert_ne!(delivery_id("e1", "wh1", "a"), delivery_id("e2", "wh1", "a"));
+        assert_ne!(delivery_id("e1", "wh1", "a"), delivery_id("e1", "wh2", "a"));
+    }
+
+    #[test]
+    fn retry_schedule() {
+        let s = RetrySchedule::parse("1,2,3").unwrap();
+        assert_eq!(s.max_attempts(), 4);
+        assert_eq!(s.delay_before(1), None);
+        assert_eq!(s.delay_before(2), Some(1));
+        assert_eq!(s.delay_before(4), Some(3));
+        assert_eq!(s.delay_before(5), None);
+        let std = RetrySchedule::standard();
+        let total: u64 = std.0.iter().sum();
+        assert!((86_400..=2 * 86_400).contains(&total), "about a day");
+        assert!(RetrySchedule::parse("").is_err() && RetrySchedule::parse("a,b").is_err());
+    }
+
+    #[test]
+    fn wants_respects_events_status_and_restriction() {
+        let mut w = WebhookRecord {
+            webhook_id: "wh".into(),
+            owner_id: "o".into(),
+            key_id: "k".into(),
+            callback_url: "https://x.example/h".into(),
+            events: vec![SETTINGS_UPDATED.into()],
+            description: None,
+            secret: generate_secret(),
+            previous_secret: Some("whsec_old".into()),
+            previous_secret_expires_at: Some(Utc::now() + Duration::hours(1)),
+            restaurant_ids: Some(vec!["rst_1".into()]),
+            status: WebhookStatus::Active,
+            disabled_reason: None,
+            failing_since: None,
+            created_at: Utc::now(),
+            updated_at: Utc::now(),
+        };
+        assert!(w.wants(SETTINGS_UPDATED, "rst_1"));
+        assert!(!w.wants(AGENT_UPDATED, "rst_1"));
+        assert!(!w.wants(SETTINGS_UPDATED, "rst_2"));
+        assert_eq!(w.signing_secrets(Utc::now()).len(), 2);
+        assert!(!w.view().to_string().contains("whsec_"));
+        w.status = WebhookStatus::Disabled;
+        assert!(!w.wants(SETTINGS_UPDATED, "rst_1"));
+    }
+}
