@@ -104,11 +104,17 @@ def http_routes(template: dict) -> set[tuple[str, str]]:
     return set(function_routes(template))
 
 
+def binary_of(lid: str, res: dict) -> str:
+    """The cargo binary SAM builds for a function (Metadata.BuildProperties.Binary)."""
+    meta = res.get("Metadata") or {}
+    return (meta.get("BuildProperties") or {}).get("Binary") or meta.get("Binary") or lid
+
+
 def function_routes(template: dict) -> dict[tuple[str, str], str]:
     """(METHOD, path) -> binary name (Metadata.Binary, else the logical id) for HttpApi events."""
     routes: dict[tuple[str, str], str] = {}
     for lid, res in resources_of_type(template, "AWS::Serverless::Function").items():
-        binary = (res.get("Metadata") or {}).get("Binary") or lid
+        binary = binary_of(lid, res)
         events = (res.get("Properties") or {}).get("Events") or {}
         for event in events.values():
             if event.get("Type") != "HttpApi":
@@ -126,7 +132,7 @@ def function_routes(template: dict) -> dict[tuple[str, str], str]:
 def function_binaries(template: dict) -> dict[str, str]:
     """Logical id -> cargo binary name for every AWS::Serverless::Function."""
     return {
-        lid: (res.get("Metadata") or {}).get("Binary") or lid
+        lid: binary_of(lid, res)
         for lid, res in resources_of_type(template, "AWS::Serverless::Function").items()
     }
 

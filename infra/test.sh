@@ -2,6 +2,7 @@
 # Full local test run, needing nothing set up beforehand:
 #   set-up -> moto on a free port -> tables/queues/SES from template.yaml -> cargo test
 #   -> cargo lambda watch on a free port -> pytest infra/tests (end-to-end over HTTP).
+# While developing: SKIP_CARGO_TEST=1 skips `cargo test`; PYTEST_ARGS selects the e2e tests.
 # Exits non-zero on the first failure; always stops moto and watch.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -32,15 +33,17 @@ AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-testing}" \
     --param EmailRetryBaseSeconds=1 \
     --param EmailMaxAttempts=8 \
     --param WebhookRetrySchedule=1,2,3 \
-    --param WebhookDisableAfterSeconds=4 \
+    --param WebhookDisableAfterSeconds=5 \
     --param WebhookAllowLoopbackHttp=true \
     --set PULSARA_STAGE=local \
     --set API_KEY_CACHE_SECONDS=1
 load_env_file "$ENV_FILE"
 sed 's/^\(ADMIN_TOKEN_SECRET\|AWS_SECRET_ACCESS_KEY\)=.*/\1=***/' "$ENV_FILE"
 
-section "cargo test --workspace"
-cargo test --workspace
+if [[ -z "${SKIP_CARGO_TEST:-}" ]]; then
+  section "cargo test --workspace"
+  cargo test --workspace
+fi
 
 section "Build functions for cargo lambda watch"
 cargo build --workspace --bins
@@ -58,7 +61,7 @@ if ! wait_http "http://127.0.0.1:$API_PORT/.rt/2020-08-15/logs" 120 "$WATCH_PGID
 fi
 echo "watch running"
 
-section "Local event sources (SQS -> functions, as Lambda's event source mappings)"
+section "Local event sources (SQS queues and DynamoDB streams -> functions, as Lambda's event source mappings)"
 EVENTS_LOG="$WORK_DIR/event_sources.log"
 start_bg "$EVENTS_LOG" "$VENV/bin/python" "$INFRA_DIR/event_sources.py" --lambda-api "http://127.0.0.1:$API_PORT"
 echo "event sources running"
@@ -66,7 +69,9 @@ echo "event sources running"
 section "End-to-end tests (pytest infra/tests)"
 export PULSARA_API="http://127.0.0.1:$API_PORT/api"
 export MOTO_URL="http://127.0.0.1:$MOTO_PORT"
-if ! "$VENV/bin/pytest" -q infra/tests; then
+# PYTEST_ARGS narrows the run while developing, e.g. PYTEST_ARGS=infra/tests/test_calls.py
+# shellcheck disable=SC2086
+if ! "$VENV/bin/pytest" -q ${PYTEST_ARGS:-infra/tests}; then
   echo
   echo "cargo lambda watch log (last 80 lines):" >&2
   tail -n 80 "$WATCH_LOG" >&2 || true

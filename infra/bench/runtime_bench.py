@@ -84,6 +84,14 @@ def make_handler(rt: Runtime):
     return H
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process has used so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    ticks = os.sysconf(os.sysconf_names["SC_CLK_TCK"])
+    return (int(fields[11]) + int(fields[12])) / ticks
+
+
 def pct(values, p):
     values = sorted(values)
     return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
@@ -96,6 +104,7 @@ def main() -> int:
     ap.add_argument("--invocations", type=int, default=300)
     ap.add_argument("--path-param", action="append", default=[])
     ap.add_argument("--header", action="append", default=[])
+    ap.add_argument("--json", action="store_true", help="print one JSON line of figures")
     args = ap.parse_args()
 
     event = json.load(open(args.event))
@@ -105,7 +114,9 @@ def main() -> int:
     for kv in args.header:
         k, v = kv.split("=", 1)
         event["headers"][k.lower()] = v
-    body = json.dumps(event)
+    # "{{n}}" anywhere in the event becomes the invocation number, so each
+    # invocation can be a different call/id where that matters.
+    template_body = json.dumps(event)
 
     rt = Runtime()
     server = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(rt))
@@ -130,7 +141,10 @@ def main() -> int:
     latencies, statuses = [], {}
     for i in range(args.invocations + 1):
         req_id = f"bench-{i}"
-        rt.events.put((req_id, body))
+        if i == 1:
+            cpu_start = cpu_seconds(proc.pid)
+            wall_start = time.perf_counter()
+        rt.events.put((req_id, template_body.replace("{{n}}", str(i))))
         with rt.done:
             if not rt.done.wait_for(lambda: req_id in rt.responses, timeout=30):
                 print("timed out waiting for", req_id)
@@ -141,6 +155,8 @@ def main() -> int:
         status = json.loads(resp).get("statusCode")
         statuses[status] = statuses.get(status, 0) + 1
 
+    cpu_warm = cpu_seconds(proc.pid) - cpu_start
+    wall_warm = time.perf_counter() - wall_start
     with open(f"/proc/{proc.pid}/status") as f:
         rss = next(line.split()[1] for line in f if line.startswith("VmHWM"))
     proc.terminate()
@@ -157,6 +173,21 @@ def main() -> int:
             durations.append(d / 1000)
 
     warm = latencies[1:]
+    figures = {
+        "binary": os.path.basename(args.binary),
+        "size_mb": round(os.path.getsize(args.binary) / 1e6, 2),
+        "statuses": statuses,
+        "init_ms": round((rt.first_poll - started) * 1000, 1),
+        "first_ms": round(latencies[0], 2),
+        "warm_p50_ms": round(pct(warm, 50), 2),
+        "warm_p99_ms": round(pct(warm, 99), 2),
+        "cpu_ms_per_warm_invocation": round(1000 * cpu_warm / len(warm), 3),
+        "warm_per_second": round(len(warm) / wall_warm, 1),
+        "peak_rss_mib": round(int(rss) / 1024, 1),
+    }
+    if args.json:
+        print(json.dumps(figures))
+        return 0
     print(f"binary            {args.binary} ({os.path.getsize(args.binary) / 1e6:.1f} MB)")
     print(f"statuses          {statuses}")
     print(f"init (cold start) {(rt.first_poll - started) * 1000:.1f} ms  (process start -> first /next)")
@@ -165,6 +196,7 @@ def main() -> int:
     if len(durations) > 1:
         wd = durations[1:]
         print(f"handler duration  p50={pct(wd, 50):.3f} ms p99={pct(wd, 99):.3f} ms (inside the function, incl. its DynamoDB calls)")
+    print(f"process CPU       {figures['cpu_ms_per_warm_invocation']:.3f} ms per warm invocation (handler + SDK work; waiting on moto excluded)")
     print(f"peak RSS          {int(rss) / 1024:.1f} MiB")
     return 0
 

@@ -280,8 +280,7 @@ def test_admin_edits_deliver_signed_events(api, admin_token, make_restaurant, ma
     body = r.json()
     assert body["success"] is True and body["message"] == "Webhook registered successfully"
     hook = body["data"]
-    api.delete  # (registered outside the fixture: clean up below)
-    try:
+    try:  # registered by hand to check the whole response; deleted in `finally`
         assert hook["webhookId"]
         assert hook["callbackUrl"] == receiver.url(path)
         assert sorted(hook["events"]) == sorted(ALL_EVENTS)
@@ -326,9 +325,15 @@ def test_admin_edits_deliver_signed_events(api, admin_token, make_restaurant, ma
             ("agent.updated", ("agent",)),
             ("restaurant.updated", ("name",)),
         ])
-        ours = lambda h: (h.payload.get("data") or {}).get("restaurantId") == rid  # noqa: E731
-        hits = receiver.wait(path, sum(expected.values()), timeout=60, where=ours)
-        agent_hits = receiver.wait(agent_path, 2, timeout=30, where=ours)
+
+        def ours(h: Hit) -> bool:  # earlier tests' edits may still be on their way to an unrestricted key
+            try:
+                return h.payload["data"]["restaurantId"] == rid
+            except (ValueError, KeyError, TypeError):
+                return True  # malformed: let the checks below report it
+
+        receiver.wait(path, sum(expected.values()), timeout=60, where=ours)
+        receiver.wait(agent_path, 2, timeout=30, where=ours)
         time.sleep(2)  # anything extra (a duplicate, an event per field) would show up by now
         hits = [h for h in receiver.to(path) if ours(h)]
         agent_hits = [h for h in receiver.to(agent_path) if ours(h)]
@@ -354,12 +359,15 @@ def test_admin_edits_deliver_signed_events(api, admin_token, make_restaurant, ma
         assert len({h.headers["webhook-id"] for h in hits}) == len(hits), "one delivery per event"
 
         # The deliveries log: newest first, all succeeded with one attempt each.
-        log = wait_for(lambda: [d for d in deliveries_of(api, key, hook["webhookId"], 100)
-                                if d["status"] == "succeeded"] if len(deliveries_of(api, key, hook["webhookId"], 100)) >= 6 else None, 30)
-        assert log and len(log) >= 6, deliveries_of(api, key, hook["webhookId"], 100)
-        all_listed = deliveries_of(api, key, hook["webhookId"], 100)
-        assert Counter(d["eventType"] for d in all_listed if d["eventType"] != "webhook.test") == Counter(
-            {"settings.updated": 2, "agent.updated": 2, "restaurant.updated": 2})
+        def settled():
+            ds = deliveries_of(api, key, hook["webhookId"], 100)
+            return ds if len(ds) >= len(hits) and all(d["status"] == "succeeded" for d in ds) else None
+
+        all_listed = wait_for(settled, 30)
+        assert all_listed, deliveries_of(api, key, hook["webhookId"], 100)
+        kinds = Counter(d["eventType"] for d in all_listed)
+        assert all(kinds[t] >= 2 for t in ALL_EVENTS), kinds
+        assert "webhook.test" not in kinds
         created = [parse_time(d["createdAt"]) for d in all_listed]
         assert created == sorted(created, reverse=True), "newest first"
         for d in all_listed:

@@ -105,6 +105,7 @@ impl Authenticator {
             .await;
         if !rate.allowed {
             tracing::warn!(limit, "api key rate limited");
+            crate::metrics::count(crate::metrics::RATE_LIMITED, 1);
         }
         rate.check()?;
         Ok(IvrCaller { key, rate })

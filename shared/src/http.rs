@@ -179,6 +179,20 @@ pub fn query_param(req: &Request, name: &str) -> Option<String> {
         .map(str::to_string)
 }
 
+/// A page size from `?limit=`: `default` when absent, 422 outside 1..=max.
+pub fn limit_param(req: &Request, default: i32, max: i32) -> Result<i32, ApiError> {
+    match query_param(req, "limit") {
+        None => Ok(default),
+        Some(v) => match v.parse::<i32>() {
+            Ok(n) if (1..=max).contains(&n) => Ok(n),
+            _ => Err(ApiError::validation(
+                "limit",
+                format!("must be a whole number from 1 to {max}"),
+            )),
+        },
+    }
+}
+
 /// Parses a JSON body: 415 for another content type, 413 above `limit`
 /// bytes, 400 for malformed JSON, 422 (with the field's path) for JSON of the
 /// wrong shape, unknown fields included.

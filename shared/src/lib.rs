@@ -11,6 +11,7 @@ pub mod error;
 pub mod http;
 pub mod logging;
 pub mod mail;
+pub mod metrics;
 pub mod queue;
 pub mod services;
 pub mod store;

@@ -4,7 +4,9 @@
 use chrono::{Duration, Utc};
 use pulsara_shared::auth::AdminCaller;
 use pulsara_shared::domain::api_key;
-use pulsara_shared::http::{optional_json_body, path_param, query_param, record_key_id};
+use pulsara_shared::http::{
+    limit_param, optional_json_body, path_param, query_param, record_key_id,
+};
 use pulsara_shared::store::api_keys::RotateError;
 use pulsara_shared::store::StoreError;
 use pulsara_shared::{ApiError, ApiResponse, AppState, Request};
@@ -25,18 +27,7 @@ pub async fn handle(state: &AppState, req: Request) -> Result<ApiResponse, ApiEr
 }
 
 async fn list(state: &AppState, req: &Request) -> Result<ApiResponse, ApiError> {
-    let limit = match query_param(req, "limit") {
-        None => 50,
-        Some(v) => match v.parse::<i32>() {
-            Ok(n) if (1..=MAX_PAGE).contains(&n) => n,
-            _ => {
-                return Err(ApiError::validation(
-                    "limit",
-                    format!("must be a whole number from 1 to {MAX_PAGE}"),
-                ))
-            }
-        },
-    };
+    let limit = limit_param(req, 50, MAX_PAGE)?;
     let cursor = query_param(req, "cursor");
     let (records, next) = state.api_keys.list(limit, cursor.as_deref()).await?;
     let now = Utc::now();

@@ -2,7 +2,7 @@
 //! (time range, newest first, cursor-paginated) and `GET /ivr/calls/{callId}`.
 
 use chrono::{DateTime, Duration, Utc};
-use pulsara_shared::http::{path_param, query_param, record_restaurant_id};
+use pulsara_shared::http::{limit_param, path_param, query_param, record_restaurant_id};
 use pulsara_shared::{ApiError, ApiResponse, AppState, Request};
 
 pub const MAX_PAGE: i32 = 100;
@@ -40,18 +40,7 @@ pub async fn handle(state: &AppState, req: Request) -> Result<ApiResponse, ApiEr
     if from > to {
         return Err(ApiError::validation("from", "must not be after `to`"));
     }
-    let limit = match query_param(&req, "limit") {
-        None => 25,
-        Some(v) => match v.parse::<i32>() {
-            Ok(n) if (1..=MAX_PAGE).contains(&n) => n,
-            _ => {
-                return Err(ApiError::validation(
-                    "limit",
-                    format!("must be a whole number from 1 to {MAX_PAGE}"),
-                ))
-            }
-        },
-    };
+    let limit = limit_param(&req, 25, MAX_PAGE)?;
     if state.restaurants.get(&restaurant_id).await?.is_none() {
         return Err(ApiError::NotFound("restaurant"));
     }

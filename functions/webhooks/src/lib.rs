@@ -6,7 +6,7 @@
 
 use chrono::Utc;
 use lambda_http::RequestExt;
-use pulsara_shared::http::{optional_json_body, path_param, query_param};
+use pulsara_shared::http::{limit_param, optional_json_body, path_param};
 use pulsara_shared::services::webhooks::{
     own, replay, rotate_secret, send_test, DEFAULT_SECRET_GRACE_SECONDS, MAX_SECRET_GRACE_SECONDS,
 };
@@ -65,18 +65,7 @@ pub async fn handle(state: &AppState, req: Request) -> Result<ApiResponse, ApiEr
             .message("Signing secret rotated")
         }
         ("GET", Some(id), None) if path.ends_with("/deliveries") => {
-            let limit = match query_param(&req, "limit") {
-                None => 20,
-                Some(v) => match v.parse::<i32>() {
-                    Ok(n) if (1..=100).contains(&n) => n,
-                    _ => {
-                        return Err(ApiError::validation(
-                            "limit",
-                            "must be a whole number from 1 to 100",
-                        ))
-                    }
-                },
-            };
+            let limit = limit_param(&req, 20, 100)?;
             let w = own(state, &caller, &id).await?;
             let list = state.webhooks.deliveries_of(&w.webhook_id, limit).await?;
             let views: Vec<_> = list.iter().map(|d| d.view()).collect();

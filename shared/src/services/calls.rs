@@ -52,7 +52,10 @@ pub async fn process_call(
         state.config.call_retention_days,
     );
     match state.calls.insert(&call).await {
-        Ok(()) => return Ok((call, true)),
+        Ok(()) => {
+            crate::metrics::count(crate::metrics::CALLS_PROCESSED, 1);
+            return Ok((call, true));
+        }
         Err(StoreError::AlreadyExists) => {}
         Err(e) => return Err(e.into()),
     }
@@ -166,6 +169,7 @@ pub async fn complete_call(
             .ok_or_else(|| ApiError::internal("completed call vanished"));
     }
     tracing::info!(reason = done.analysis.reason.as_str(), "call completed");
+    crate::metrics::count(crate::metrics::CALLS_COMPLETED, 1);
     if let (Some(r), Some(EmailStatus::Sending)) =
         (&restaurant, done.email.as_ref().map(|e| e.status))
     {
@@ -205,12 +209,14 @@ async fn first_delivery(
             next.status = EmailStatus::Sent;
             next.message_id = Some(message_id);
             tracing::info!(recipients = next.recipients.len(), "call e-mail sent");
+            crate::metrics::count(crate::metrics::EMAILS_SENT, 1);
         }
         Err(e) => {
             tracing::warn!(error = %e, queued, "SES failed; e-mail left to the retry queue");
             next.last_error = Some(short(&e));
             if queued {
                 next.status = EmailStatus::Queued;
+                crate::metrics::count(crate::metrics::EMAILS_QUEUED, 1);
             }
         }
     }
@@ -280,10 +286,12 @@ pub async fn retry_email(
             next.message_id = Some(message_id);
             next.last_error = None;
             tracing::info!(attempt = next.attempts, "call e-mail sent on retry");
+            crate::metrics::count(crate::metrics::EMAILS_SENT, 1);
             RetryOutcome::Done
         }
         Err(e) if receive_count >= cfg.email_max_attempts => {
             tracing::error!(error = %e, attempts = next.attempts, "call e-mail failed for good");
+            crate::metrics::count(crate::metrics::EMAILS_FAILED, 1);
             next.status = EmailStatus::Failed;
             next.last_error = Some(short(&e));
             RetryOutcome::GaveUp

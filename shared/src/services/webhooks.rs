@@ -255,6 +255,7 @@ pub enum Dispatched {
 }
 
 async fn to_dead_letter(state: &AppState, d: &DeliveryRecord) -> Result<(), ApiError> {
+    crate::metrics::count(crate::metrics::DELIVERIES_FAILED, 1);
     let body = serde_json::json!({
         "deliveryId": d.delivery_id, "webhookId": d.webhook_id, "eventType": d.event_type,
     })
@@ -348,6 +349,7 @@ pub async fn dispatch(state: &AppState, job: &DeliveryJob) -> Result<Dispatched,
         if w.failing_since.is_some() {
             state.webhooks.mark_healthy(&w.webhook_id).await?;
         }
+        crate::metrics::count(crate::metrics::DELIVERIES_SUCCEEDED, 1);
         return Ok(Dispatched::Succeeded);
     }
     if gone {

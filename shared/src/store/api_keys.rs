@@ -1,12 +1,12 @@
 //! API key records, keyed by the public key id embedded in each key.
 
-use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValue, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{Put, ReturnValue, TransactWriteItem, Update};
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
 
 use super::{
-    cancellation_reasons, decode_cursor, encode_cursor, from_item, is_condition_failure, s,
-    sdk_error, to_item, StoreError,
+    cancellation_reasons, decode_cursor, encode_cursor, from_item, is_condition_failure, put_new,
+    s, sdk_error, to_item, ts, StoreError,
 };
 use crate::domain::api_key::ApiKeyRecord;
 
@@ -22,14 +22,6 @@ pub enum RotateError {
 pub struct ApiKeyStore {
     client: Client,
     table: String,
-}
-
-fn ts(t: DateTime<Utc>) -> AttributeValue {
-    // Same encoding serde uses for the record's own timestamps.
-    s(serde_json::to_value(t)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default())
 }
 
 impl ApiKeyStore {
@@ -50,19 +42,7 @@ impl ApiKeyStore {
     }
 
     pub async fn insert(&self, record: &ApiKeyRecord) -> Result<(), StoreError> {
-        match self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(to_item(record)?))
-            .condition_expression("attribute_not_exists(keyId)")
-            .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) if is_condition_failure(&e) => Err(StoreError::AlreadyExists),
-            Err(e) => Err(sdk_error(e)),
-        }
+        put_new(&self.client, &self.table, "keyId", record).await
     }
 
     /// One page of keys, at most `limit`, after `cursor`.

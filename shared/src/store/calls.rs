@@ -6,8 +6,8 @@ use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, SecondsFormat, Utc};
 
 use super::{
-    decode_cursor, encode_cursor, from_item, is_condition_failure, s, sdk_error, to_item,
-    StoreError,
+    decode_cursor, encode_cursor, from_item, is_condition_failure, put_new, s, sdk_error, to_item,
+    ts, value, StoreError,
 };
 use crate::domain::analysis::transcript::Turn;
 use crate::domain::analysis::Analysis;
@@ -19,17 +19,6 @@ pub const BY_RESTAURANT_INDEX: &str = "byRestaurant";
 pub struct CallStore {
     client: Client,
     table: String,
-}
-
-fn ts(t: DateTime<Utc>) -> AttributeValue {
-    s(serde_json::to_value(t)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default())
-}
-
-fn value<T: serde::Serialize>(v: &T) -> Result<AttributeValue, StoreError> {
-    serde_dynamo::to_attribute_value(v).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
 impl CallStore {
@@ -52,19 +41,7 @@ impl CallStore {
 
     /// Inserts a new call; `AlreadyExists` when the vendor already sent it.
     pub async fn insert(&self, call: &CallRecord) -> Result<(), StoreError> {
-        match self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(to_item(call)?))
-            .condition_expression("attribute_not_exists(callId)")
-            .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) if is_condition_failure(&e) => Err(StoreError::AlreadyExists),
-            Err(e) => Err(sdk_error(e)),
-        }
+        put_new(&self.client, &self.table, "callId", call).await
     }
 
     /// Replaces the transcript and analysis if the new transcript is longer

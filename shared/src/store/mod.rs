@@ -84,6 +84,40 @@ pub(crate) fn s(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())
 }
 
+/// A timestamp attribute, encoded exactly as serde encodes the records' own.
+pub(crate) fn ts(t: chrono::DateTime<chrono::Utc>) -> AttributeValue {
+    s(serde_json::to_value(t)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default())
+}
+
+/// Any serializable value as an attribute (for update expressions).
+pub(crate) fn value<T: serde::Serialize>(v: &T) -> Result<AttributeValue, StoreError> {
+    serde_dynamo::to_attribute_value(v).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// Puts a new item; `AlreadyExists` when an item with that `key` is there.
+pub(crate) async fn put_new<T: serde::Serialize>(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    key: &str,
+    record: &T,
+) -> Result<(), StoreError> {
+    match client
+        .put_item()
+        .table_name(table)
+        .set_item(Some(to_item(record)?))
+        .condition_expression(format!("attribute_not_exists({key})"))
+        .send()
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e) if is_condition_failure(&e) => Err(StoreError::AlreadyExists),
+        Err(e) => Err(sdk_error(e)),
+    }
+}
+
 /// Opaque pagination cursor: the LastEvaluatedKey of string attributes.
 pub(crate) fn encode_cursor(key: &Item) -> Option<String> {
     let map: HashMap<&str, &str> = key

@@ -5,7 +5,9 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
 
-use super::{from_item, is_condition_failure, s, sdk_error, to_item, StoreError};
+use super::{
+    from_item, is_condition_failure, put_new, s, sdk_error, to_item, ts, value, StoreError,
+};
 use crate::domain::webhook::{
     Attempt, DeliveryRecord, DeliveryStatus, WebhookRecord, WebhookStatus,
 };
@@ -18,17 +20,6 @@ pub struct WebhookStore {
     client: Client,
     webhooks: String,
     deliveries: String,
-}
-
-fn ts(t: DateTime<Utc>) -> AttributeValue {
-    s(serde_json::to_value(t)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default())
-}
-
-fn value<T: serde::Serialize>(v: &T) -> Result<AttributeValue, StoreError> {
-    serde_dynamo::to_attribute_value(v).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
 impl WebhookStore {
@@ -195,19 +186,7 @@ impl WebhookStore {
 
     /// Stores a new delivery; `AlreadyExists` if this message id was stored before.
     pub async fn insert_delivery(&self, d: &DeliveryRecord) -> Result<(), StoreError> {
-        match self
-            .client
-            .put_item()
-            .table_name(&self.deliveries)
-            .set_item(Some(to_item(d)?))
-            .condition_expression("attribute_not_exists(deliveryId)")
-            .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) if is_condition_failure(&e) => Err(StoreError::AlreadyExists),
-            Err(e) => Err(sdk_error(e)),
-        }
+        put_new(&self.client, &self.deliveries, "deliveryId", d).await
     }
 
     pub async fn delivery(&self, delivery_id: &str) -> Result<Option<DeliveryRecord>, StoreError> {
