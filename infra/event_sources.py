@@ -491,6 +491,8 @@ def main() -> int:
     ap.add_argument("--lambda-api", required=True, help="cargo lambda watch address, e.g. http://127.0.0.1:5000")
     ap.add_argument("--template", default=str(local_stack.DEFAULT_TEMPLATE))
     ap.add_argument("--prefix", default="pulsara-")
+    ap.add_argument("--sqs-concurrency", type=int, default=int(os.environ.get("EVENT_SOURCE_SQS_CONCURRENCY", "4")),
+                    help="concurrent pollers per queue (match cargo lambda watch --concurrency)")
     args = ap.parse_args()
 
     import boto3
@@ -521,9 +523,14 @@ def main() -> int:
             if target is None:
                 log(f"{m['name']}: DynamoDB streams not wired yet; skipped")
                 continue
-        t = threading.Thread(target=target, args=(session, args.lambda_api, m, args.prefix, region, stop), daemon=True)
-        t.start()
-        threads.append(t)
+        # Lambda polls a queue with several concurrent consumers, so one slow
+        # batch (a webhook endpoint timing out) doesn't hold up the rest; a
+        # stream shard is processed in order by one.
+        pollers = args.sqs_concurrency if m["kind"] == "SQS" else 1
+        for _ in range(pollers):
+            t = threading.Thread(target=target, args=(session, args.lambda_api, m, args.prefix, region, stop), daemon=True)
+            t.start()
+            threads.append(t)
     try:
         while any(t.is_alive() for t in threads):
             time.sleep(0.5)

@@ -13,6 +13,10 @@ section "Setup"
 
 WORK_DIR="$(mktemp -d "${TMPDIR:-/tmp}/pulsara-test.XXXXXX")"
 remove_on_exit "$WORK_DIR"
+# Keep the service logs of the last run for diagnosis (target/ is ignored by git).
+LOG_DIR="$REPO_ROOT/target/test-logs"
+keep_logs() { mkdir -p "$LOG_DIR" && cp "$WORK_DIR"/*.log "$LOG_DIR"/ 2>/dev/null || true; }
+trap 'keep_logs' ERR
 ENV_FILE="$WORK_DIR/env"
 MOTO_PORT="$(free_port)"
 API_PORT="$(free_port)"
@@ -36,7 +40,8 @@ AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-testing}" \
     --param WebhookDisableAfterSeconds=5 \
     --param WebhookAllowLoopbackHttp=true \
     --set PULSARA_STAGE=local \
-    --set API_KEY_CACHE_SECONDS=1
+    --set API_KEY_CACHE_SECONDS=1 \
+    --set WEBHOOK_TIMEOUT_MS=2000
 load_env_file "$ENV_FILE"
 sed 's/^\(ADMIN_TOKEN_SECRET\|AWS_SECRET_ACCESS_KEY\)=.*/\1=***/' "$ENV_FILE"
 
@@ -77,6 +82,8 @@ if ! "$VENV/bin/pytest" -q ${PYTEST_ARGS:-infra/tests}; then
   tail -n 80 "$WATCH_LOG" >&2 || true
   echo "event sources log (last 30 lines):" >&2
   tail -n 30 "$EVENTS_LOG" >&2 || true
+  keep_logs
+  echo "full logs: $LOG_DIR" >&2
   exit 1
 fi
 

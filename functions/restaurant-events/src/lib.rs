@@ -41,7 +41,7 @@ pub async fn handle(
                 tracing::info!(event_id = %record.event_id, deliveries = n, "restaurant change fanned out")
             }
             Err(e) => {
-                tracing::error!(event_id = %record.event_id, error = %e, "fan-out failed; Lambda retries from here");
+                tracing::error!(event_id = %record.event_id, error = ?e, "fan-out failed; Lambda retries from here");
                 // Stream order matters: everything from the first failure is retried.
                 response.add_failure(seq);
                 break;

@@ -242,6 +242,8 @@ mod tests {
 
 pub const MAX_RESTRICTED_RESTAURANTS: usize = 100;
 pub const MAX_RATE_LIMIT_PER_MINUTE: u32 = 100_000;
+/// Ten years: anything later is a typo (and beyond RFC 3339's four-digit years).
+pub const MAX_KEY_LIFETIME_DAYS: i64 = 3_653;
 
 /// Body of `POST /ivr/auth/api-key`.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -287,6 +289,14 @@ impl ApiKeyRequest {
         });
         if self.expires_at.is_some_and(|t| t <= now) {
             e.add("expiresAt", "must be in the future");
+        } else if self
+            .expires_at
+            .is_some_and(|t| t > now + chrono::Duration::days(MAX_KEY_LIFETIME_DAYS))
+        {
+            e.add(
+                "expiresAt",
+                format!("must be within {MAX_KEY_LIFETIME_DAYS} days"),
+            );
         }
         if let Some(n) = self.rate_limit_per_minute {
             if n == 0 || n > MAX_RATE_LIMIT_PER_MINUTE {

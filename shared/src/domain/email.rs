@@ -28,15 +28,24 @@ pub fn escape_html(s: &str) -> String {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&#39;"),
+            c if is_bidi_control(c) => {}
             c => out.push(c),
         }
     }
     out
 }
 
-/// One line of plain text: control characters (CR, LF, NUL …) become spaces.
+/// Bidirectional-text controls can disguise what a line says (e.g. reverse
+/// a link's text); caller-supplied text never keeps them.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// One line of plain text: control characters (CR, LF, NUL …) become spaces,
+/// bidi controls are dropped.
 pub fn one_line(s: &str) -> String {
     s.chars()
+        .filter(|c| !is_bidi_control(*c))
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect::<String>()
         .trim()
@@ -47,7 +56,7 @@ fn excerpt(turns: &[Turn]) -> String {
     let text = render_turns(turns);
     let clean: String = text
         .chars()
-        .filter(|c| *c == '\n' || !c.is_control())
+        .filter(|c| *c == '\n' || !(c.is_control() || is_bidi_control(*c)))
         .collect();
     if clean.chars().count() <= TRANSCRIPT_EXCERPT_CHARS {
         clean
@@ -245,5 +254,17 @@ mod tests {
             .text
             .contains("Forwarded: Yes, to manager  Bcc: victim@example.com"));
         assert!(!m.text.contains("\r\nBcc"));
+    }
+
+    #[test]
+    fn bidi_controls_are_dropped() {
+        let (call, r) = fixtures(
+            "Customer: pay at \u{202E}moc.liame\u{202C} now",
+            Some("\u{2067}x\u{2069}"),
+        );
+        let m = render(&call, &r, US);
+        for c in ['\u{202E}', '\u{202C}', '\u{2067}', '\u{2069}'] {
+            assert!(!m.html.contains(c) && !m.text.contains(c) && !m.subject.contains(c));
+        }
     }
 }

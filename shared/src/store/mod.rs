@@ -131,7 +131,8 @@ pub(crate) fn decode_cursor(cursor: &str, allowed: &[&str]) -> Result<Item, Stor
     let bytes = B64.decode(cursor).map_err(|_| StoreError::BadCursor)?;
     let map: HashMap<String, String> =
         serde_json::from_slice(&bytes).map_err(|_| StoreError::BadCursor)?;
-    if map.is_empty() || map.keys().any(|k| !allowed.contains(&k.as_str())) {
+    // Exactly the key attributes we issued: a partial key makes DynamoDB fail.
+    if map.len() != allowed.len() || map.keys().any(|k| !allowed.contains(&k.as_str())) {
         return Err(StoreError::BadCursor);
     }
     Ok(map.into_iter().map(|(k, v)| (k, s(v))).collect())
