@@ -377,8 +377,13 @@ def poll_stream(session, api: str, m: dict, prefix: str, region: str, stop: thre
             events = [stream_event_record(r, arn, region) for r in records]
             shard.pending.extend(e for e in events if keep is None or keep(e))
         shard.iterator = got.get("NextShardIterator")
-        if shard.iterator is None:
-            shard.closed = True
+        if not records:
+            # Re-open from the last record read on the next poll: moto rolls a
+            # failed transaction back by restoring a copy of the table, and an
+            # old iterator keeps reading the discarded copy's stream (no new
+            # records ever). Cheap locally; in AWS iterators stay valid.
+            shard.iterator = None
+
 
     def discard(shard: _Shard, batch: list[dict], condition: str) -> None:
         log(f"{m['function']}: {len(batch)} records from {shard.id} discarded ({condition})")
