@@ -25,12 +25,14 @@ import copy
 import json
 import os
 import re
+import threading
 import time
 import uuid
 import zlib
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 from functools import cached_property
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -63,8 +65,24 @@ CHECKS = [
     response_schema_conformance,
     response_headers_conformance,
 ]
-# Nothing listens on the discard port: registrations succeed, deliveries fail fast.
-DEAD_CALLBACK = "http://127.0.0.1:9/pulsara-hook"
+
+class _Sink(BaseHTTPRequestHandler):
+    """Where every webhook this run registers points: answers 204, so deliveries succeed at
+    once instead of retrying and ending in the dead-letter queue other tests read."""
+
+    def do_POST(self):  # noqa: N802 - http.server's naming
+        self.rfile.read(int(self.headers.get("content-length") or 0))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+_SINK = ThreadingHTTPServer(("127.0.0.1", 0), _Sink)
+_SINK.daemon_threads = True
+threading.Thread(target=_SINK.serve_forever, daemon=True).start()
+CALLBACK = f"http://127.0.0.1:{_SINK.server_address[1]}/pulsara-hook"
 
 CONFIG = schemathesis.Config.from_dict(
     {
@@ -210,7 +228,7 @@ class World:
         return call_id
 
     def new_webhook(self) -> str:
-        body = {"callbackUrl": DEAD_CALLBACK, "events": ["settings.updated"]}
+        body = {"callbackUrl": CALLBACK, "events": ["settings.updated"]}
         return self._call("POST", "/ivr/webhooks/register", self.key, json=body)["webhookId"]
 
     @cached_property
@@ -408,13 +426,13 @@ def _real_body(case, world: World) -> None:
             body["timezone"] = ["America/New_York", "Europe/Berlin", "Asia/Kolkata", "UTC"][pick(world, "tzv", 4)]
     elif route == ("POST", "/ivr/webhooks/register"):
         if "callbackUrl" in body:
-            body["callbackUrl"] = DEAD_CALLBACK
+            body["callbackUrl"] = CALLBACK
 
 
 def _contained_callback(case) -> None:
     """A registered webhook gets a delivery whenever any restaurant changes, and deliveries
     must never leave this machine: every generated callback URL that the server could read as
-    http(s) with a host (it parses URLs the WHATWG way) is pointed at DEAD_CALLBACK's host and
+    http(s) with a host (it parses URLs the WHATWG way) is pointed at CALLBACK's host and
     port, keeping its scheme, path and query; other strings stay (they are refused)."""
     body = case.body
     if case.operation.path != "/ivr/webhooks/register" or not isinstance(body, dict):
@@ -426,14 +444,14 @@ def _contained_callback(case) -> None:
     squeezed = re.sub(r"[\t\n\r]", "", url.strip("".join(map(chr, range(0x21)))))
     if squeezed.split(":", 1)[0].lower() not in ("http", "https"):
         return
-    dead = urlsplit(DEAD_CALLBACK)
+    dead = urlsplit(CALLBACK)
     try:
         parts = urlsplit(squeezed)
         if parts.hostname is None or "\\" in parts.netloc:
             raise ValueError
         body["callbackUrl"] = urlunsplit((parts.scheme, dead.netloc, parts.path, parts.query, parts.fragment))
     except ValueError:
-        body["callbackUrl"] = DEAD_CALLBACK
+        body["callbackUrl"] = CALLBACK
 
 
 def _authorize(case, world: World) -> None:
