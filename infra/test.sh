@@ -15,7 +15,11 @@ WORK_DIR="$(mktemp -d "${TMPDIR:-/tmp}/pulsara-test.XXXXXX")"
 remove_on_exit "$WORK_DIR"
 # Keep the service logs of the last run for diagnosis (target/ is ignored by git).
 LOG_DIR="$REPO_ROOT/target/test-logs"
-keep_logs() { mkdir -p "$LOG_DIR" && cp "$WORK_DIR"/*.log "$LOG_DIR"/ 2>/dev/null || true; }
+keep_logs() {
+  mkdir -p "$LOG_DIR" && cp "$WORK_DIR"/*.log "$LOG_DIR"/ 2>/dev/null || true
+  # The emulator echoes the functions' environment; the per-run secret stays out of kept logs.
+  sed -i 's/ADMIN_TOKEN_SECRET=[^ ,"]*/ADMIN_TOKEN_SECRET=***/g' "$LOG_DIR"/*.log 2>/dev/null || true
+}
 trap 'keep_logs' ERR
 ENV_FILE="$WORK_DIR/env"
 MOTO_PORT="$(free_port)"
@@ -41,7 +45,8 @@ AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-testing}" \
     --param WebhookAllowLoopbackHttp=true \
     --set PULSARA_STAGE=local \
     --set API_KEY_CACHE_SECONDS=1 \
-    --set WEBHOOK_TIMEOUT_MS=2000
+    --set WEBHOOK_TIMEOUT_MS=2000 \
+    --set ADMIN_TOKEN_TTL_SECONDS=7200
 load_env_file "$ENV_FILE"
 sed 's/^\(ADMIN_TOKEN_SECRET\|AWS_SECRET_ACCESS_KEY\)=.*/\1=***/' "$ENV_FILE"
 
@@ -74,6 +79,7 @@ echo "event sources running"
 section "End-to-end tests (pytest infra/tests)"
 export PULSARA_API="http://127.0.0.1:$API_PORT/api"
 export MOTO_URL="http://127.0.0.1:$MOTO_PORT"
+export WATCH_LOG  # the security tests check what the functions logged
 # PYTEST_ARGS narrows the run while developing, e.g. PYTEST_ARGS=infra/tests/test_calls.py
 # shellcheck disable=SC2086
 if ! "$VENV/bin/pytest" -q ${PYTEST_ARGS:-infra/tests}; then

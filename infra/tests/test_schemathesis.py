@@ -8,15 +8,21 @@ the live local stack (PULSARA_API, started by infra/test.sh) and checks each res
   response_headers_conformance  declared headers (x-request-id, RateLimit-*, Retry-After …)
 
 Runs schemathesis' examples, coverage and fuzzing phases (positive and negative data) with a
-fixed seed, derandomized, at most MAX_EXAMPLES fuzzed cases per operation.
+fixed seed, derandomized, at most MAX_EXAMPLES (25) fuzzed cases per operation: about 1,800
+requests, under a minute on an idle 2-core machine. Every run sends the same cases.
 
 Each operation gets its own "world": an IVR key (rateLimitPerMinute 100000, so the run never
-trips the per-key limit), a restaurant, calls and a webhook with a delivery, created on first
-use. Most generated cases get the credential the operation's security scheme names and real
-ids in the path; a deterministic share keeps the generated (unknown) ids, or gets the wrong
-kind of credential or an unknown key, so 401/403/404 are exercised too. A failure is a
-mismatch between the server and the document: fix the server (or, if the server is right,
-the document), never the check.
+trips the per-key limit), restaurants, calls, a webhook with a delivery, keys to rotate and
+revoke, created on first use. Most generated cases get the credential the operation's
+security scheme names and real ids in the path (and real or tampered cursors, recent
+timestamps, existing restaurants in bodies); a deterministic share keeps the generated
+(unknown) ids, or gets the wrong kind of credential or an unknown key, so 401/403/404 are
+exercised too. Every webhook registered points at a local sink answering 204, and is deleted
+afterwards. An operation runs all its cases and then fails once, listing every distinct
+finding with a curl command to reproduce it.
+
+A failure is a mismatch between the server and the document: fix the server (or, if the
+server is right, the document), never the check.
 """
 from __future__ import annotations
 

@@ -9,12 +9,20 @@ pub const MAX_PAGE: i32 = 100;
 pub const DEFAULT_RANGE_DAYS: i64 = 30;
 
 fn time_param(req: &Request, name: &str) -> Result<Option<DateTime<Utc>>, ApiError> {
-    match query_param(req, name) {
-        None => Ok(None),
-        Some(v) => DateTime::parse_from_rfc3339(&v)
-            .map(|t| Some(t.with_timezone(&Utc)))
-            .map_err(|_| ApiError::validation(name, "must be an RFC 3339 date-time")),
+    let Some(v) = query_param(req, name) else {
+        return Ok(None);
+    };
+    let t = DateTime::parse_from_rfc3339(&v)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| ApiError::validation(name, "must be an RFC 3339 date-time"))?;
+    // Keep every date we answer with inside RFC 3339's four-digit years.
+    if !(2000..=9998).contains(&chrono::Datelike::year(&t)) {
+        return Err(ApiError::validation(
+            name,
+            "must be between the years 2000 and 9998",
+        ));
     }
+    Ok(Some(t))
 }
 
 pub async fn handle(state: &AppState, req: Request) -> Result<ApiResponse, ApiError> {
