@@ -4,7 +4,7 @@ use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{from_item, is_condition_failure, s, sdk_error, to_item, StoreError};
+use super::{get_by_key, is_condition_failure, sdk_error, to_item, StoreError};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -30,15 +30,7 @@ impl AdminStore {
     }
 
     pub async fn get(&self, email: &str) -> Result<Option<AdminUser>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("email", s(email))
-            .send()
-            .await
-            .map_err(sdk_error)?;
-        out.item.map(from_item).transpose()
+        get_by_key(&self.client, &self.table, "email", email, false).await
     }
 
     /// Inserts a user; with `replace` an existing user's password is reset.

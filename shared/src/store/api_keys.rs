@@ -5,8 +5,8 @@ use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
 
 use super::{
-    cancellation_reasons, decode_cursor, encode_cursor, from_item, is_condition_failure, put_new,
-    s, sdk_error, to_item, ts, StoreError,
+    cancellation_reasons, decode_cursor, encode_cursor, from_item, get_by_key,
+    is_condition_failure, put_new, s, sdk_error, to_item, ts, StoreError,
 };
 use crate::domain::api_key::ApiKeyRecord;
 
@@ -30,15 +30,7 @@ impl ApiKeyStore {
     }
 
     pub async fn get(&self, key_id: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("keyId", s(key_id))
-            .send()
-            .await
-            .map_err(sdk_error)?;
-        out.item.map(from_item).transpose()
+        get_by_key(&self.client, &self.table, "keyId", key_id, false).await
     }
 
     pub async fn insert(&self, record: &ApiKeyRecord) -> Result<(), StoreError> {

@@ -6,8 +6,8 @@ use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, SecondsFormat, Utc};
 
 use super::{
-    decode_cursor, encode_cursor, from_item, is_condition_failure, put_new, s, sdk_error, to_item,
-    ts, value, StoreError,
+    decode_cursor, encode_cursor, from_item, get_by_key, is_condition_failure, put_new, s,
+    sdk_error, to_item, ts, value, StoreError,
 };
 use crate::domain::analysis::transcript::Turn;
 use crate::domain::analysis::Analysis;
@@ -27,16 +27,7 @@ impl CallStore {
     }
 
     pub async fn get(&self, call_id: &str) -> Result<Option<CallRecord>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("callId", s(call_id))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(sdk_error)?;
-        out.item.map(from_item).transpose()
+        get_by_key(&self.client, &self.table, "callId", call_id, true).await
     }
 
     /// Inserts a new call; `AlreadyExists` when the vendor already sent it.

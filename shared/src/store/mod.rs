@@ -97,6 +97,26 @@ pub(crate) fn value<T: serde::Serialize>(v: &T) -> Result<AttributeValue, StoreE
     serde_dynamo::to_attribute_value(v).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
+/// Reads the item whose string key attribute `key` is `id`. Strongly
+/// consistent reads are for records another request may have just written.
+pub(crate) async fn get_by_key<T: serde::de::DeserializeOwned>(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    key: &str,
+    id: &str,
+    consistent: bool,
+) -> Result<Option<T>, StoreError> {
+    let out = client
+        .get_item()
+        .table_name(table)
+        .key(key, s(id))
+        .consistent_read(consistent)
+        .send()
+        .await
+        .map_err(sdk_error)?;
+    out.item.map(from_item).transpose()
+}
+
 /// Puts a new item; `AlreadyExists` when an item with that `key` is there.
 pub(crate) async fn put_new<T: serde::Serialize>(
     client: &aws_sdk_dynamodb::Client,

@@ -4,7 +4,7 @@
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, KeysAndAttributes, Put, TransactWriteItem};
 use aws_sdk_dynamodb::Client;
 
-use super::{cancellation_reasons, from_item, s, sdk_error, to_item, Item, StoreError};
+use super::{cancellation_reasons, get_by_key, s, sdk_error, to_item, Item, StoreError};
 use crate::domain::restaurant::Restaurant;
 
 #[derive(Debug, thiserror::Error)]
@@ -38,15 +38,14 @@ impl RestaurantStore {
     }
 
     pub async fn get(&self, restaurant_id: &str) -> Result<Option<Restaurant>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("restaurantId", s(restaurant_id))
-            .send()
-            .await
-            .map_err(sdk_error)?;
-        out.item.map(from_item).transpose()
+        get_by_key(
+            &self.client,
+            &self.table,
+            "restaurantId",
+            restaurant_id,
+            false,
+        )
+        .await
     }
 
     /// The restaurant that owns an E.164 number.

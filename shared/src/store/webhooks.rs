@@ -6,7 +6,8 @@ use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
 
 use super::{
-    from_item, is_condition_failure, put_new, s, sdk_error, to_item, ts, value, StoreError,
+    from_item, get_by_key, is_condition_failure, put_new, s, sdk_error, to_item, ts, value,
+    StoreError,
 };
 use crate::domain::webhook::{
     Attempt, DeliveryRecord, DeliveryStatus, WebhookRecord, WebhookStatus,
@@ -43,16 +44,7 @@ impl WebhookStore {
     }
 
     pub async fn get(&self, webhook_id: &str) -> Result<Option<WebhookRecord>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.webhooks)
-            .key("webhookId", s(webhook_id))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(sdk_error)?;
-        out.item.map(from_item).transpose()
+        get_by_key(&self.client, &self.webhooks, "webhookId", webhook_id, true).await
     }
 
     pub async fn delete(&self, webhook_id: &str) -> Result<(), StoreError> {
@@ -190,16 +182,14 @@ impl WebhookStore {
     }
 
     pub async fn delivery(&self, delivery_id: &str) -> Result<Option<DeliveryRecord>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.deliveries)
-            .key("deliveryId", s(delivery_id))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(sdk_error)?;
-        out.item.map(from_item).transpose()
+        get_by_key(
+            &self.client,
+            &self.deliveries,
+            "deliveryId",
+            delivery_id,
+            true,
+        )
+        .await
     }
 
     /// Claims a pending delivery for one send (attempt number `attempts + 1`),
