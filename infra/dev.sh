@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Run the whole API locally: moto (AWS side) + `cargo lambda watch` (functions), no AWS account
 # and no Docker needed. Ctrl-C stops everything this script started.
+# The functions reach moto through the AWS fault proxy (infra/fault_proxy.py, no faults armed),
+# so the API meets DynamoDB's limits (key and item sizes) that moto alone skips.
 #
 #   MOTO_PORT               moto port (default 4566)
+#   FAULT_PROXY_PORT        fault proxy port, the functions' AWS endpoint (default 4567)
 #   API_PORT                local API port (default 5000)
 #   ADMIN_TOKEN_SECRET      admin token HMAC secret (default: random per run)
 #   PULSARA_ADMIN_EMAIL     seeded admin user (default admin@pulsara.local)
@@ -12,7 +15,9 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$REPO_ROOT"
 
 MOTO_PORT="${MOTO_PORT:-4566}"
+FAULT_PROXY_PORT="${FAULT_PROXY_PORT:-4567}"
 API_PORT="${API_PORT:-5000}"
+MOTO_URL="http://127.0.0.1:$MOTO_PORT"
 ENV_FILE="$REPO_ROOT/.local/env"
 export PULSARA_ADMIN_EMAIL="${PULSARA_ADMIN_EMAIL:-admin@pulsara.local}"
 export PULSARA_ADMIN_PASSWORD="${PULSARA_ADMIN_PASSWORD:-pulsara-local-admin}"
@@ -26,8 +31,12 @@ section "Local AWS (moto on 127.0.0.1:$MOTO_PORT)"
 start_moto "$MOTO_PORT" "$REPO_ROOT/.local/moto.log"
 echo "moto running (log: .local/moto.log)"
 
+section "AWS fault proxy (127.0.0.1:$FAULT_PROXY_PORT -> moto)"
+start_fault_proxy "$FAULT_PROXY_PORT" "$MOTO_URL" "$REPO_ROOT/.local/fault_proxy.log"
+echo "fault proxy running (log: .local/fault_proxy.log)"
+
 section "Tables, queues and SES identity from template.yaml"
-AWS_ENDPOINT_URL="http://127.0.0.1:$MOTO_PORT" \
+AWS_ENDPOINT_URL="$MOTO_URL" \
 AWS_REGION="${AWS_REGION:-us-east-1}" \
 AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-testing}" \
 AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-testing}" \
@@ -35,10 +44,12 @@ AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-testing}" \
     --env-file "$ENV_FILE" \
     --param "AdminTokenSecret=$ADMIN_TOKEN_SECRET" \
     --param WebhookAllowLoopbackHttp=true \
-    --set PULSARA_STAGE=local
+    --set PULSARA_STAGE=local \
+    --set "AWS_ENDPOINT_URL=http://127.0.0.1:$FAULT_PROXY_PORT"
 
 section "Demo data"
 load_env_file "$ENV_FILE"
+export AWS_ENDPOINT_URL="$MOTO_URL"  # the admin CLI and the event sources: moto directly
 cargo run -q -p pulsara-shared --bin pulsara-admin -- seed-demo
 
 section "Pulsara IVR Integration API (local)"
@@ -47,6 +58,7 @@ cat <<EOF
   Admin login  $PULSARA_ADMIN_EMAIL / $PULSARA_ADMIN_PASSWORD  (POST /api/ivr/auth/login)
   Env file     $ENV_FILE
   moto         http://127.0.0.1:$MOTO_PORT  (sent mail: /moto-api/data.json -> ses)
+  Fault proxy  http://127.0.0.1:$FAULT_PROXY_PORT/__faults__/  (the functions' AWS endpoint)
   Stop         Ctrl-C
 EOF
 echo

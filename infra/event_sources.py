@@ -14,14 +14,32 @@ from its first failed record after a second; records are only passed once they
 succeeded, or were discarded after MaximumRetryAttempts / MaximumRecordAgeInSeconds
 (then an OnFailure SQS destination gets Lambda's invocation record).
 
+Each invocation gets the function's Timeout (its Properties.Timeout, else
+Globals.Function.Timeout, else Lambda's 3 s), times EVENT_SOURCE_TIME_SCALE: an
+invocation not answered by then counts as a function error, as in Lambda (SQS:
+the batch comes back after the queue's visibility timeout; stream: the batch is
+retried). The local function runner cannot stop the abandoned invocation; the
+fault points' `hang` action (infra/FAULTS.md) is what ends it. While a function
+may still be starting (its first invocations, and those after a timeout or a
+failed invoke), EVENT_SOURCE_COLD_START_SECONDS (default 5, not scaled) is added,
+as Lambda doesn't count a cold start's init against the timeout.
+
+Environment:
+  EVENT_SOURCE_TIME_SCALE           multiplies every function Timeout (default 1.0)
+  EVENT_SOURCE_COLD_START_SECONDS   extra time for possibly cold invocations (default 5)
+  EVENT_SOURCE_STREAM_MAX_RETRIES   if set, replaces every stream mapping's MaximumRetryAttempts
+  EVENT_SOURCE_SQS_CONCURRENCY      concurrent pollers per queue (default 4)
+
     event_sources.py --lambda-api http://127.0.0.1:5000 [--prefix pulsara-]
 """
 from __future__ import annotations
 
 import argparse
 import base64
+import http.client
 import json
 import os
+import socket
 import sys
 import threading
 import time
@@ -49,10 +67,44 @@ def logical_id(ref) -> str | None:
     return None
 
 
+def destination_queue(dest) -> str | None:
+    """An OnFailure destination: a queue's logical id (`!GetAtt Q.Arn`, `!Ref Q`) or an SQS ARN."""
+    lid = logical_id(dest)
+    if lid:
+        return lid
+    if isinstance(dest, dict) and isinstance(dest.get("Ref"), str):
+        return dest["Ref"]
+    return dest if isinstance(dest, str) and dest else None
+
+
+def _seconds(value) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def function_timeout(template: dict, res: dict) -> float:
+    """Properties.Timeout, else Globals.Function.Timeout, else Lambda's default of 3 s."""
+    own = _seconds((res.get("Properties") or {}).get("Timeout"))
+    if own is not None:
+        return own
+    glob = _seconds(((template.get("Globals") or {}).get("Function") or {}).get("Timeout"))
+    return glob if glob is not None else 3.0
+
+
+def time_scale() -> float:
+    scale = _seconds(os.environ.get("EVENT_SOURCE_TIME_SCALE", "1")) or 1.0
+    return scale if scale > 0 else 1.0
+
+
 def mappings(template: dict) -> list[dict]:
     out = []
     binaries = local_stack.function_binaries(template)
+    scale = time_scale()
+    max_retries = os.environ.get("EVENT_SOURCE_STREAM_MAX_RETRIES", "").strip()
     for lid, res in local_stack.resources_of_type(template, "AWS::Serverless::Function").items():
+        timeout = max(0.5, function_timeout(template, res) * scale)
         for name, event in ((res.get("Properties") or {}).get("Events") or {}).items():
             kind = event.get("Type")
             props = event.get("Properties") or {}
@@ -72,31 +124,77 @@ def mappings(template: dict) -> list[dict]:
                 "name": f"{lid}.{name}",
                 # stream-only settings (Lambda's defaults)
                 "starting_position": str(props.get("StartingPosition", "TRIM_HORIZON")).upper(),
-                "retries": int(props.get("MaximumRetryAttempts", -1)),
+                "retries": int(max_retries) if max_retries and kind == "DynamoDB"
+                else int(props.get("MaximumRetryAttempts", -1)),
                 "max_age": int(props.get("MaximumRecordAgeInSeconds", -1)),
                 "bisect": str(props.get("BisectBatchOnFunctionError", False)).lower() == "true",
-                "on_failure": logical_id(on_failure) or (on_failure if isinstance(on_failure, str) else None),
+                "on_failure": destination_queue(on_failure),
+                "timeout": timeout,
                 "filters": [f.get("Pattern") for f in (props.get("FilterCriteria") or {}).get("Filters") or []],
             })
     return out
 
 
-def invoke(api: str, function: str, event: dict) -> tuple[bool, dict | None]:
+class _Warmth:
+    """Per function: how many invocations have come back since it may have been (re)started.
+    Until `concurrency` have, an invocation may meet a starting instance and gets
+    EVENT_SOURCE_COLD_START_SECONDS more (Lambda doesn't count init against the timeout)."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.answered: dict[str, int] = {}
+        self.concurrency = int(os.environ.get("EVENT_SOURCE_SQS_CONCURRENCY", "4") or 4)
+        self.grace = _seconds(os.environ.get("EVENT_SOURCE_COLD_START_SECONDS", "5")) or 0.0
+
+    def allowance(self, function: str) -> float:
+        with self.lock:
+            return self.grace if self.answered.get(function, 0) < self.concurrency else 0.0
+
+    def answered_by(self, function: str, alive: bool) -> None:
+        with self.lock:
+            self.answered[function] = self.answered.get(function, 0) + 1 if alive else 0
+
+
+_warmth = _Warmth()
+
+
+def invoke(api: str, function: str, event: dict, timeout: float = 120.0) -> tuple[bool, dict | None]:
+    """Invoke through cargo lambda watch. (False, None) on a function error, on no answer
+    within `timeout` (Lambda's timeout: the invocation failed) or when the invoke fails."""
+    limit = timeout + _warmth.allowance(function)
     req = urllib.request.Request(
         f"{api}/2015-03-31/functions/{function}/invocations",
         data=json.dumps(event).encode(),
         headers={"content-type": "application/json"},
         method="POST",
     )
+    started = time.monotonic()
     try:
-        with urllib.request.urlopen(req, timeout=120) as resp:
+        with urllib.request.urlopen(req, timeout=limit) as resp:
             body = resp.read()
+            _warmth.answered_by(function, True)
             if resp.headers.get("X-Amz-Function-Error") or resp.headers.get("x-amz-function-error"):
                 return False, None
             return True, (json.loads(body) if body else None)
-    except (urllib.error.URLError, TimeoutError, ValueError) as exc:
+    except (TimeoutError, socket.timeout) as exc:
+        return _timed_out(function, limit, started, exc)
+    except urllib.error.URLError as exc:
+        if isinstance(exc.reason, (TimeoutError, socket.timeout)):
+            return _timed_out(function, limit, started, exc)
+        _warmth.answered_by(function, False)
         log(f"invoking {function} failed: {exc}")
         return False, None
+    except (ValueError, OSError, http.client.HTTPException) as exc:
+        _warmth.answered_by(function, False)
+        log(f"invoking {function} failed: {exc}")
+        return False, None
+
+
+def _timed_out(function: str, limit: float, started: float, exc: Exception) -> tuple[bool, None]:
+    _warmth.answered_by(function, False)  # the instance may be stuck or gone: the next may start cold
+    log(f"{function}: no answer within {limit:.1f}s ({time.monotonic() - started:.1f}s): "
+        f"timed out, counted as a function error ({exc})")
+    return False, None
 
 
 def poll_sqs(session, api: str, m: dict, prefix: str, region: str, stop: threading.Event) -> None:
@@ -104,7 +202,7 @@ def poll_sqs(session, api: str, m: dict, prefix: str, region: str, stop: threadi
     name = prefix + m["source"]
     url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
     arn = f"arn:aws:sqs:{region}:{ACCOUNT}:{name}"
-    log(f"{m['name']}: {name} -> {m['function']}")
+    log(f"{m['name']}: {name} -> {m['function']} (timeout {m['timeout']:g}s)")
     while not stop.is_set():
         try:
             got = sqs.receive_message(
@@ -132,7 +230,7 @@ def poll_sqs(session, api: str, m: dict, prefix: str, region: str, stop: threadi
             "eventSourceARN": arn,
             "awsRegion": region,
         } for msg in messages]}
-        ok, result = invoke(api, m["function"], event)
+        ok, result = invoke(api, m["function"], event, m["timeout"])
         if not ok:
             continue  # everything comes back after the visibility timeout, as in AWS
         failed = set()
@@ -198,15 +296,25 @@ def stream_event_record(rec: dict, stream_arn: str, region: str) -> dict:
     return out
 
 
+def _leaves(value) -> list:
+    """The leaf values at a pattern path: a list's elements are values there too (an
+    object is not a leaf, so a key holding one doesn't "exist" for the matcher)."""
+    if value is _MISSING:
+        return []
+    values = value if isinstance(value, list) else [value]
+    return [v for v in values if not isinstance(v, (dict, list))]
+
+
 def _match_value(rule, value) -> bool:
     """One entry of a filter pattern's value list against the record's value."""
-    values = value if isinstance(value, list) else [value]
+    values = _leaves(value)
     if not isinstance(rule, dict):
-        return value is not _MISSING and any(v == rule for v in values)
+        return any(v == rule for v in values)
     (op, arg), = rule.items() if len(rule) == 1 else ((None, None),)
     if op == "exists":
-        return (value is not _MISSING) == bool(arg)
-    if value is _MISSING:
+        # AWS: exists matches leaf nodes only ({"exists": false} also matches an object there)
+        return bool(values) == bool(arg)
+    if not values:
         return False
     if op == "prefix":
         return any(isinstance(v, str) and v.startswith(arg) for v in values)
@@ -236,7 +344,11 @@ def _match_pattern(pattern: dict, event) -> bool:
     for key, rule in pattern.items():
         value = event.get(key, _MISSING) if isinstance(event, dict) else _MISSING
         if isinstance(rule, dict):
-            if not _match_pattern(rule, value if isinstance(value, dict) else {}):
+            if isinstance(value, list):  # a list of objects: any element may match
+                objects = [v for v in value if isinstance(v, dict)] or [{}]
+                if not any(_match_pattern(rule, v) for v in objects):
+                    return False
+            elif not _match_pattern(rule, value if isinstance(value, dict) else {}):
                 return False
         elif isinstance(rule, list):
             if not any(_match_value(r, value) for r in rule):
@@ -312,7 +424,8 @@ def poll_stream(session, api: str, m: dict, prefix: str, region: str, stop: thre
             stop.wait(2)
     if arn is None:
         return
-    log(f"{m['name']}: {table} stream -> {m['function']}")
+    log(f"{m['name']}: {table} stream -> {m['function']} (timeout {m['timeout']:g}s, "
+        f"retries {m['retries'] if m['retries'] >= 0 else 'unlimited'})")
 
     shards: dict[str, _Shard] = {}
     first_discovery = True
@@ -431,7 +544,7 @@ def poll_stream(session, api: str, m: dict, prefix: str, region: str, stop: thre
                 if not shard.pending:
                     return
         batch = shard.pending[:min(m["batch"], shard.split or m["batch"])]
-        ok, result = invoke(api, m["function"], {"Records": batch})
+        ok, result = invoke(api, m["function"], {"Records": batch}, m["timeout"])
         failed_at = None  # index of the first record to send again
         if not ok:
             failed_at = 0
@@ -518,6 +631,7 @@ def main() -> int:
                 log("cargo lambda watch never answered")
                 return 1
             time.sleep(0.3)
+    _warmth.concurrency = max(1, args.sqs_concurrency)
     stop = threading.Event()
     threads = []
     for m in mappings(template):

@@ -9,6 +9,9 @@
 #   start_bg LOGFILE CMD...          run CMD in its own process group (killed on exit);
 #                                    sets BG_PID
 #   start_moto PORT [LOGFILE]        start moto_server on 127.0.0.1:PORT and wait for it
+#   start_fault_proxy PORT MOTO_URL [LOGFILE]
+#                                    start infra/fault_proxy.py on 127.0.0.1:PORT in front of
+#                                    MOTO_URL and wait for it (the functions' AWS endpoint)
 #   load_env_file FILE               export KEY=VALUE lines of FILE into this shell
 #   remove_on_exit PATH              delete PATH (recursively) when the script exits
 #
@@ -73,6 +76,20 @@ start_moto() {
   start_bg "$log" "$VENV/bin/moto_server" -H 127.0.0.1 -p "$port"
   if ! wait_http "http://127.0.0.1:$port/moto-api/" 60 "$BG_PID"; then
     echo "moto log ($log):" >&2
+    tail -n 30 "$log" >&2 || true
+    return 1
+  fi
+}
+
+start_fault_proxy() {
+  local port="$1" upstream="$2" log="${3:-$REPO_ROOT/.local/fault_proxy-$1.log}"
+  if curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$port/"; then
+    echo "error: something already listens on 127.0.0.1:$port" >&2
+    return 1
+  fi
+  start_bg "$log" "$VENV/bin/python" "$INFRA_DIR/fault_proxy.py" --upstream "$upstream" --port "$port"
+  if ! wait_http "http://127.0.0.1:$port/__faults__/" 30 "$BG_PID"; then
+    echo "fault proxy log ($log):" >&2
     tail -n 30 "$log" >&2 || true
     return 1
   fi

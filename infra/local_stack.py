@@ -436,7 +436,15 @@ def _queue_deps(props: Any) -> set[str]:
     return deps
 
 
-def create_queues(session, r: Resolver, prefix: str, endpoint: str) -> None:
+def scaled_visibility(props: dict, scale: float) -> dict:
+    """`props` with VisibilityTimeout multiplied by `scale` (whole seconds, at least 1)."""
+    if scale == 1.0 or "VisibilityTimeout" not in props:
+        return props
+    seconds = max(1, round(float(props["VisibilityTimeout"]) * scale))
+    return {**props, "VisibilityTimeout": seconds}
+
+
+def create_queues(session, r: Resolver, prefix: str, endpoint: str, visibility_scale: float = 1.0) -> None:
     queues = resources_of_type(r.template, "AWS::SQS::Queue")
     if not queues:
         return
@@ -452,7 +460,7 @@ def create_queues(session, r: Resolver, prefix: str, endpoint: str) -> None:
             raise RuntimeError(f"circular references between queues: {sorted(pending)}")
         for lid in ready:
             res = pending.pop(lid)
-            props = r.resolve(res.get("Properties") or {})
+            props = scaled_visibility(r.resolve(res.get("Properties") or {}), visibility_scale)
             fifo = str(props.get("FifoQueue", False)).lower() == "true"
             name = f"{prefix}{lid}" + (".fifo" if fifo else "")
             attrs = {k: _attr_str(props[k]) for k in _SQS_ATTRS if k in props}
@@ -465,7 +473,9 @@ def create_queues(session, r: Resolver, prefix: str, endpoint: str) -> None:
                 create_attrs["FifoQueue"] = "true"
             try:
                 url = sqs.create_queue(QueueName=name, Attributes=create_attrs)["QueueUrl"]
-                _log(f"queue {name} ready")
+                _log(f"queue {name} ready"
+                     + (f" (visibility {attrs['VisibilityTimeout']}s)" if visibility_scale != 1.0
+                        and "VisibilityTimeout" in attrs else ""))
             except Exception as exc:  # QueueAlreadyExists with other attributes
                 if "QueueAlreadyExists" not in _err_code(exc):
                     raise
@@ -602,7 +612,11 @@ def main(argv: list[str] | None = None) -> int:
                     help="template parameter override")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="extra/overriding env file line")
+    ap.add_argument("--queue-visibility-scale", type=float, default=1.0, metavar="F",
+                    help="multiply each queue's VisibilityTimeout from the template by F (at least 1 s)")
     args = ap.parse_args(argv)
+    if args.queue_visibility_scale <= 0:
+        raise SystemExit("--queue-visibility-scale must be > 0")
 
     endpoint = os.environ.get("AWS_ENDPOINT_URL")
     if not endpoint:
@@ -630,7 +644,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     try:
         create_tables(session, resolver, args.prefix, endpoint)
-        create_queues(session, resolver, args.prefix, endpoint)
+        create_queues(session, resolver, args.prefix, endpoint, args.queue_visibility_scale)
         create_email_identities(session, resolver, endpoint)
     except KeyError as exc:
         raise SystemExit(f"local_stack: {exc.args[0]}") from exc

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Full local test run, needing nothing set up beforehand:
-#   set-up -> moto on a free port -> tables/queues/SES from template.yaml -> cargo test
-#   -> cargo lambda watch on a free port -> pytest infra/tests (end-to-end over HTTP).
+#   set-up -> moto on a free port -> the AWS fault proxy in front of it (the functions' endpoint)
+#   -> tables/queues/SES from template.yaml -> cargo test -> cargo lambda watch on a free port
+#   -> event sources -> pytest infra/tests (end-to-end over HTTP).
+# Timeouts are scaled down (infra/FAULTS.md): function timeouts x0.2 in the event sources,
+# queue visibility timeouts x0.2, claim lease 8 s, so 30 s < 45 s < 60 s becomes 6 s < 8 s < 12 s.
 # While developing: SKIP_CARGO_TEST=1 skips `cargo test`; PYTEST_ARGS selects the e2e tests.
-# Exits non-zero on the first failure; always stops moto and watch.
+# Exits non-zero on the first failure; always stops moto, the proxy, watch and the event sources.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$REPO_ROOT"
@@ -17,26 +20,41 @@ remove_on_exit "$WORK_DIR"
 LOG_DIR="$REPO_ROOT/target/test-logs"
 keep_logs() {
   mkdir -p "$LOG_DIR" && cp "$WORK_DIR"/*.log "$LOG_DIR"/ 2>/dev/null || true
+  cp "$WORK_DIR/faults/fired.log" "$LOG_DIR/fired.log" 2>/dev/null || true
   # The emulator echoes the functions' environment; the per-run secret stays out of kept logs.
   sed -i 's/ADMIN_TOKEN_SECRET=[^ ,"]*/ADMIN_TOKEN_SECRET=***/g' "$LOG_DIR"/*.log 2>/dev/null || true
 }
 trap 'keep_logs' ERR
 ENV_FILE="$WORK_DIR/env"
 MOTO_PORT="$(free_port)"
+PROXY_PORT="$(free_port)"
+while [[ "$PROXY_PORT" == "$MOTO_PORT" ]]; do PROXY_PORT="$(free_port)"; done
 API_PORT="$(free_port)"
-while [[ "$API_PORT" == "$MOTO_PORT" ]]; do API_PORT="$(free_port)"; done
+while [[ "$API_PORT" == "$MOTO_PORT" || "$API_PORT" == "$PROXY_PORT" ]]; do API_PORT="$(free_port)"; done
+MOTO_URL="http://127.0.0.1:$MOTO_PORT"
+FAULT_PROXY_URL="http://127.0.0.1:$PROXY_PORT"
+# Fault points (infra/FAULTS.md): the tests arm them with files here; the functions read it.
+FAULT_DIR="$WORK_DIR/faults"
+mkdir -p "$FAULT_DIR"
 
 section "Local AWS (moto on 127.0.0.1:$MOTO_PORT)"
 start_moto "$MOTO_PORT" "$WORK_DIR/moto.log"
 echo "moto running"
 
+section "AWS fault proxy (127.0.0.1:$PROXY_PORT -> moto; the functions' AWS endpoint)"
+start_fault_proxy "$PROXY_PORT" "$MOTO_URL" "$WORK_DIR/fault_proxy.log"
+echo "fault proxy running"
+
 section "Tables, queues and SES identity from template.yaml"
-AWS_ENDPOINT_URL="http://127.0.0.1:$MOTO_PORT" \
+# The functions reach AWS through the fault proxy (AWS_ENDPOINT_URL in the env file);
+# local_stack.py, the event sources and the tests talk to moto directly.
+AWS_ENDPOINT_URL="$MOTO_URL" \
 AWS_REGION="${AWS_REGION:-us-east-1}" \
 AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-testing}" \
 AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-testing}" \
   "$VENV/bin/python" "$INFRA_DIR/local_stack.py" \
     --env-file "$ENV_FILE" \
+    --queue-visibility-scale 0.2 \
     --param "AdminTokenSecret=$(python3 -c 'import secrets; print(secrets.token_hex(32))')" \
     --param EmailRetryBaseSeconds=1 \
     --param EmailMaxAttempts=8 \
@@ -46,8 +64,12 @@ AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-testing}" \
     --set PULSARA_STAGE=local \
     --set API_KEY_CACHE_SECONDS=1 \
     --set WEBHOOK_TIMEOUT_MS=2000 \
-    --set ADMIN_TOKEN_TTL_SECONDS=3600
+    --set ADMIN_TOKEN_TTL_SECONDS=3600 \
+    --set CLAIM_LEASE_SECONDS=8 \
+    --set "PULSARA_FAULT_DIR=$FAULT_DIR" \
+    --set "AWS_ENDPOINT_URL=$FAULT_PROXY_URL"
 load_env_file "$ENV_FILE"
+export AWS_ENDPOINT_URL="$MOTO_URL"  # this shell and what it starts (but the functions): moto
 sed 's/^\(ADMIN_TOKEN_SECRET\|AWS_SECRET_ACCESS_KEY\)=.*/\1=***/' "$ENV_FILE"
 
 if [[ -z "${SKIP_CARGO_TEST:-}" ]]; then
@@ -61,7 +83,10 @@ cargo build --workspace --bins
 section "cargo lambda watch (127.0.0.1:$API_PORT)"
 WATCH_LOG="$WORK_DIR/watch.log"
 # Several instances per function, so concurrent requests really race.
-start_bg "$WATCH_LOG" cargo lambda watch --ignore-changes --concurrency 4 -A 127.0.0.1 -P "$API_PORT" --env-file "$ENV_FILE"
+# A function instance whose process an injected crash kills is started again (infra/respawn.sh),
+# as Lambda starts a new execution environment; cargo lambda watch alone would lose it for good.
+HOST_TRIPLE="$(rustc -vV | sed -n 's/^host: //p' | tr 'a-z-' 'A-Z_')"
+start_bg "$WATCH_LOG" env "CARGO_TARGET_${HOST_TRIPLE}_RUNNER=$INFRA_DIR/respawn.sh" cargo lambda watch --ignore-changes --concurrency 4 -A 127.0.0.1 -P "$API_PORT" --env-file "$ENV_FILE"
 WATCH_PGID="$BG_PID"
 # Probe a route the watch server answers itself (405 on GET) so no function gets spawned.
 if ! wait_http "http://127.0.0.1:$API_PORT/.rt/2020-08-15/logs" 120 "$WATCH_PGID"; then
@@ -73,12 +98,15 @@ echo "watch running"
 
 section "Local event sources (SQS queues and DynamoDB streams -> functions, as Lambda's event source mappings)"
 EVENTS_LOG="$WORK_DIR/event_sources.log"
-start_bg "$EVENTS_LOG" "$VENV/bin/python" "$INFRA_DIR/event_sources.py" --lambda-api "http://127.0.0.1:$API_PORT"
+# Function timeouts x0.2 (as the queues' visibility timeouts); stream batches retried 3 times.
+start_bg "$EVENTS_LOG" env EVENT_SOURCE_TIME_SCALE=0.2 EVENT_SOURCE_STREAM_MAX_RETRIES=3 \
+  "$VENV/bin/python" "$INFRA_DIR/event_sources.py" --lambda-api "http://127.0.0.1:$API_PORT"
 echo "event sources running"
 
 section "End-to-end tests (pytest infra/tests)"
 export PULSARA_API="http://127.0.0.1:$API_PORT/api"
-export MOTO_URL="http://127.0.0.1:$MOTO_PORT"
+export MOTO_URL FAULT_PROXY_URL
+export PULSARA_FAULT_DIR="$FAULT_DIR"
 export WATCH_LOG  # the security tests check what the functions logged
 # PYTEST_ARGS narrows the run while developing, e.g. PYTEST_ARGS=infra/tests/test_calls.py
 # shellcheck disable=SC2086
@@ -88,6 +116,8 @@ if ! "$VENV/bin/pytest" -q ${PYTEST_ARGS:-infra/tests}; then
   tail -n 80 "$WATCH_LOG" >&2 || true
   echo "event sources log (last 30 lines):" >&2
   tail -n 30 "$EVENTS_LOG" >&2 || true
+  echo "fault proxy log (last 20 lines):" >&2
+  tail -n 20 "$WORK_DIR/fault_proxy.log" >&2 || true
   keep_logs
   echo "full logs: $LOG_DIR" >&2
   exit 1

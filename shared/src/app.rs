@@ -30,6 +30,7 @@ pub struct AppState {
     sdk: SdkConfig,
     mailer: OnceLock<Mailer>,
     email_queue: OnceLock<JobQueue>,
+    email_dlq: OnceLock<JobQueue>,
     webhook_queue: OnceLock<JobQueue>,
     webhook_dlq: OnceLock<JobQueue>,
     webhook_client: OnceLock<WebhookClient>,
@@ -64,6 +65,7 @@ impl AppState {
             sdk,
             mailer: OnceLock::new(),
             email_queue: OnceLock::new(),
+            email_dlq: OnceLock::new(),
             webhook_queue: OnceLock::new(),
             webhook_dlq: OnceLock::new(),
             webhook_client: OnceLock::new(),
@@ -108,6 +110,11 @@ impl AppState {
     pub fn email_queue(&self) -> &JobQueue {
         self.email_queue
             .get_or_init(|| self.queue(&self.config.email_queue_url))
+    }
+
+    pub fn email_dlq(&self) -> &JobQueue {
+        self.email_dlq
+            .get_or_init(|| self.queue(&self.config.email_dlq_url))
     }
 
     /// Reads configuration and builds the AWS clients (honouring

@@ -43,6 +43,11 @@ pub struct Config {
     pub default_rotation_grace_seconds: i64,
     /// SQS queue of e-mails SES refused, retried by the email-sender function.
     pub email_queue_url: String,
+    pub email_dlq_url: String,
+    /// How long a worker's claim on an e-mail or a webhook delivery holds:
+    /// longer than any function's timeout (so a live worker keeps it), shorter
+    /// than the queues' visibility timeout (so a dead one's job finds it lapsed).
+    pub claim_lease_seconds: u64,
     pub sender_email: String,
     pub call_retention_days: i64,
     /// Attempts before an e-mail is given up (matches the queue's maxReceiveCount).
@@ -71,6 +76,9 @@ impl std::fmt::Debug for Config {
 }
 
 pub const MAX_API_KEY_CACHE_SECONDS: u64 = 60;
+/// 45 s: above the 30 s timeout of the e-mail sender and the dispatcher,
+/// below the 60 s visibility timeout of their queues.
+pub const DEFAULT_CLAIM_LEASE_SECONDS: u64 = 45;
 
 impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -152,6 +160,9 @@ impl Config {
                 30 * 86_400,
             )? as i64,
             email_queue_url: required("EMAIL_QUEUE_URL")?,
+            email_dlq_url: required("EMAIL_DLQ_URL")?,
+            claim_lease_seconds: number("CLAIM_LEASE_SECONDS", DEFAULT_CLAIM_LEASE_SECONDS, 3_600)?
+                .max(1),
             sender_email: required("SENDER_EMAIL")?,
             call_retention_days: number("CALL_RETENTION_DAYS", 365, 3_650)?.max(1) as i64,
             email_max_attempts: number("EMAIL_MAX_ATTEMPTS", 6, 100)?.max(1) as u32,
@@ -193,6 +204,7 @@ mod tests {
         ("RATE_LIMITS_TABLE", "l"),
         ("CALLS_TABLE", "c"),
         ("EMAIL_QUEUE_URL", "http://q"),
+        ("EMAIL_DLQ_URL", "http://q-dlq"),
         ("SENDER_EMAIL", "n@pulsara.example"),
         ("WEBHOOKS_TABLE", "w"),
         ("WEBHOOK_DELIVERIES_TABLE", "d"),

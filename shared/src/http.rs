@@ -12,6 +12,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use tracing::Instrument;
 
+use crate::domain::ids::IdKind;
 use crate::error::ApiError;
 
 pub use lambda_http::Request;
@@ -154,6 +155,17 @@ pub fn path_param(req: &Request, name: &str) -> Result<String, ApiError> {
     Ok(percent_decode(&raw))
 }
 
+/// A path id of a known kind: one that could never have been issued is 404
+/// before any store is asked.
+pub fn path_id(req: &Request, name: &str, kind: IdKind) -> Result<String, ApiError> {
+    let id = path_param(req, name)?;
+    if kind.matches(&id) {
+        Ok(id)
+    } else {
+        Err(ApiError::NotFound(kind.noun()))
+    }
+}
+
 fn percent_decode(s: &str) -> String {
     if !s.contains('%') {
         return s.to_string();
@@ -264,6 +276,7 @@ where
 {
     lambda_http::run(lambda_http::service_fn(move |req: Request| async move {
         let request_id = request_id(&req);
+        crate::faults::invocation(&request_id);
         let method = req.method().to_string();
         let span = tracing::info_span!(
             "request",

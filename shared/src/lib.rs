@@ -8,6 +8,7 @@ pub mod auth;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod faults;
 pub mod http;
 pub mod logging;
 pub mod mail;

@@ -7,8 +7,11 @@ use aws_sdk_sqs::Client;
 #[error("SQS request failed: {0}")]
 pub struct QueueError(pub String);
 
-/// SQS caps DelaySeconds and visibility changes for our purposes at 15 minutes.
+/// SQS caps DelaySeconds at 15 minutes.
 pub const MAX_DELAY_SECONDS: u64 = 900;
+/// SQS caps a message's visibility timeout at 12 hours: longer waits take
+/// several receives (the job sees it isn't due yet and waits again).
+pub const MAX_VISIBILITY_SECONDS: u64 = 43_200;
 
 #[derive(Clone)]
 pub struct JobQueue {
@@ -39,7 +42,7 @@ impl JobQueue {
             .change_message_visibility()
             .queue_url(&self.url)
             .receipt_handle(receipt_handle)
-            .visibility_timeout(seconds.min(MAX_DELAY_SECONDS) as i32)
+            .visibility_timeout(seconds.min(MAX_VISIBILITY_SECONDS) as i32)
             .send()
             .await
             .map_err(|e| QueueError(DisplayErrorContext(&e).to_string()))?;

@@ -4,8 +4,9 @@
 use chrono::{Duration, Utc};
 use pulsara_shared::auth::AdminCaller;
 use pulsara_shared::domain::api_key;
+use pulsara_shared::domain::ids::IdKind;
 use pulsara_shared::http::{
-    limit_param, optional_json_body, path_param, query_param, record_key_id,
+    limit_param, optional_json_body, path_id, path_param, query_param, record_key_id,
 };
 use pulsara_shared::store::api_keys::RotateError;
 use pulsara_shared::store::StoreError;
@@ -17,7 +18,10 @@ pub const MAX_GRACE_SECONDS: i64 = 30 * 86_400;
 
 pub async fn handle(state: &AppState, req: Request) -> Result<ApiResponse, ApiError> {
     let admin = state.auth.admin(&req).await?;
-    let key_id = path_param(&req, "keyId").ok();
+    let key_id = match path_param(&req, "keyId") {
+        Ok(_) => Some(path_id(&req, "keyId", IdKind::ApiKey)?),
+        Err(_) => None,
+    };
     match (req.method().as_str(), key_id) {
         ("GET", None) => list(state, &req).await,
         ("POST", Some(id)) => rotate(state, &req, &admin, &id).await,
@@ -82,6 +86,7 @@ async fn rotate(
             .await
         {
             Ok(()) => {
+                pulsara_shared::faults::point("key.rotate.after", &[key_id, &record.key_id])?;
                 tracing::info!(new_key_id = %record.key_id, grace, "api key rotated");
                 let mut data = record.issued(&key.plaintext);
                 data["previousKeyId"] = key_id.into();

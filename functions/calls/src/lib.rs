@@ -2,7 +2,8 @@
 //! (time range, newest first, cursor-paginated) and `GET /ivr/calls/{callId}`.
 
 use chrono::{DateTime, Duration, Utc};
-use pulsara_shared::http::{limit_param, path_param, query_param, record_restaurant_id};
+use pulsara_shared::domain::ids::IdKind;
+use pulsara_shared::http::{limit_param, path_id, path_param, query_param, record_restaurant_id};
 use pulsara_shared::{ApiError, ApiResponse, AppState, Request};
 
 pub const MAX_PAGE: i32 = 100;
@@ -31,7 +32,8 @@ pub async fn handle(state: &AppState, req: Request) -> Result<ApiResponse, ApiEr
         return Err(ApiError::MethodNotAllowed);
     }
     let now = Utc::now();
-    if let Ok(call_id) = path_param(&req, "callId") {
+    if path_param(&req, "callId").is_ok() {
+        let call_id = path_id(&req, "callId", IdKind::Call)?;
         let call = state
             .calls
             .get(&call_id)
@@ -41,7 +43,7 @@ pub async fn handle(state: &AppState, req: Request) -> Result<ApiResponse, ApiEr
         record_restaurant_id(&call.restaurant_id);
         return Ok(ApiResponse::ok(call.view()));
     }
-    let restaurant_id = path_param(&req, "restaurantId")?;
+    let restaurant_id = path_id(&req, "restaurantId", IdKind::Restaurant)?;
     record_restaurant_id(&restaurant_id);
     let to = time_param(&req, "to")?.unwrap_or(now);
     let from = time_param(&req, "from")?.unwrap_or(to - Duration::days(DEFAULT_RANGE_DAYS));

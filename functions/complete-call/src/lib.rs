@@ -3,7 +3,8 @@
 
 use chrono::Utc;
 use pulsara_shared::domain::call::{CompleteCallRequest, BODY_LIMIT};
-use pulsara_shared::http::{json_body, path_param};
+use pulsara_shared::domain::ids::IdKind;
+use pulsara_shared::http::{json_body, path_id};
 use pulsara_shared::services::calls::complete_call;
 use pulsara_shared::{ApiError, ApiResponse, AppState, Request};
 
@@ -12,7 +13,7 @@ pub async fn handle(state: &AppState, req: Request) -> Result<ApiResponse, ApiEr
         return Err(ApiError::MethodNotAllowed);
     }
     let caller = state.auth.ivr(&req).await?;
-    let call_id = path_param(&req, "callId")?;
+    let call_id = path_id(&req, "callId", IdKind::Call)?;
     let body: CompleteCallRequest = json_body(&req, BODY_LIMIT)?;
     let call = complete_call(state, &caller, &call_id, body, Utc::now()).await?;
     Ok(ApiResponse::ok(call.result())

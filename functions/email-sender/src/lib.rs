@@ -1,10 +1,21 @@
-//! E-mail retry worker: consumes the queue of call e-mails SES refused,
-//! retries with exponential backoff, and reports partial batch failures so
-//! one bad message never holds back (or re-sends) the others.
+//! Call e-mails, from two event sources:
+//! - the calls table's stream (filtered to completions with an e-mail to
+//!   send): each completion queues its e-mail job, so the completion write
+//!   itself is the e-mail's outbox and a completing request that dies or
+//!   loses SQS loses nothing;
+//! - the e-mail queue: each job claims the e-mail, sends it unless it is
+//!   sent or held by another sender, and retries with backoff (by the
+//!   message's visibility) until it is sent or out of attempts.
+//!
+//! Both report partial batch failures in the same shape, so one bad record
+//! never holds back (or re-sends) the others.
 
+use aws_lambda_events::event::dynamodb::{Event as StreamEvent, EventRecord};
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
-use pulsara_shared::services::calls::{retry_email, RetryOutcome};
+use pulsara_shared::domain::call::EmailStatus;
+use pulsara_shared::services::calls::{email_job_step, queue_email_job, EmailOutcome};
 use pulsara_shared::AppState;
+use serde::de::IgnoredAny;
 use serde::Deserialize;
 use tracing::Instrument;
 
@@ -14,13 +25,56 @@ struct Job {
     call_id: String,
 }
 
-/// Whether the message is finished with (deleted) or must come back.
-async fn process(state: &AppState, record: &SqsMessage) -> bool {
-    let receive_count: u32 = record
-        .attributes
-        .get("ApproximateReceiveCount")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1);
+/// The parts of a call image the stream consumer looks at.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CallImage {
+    call_id: String,
+    completion: Option<IgnoredAny>,
+    email: Option<EmailImage>,
+}
+
+#[derive(Deserialize)]
+struct EmailImage {
+    status: EmailStatus,
+}
+
+/// The call whose completion this stream record is, if it has an e-mail to
+/// send (the event source's filter passes only these; checked again here).
+fn completion_with_email(record: &EventRecord) -> Option<String> {
+    let new: CallImage = serde_dynamo::from_item(record.change.new_image.clone()).ok()?;
+    let old: Option<CallImage> = serde_dynamo::from_item(record.change.old_image.clone()).ok();
+    let just_completed = new.completion.is_some() && old.is_none_or(|o| o.completion.is_none());
+    let to_send = new.email.is_some_and(|e| e.status == EmailStatus::Sending);
+    (just_completed && to_send).then_some(new.call_id)
+}
+
+fn failure(id: String) -> BatchItemFailure {
+    let mut f = BatchItemFailure::default();
+    f.item_identifier = id;
+    f
+}
+
+/// Stream records → e-mail jobs. A record that can't be queued is reported
+/// (with everything after it, as Lambda retries a shard from there).
+async fn on_completions(state: &AppState, event: StreamEvent) -> SqsBatchResponse {
+    let mut response = SqsBatchResponse::default();
+    for record in &event.records {
+        let Some(call_id) = completion_with_email(record) else {
+            continue;
+        };
+        if let Err(e) = queue_email_job(state, &call_id).await {
+            tracing::error!(error = %e, "could not queue a completion's e-mail job; the stream retries");
+            let seq = record.change.sequence_number.clone().unwrap_or_default();
+            response.batch_item_failures.push(failure(seq));
+            break;
+        }
+    }
+    response
+}
+
+/// Whether the job is finished with (deleted) or must come back.
+async fn on_job(state: &AppState, record: &SqsMessage) -> bool {
     let Some(job) = record
         .body
         .as_deref()
@@ -30,43 +84,97 @@ async fn process(state: &AppState, record: &SqsMessage) -> bool {
         tracing::error!("e-mail job is not {{\"callId\": ...}}");
         return false;
     };
-    match retry_email(state, &job.call_id, receive_count).await {
-        Ok(RetryOutcome::Done) => true,
-        Ok(RetryOutcome::Later { delay }) => {
-            if let Some(receipt) = record.receipt_handle.as_deref() {
-                if let Err(e) = state.email_queue().retry_in(receipt, delay).await {
-                    tracing::warn!(error = %e, "could not set the retry delay");
-                }
-            }
-            false
-        }
-        Ok(RetryOutcome::GaveUp) => {
-            // Visible again at once, so SQS moves it to the DLQ on the next receive.
-            if let Some(receipt) = record.receipt_handle.as_deref() {
-                let _ = state.email_queue().retry_in(receipt, 0).await;
-            }
-            false
-        }
+    let come_back_in = match email_job_step(state, &job.call_id).await {
+        Ok(EmailOutcome::Finished(_) | EmailOutcome::GaveUp(_)) => return true,
+        Ok(EmailOutcome::Busy { secs }) => secs,
+        Ok(EmailOutcome::Retry { delay, .. }) => delay,
         Err(e) => {
-            tracing::error!(error = %e, "e-mail job failed");
-            false
+            tracing::error!(error = %e, "e-mail job failed; SQS will redeliver");
+            return false;
+        }
+    };
+    if let Some(receipt) = record.receipt_handle.as_deref() {
+        if let Err(e) = state.email_queue().retry_in(receipt, come_back_in).await {
+            // It comes back after the queue's visibility timeout instead.
+            tracing::warn!(error = %e, "could not set the retry delay");
         }
     }
+    false
 }
 
-pub async fn handle(
-    state: &AppState,
-    event: SqsEvent,
-) -> Result<SqsBatchResponse, lambda_runtime::Error> {
+async fn on_jobs(state: &AppState, event: SqsEvent) -> SqsBatchResponse {
     let mut response = SqsBatchResponse::default();
     for record in &event.records {
         let message_id = record.message_id.clone().unwrap_or_default();
         let span = tracing::info_span!("email_job", message_id = %message_id, restaurant_id = tracing::field::Empty);
-        if !process(state, record).instrument(span).await {
-            let mut failure = BatchItemFailure::default();
-            failure.item_identifier = message_id;
-            response.batch_item_failures.push(failure);
+        if !on_job(state, record).instrument(span).await {
+            response.batch_item_failures.push(failure(message_id));
         }
     }
-    Ok(response)
+    response
+}
+
+/// Either event source's batch; the answer has the same shape for both.
+pub async fn handle(
+    state: &AppState,
+    event: serde_json::Value,
+) -> Result<SqsBatchResponse, lambda_runtime::Error> {
+    let source = event["Records"][0]["eventSource"].as_str().unwrap_or("");
+    if source == "aws:dynamodb" {
+        Ok(on_completions(state, serde_json::from_value(event)?).await)
+    } else {
+        Ok(on_jobs(state, serde_json::from_value(event)?).await)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(old_completed: bool, status: &str) -> EventRecord {
+        let completion = json_completion();
+        let mut old = serde_json::json!({"callId": {"S": "call_1"}});
+        if old_completed {
+            old["completion"] = completion.clone();
+        }
+        serde_json::from_value(serde_json::json!({
+            "eventID": "1", "eventName": "MODIFY", "eventSource": "aws:dynamodb",
+            "eventVersion": "1.1", "awsRegion": "us-east-1",
+            "eventSourceARN": "arn:aws:dynamodb:us-east-1:123456789012:table/calls/stream/1",
+            "dynamodb": {
+                "Keys": {"callId": {"S": "call_1"}},
+                "SequenceNumber": "100",
+                "SizeBytes": 100,
+                "StreamViewType": "NEW_AND_OLD_IMAGES",
+                "ApproximateCreationDateTime": 1796128200,
+                "OldImage": old,
+                "NewImage": {
+                    "callId": {"S": "call_1"}, "completion": completion,
+                    "email": {"M": {"status": {"S": status}}}
+                }
+            }
+        }))
+        .unwrap()
+    }
+
+    fn json_completion() -> serde_json::Value {
+        serde_json::json!({"M": {"duration": {"N": "30"}}})
+    }
+
+    #[test]
+    fn only_a_completion_with_an_email_to_send_queues_a_job() {
+        assert_eq!(
+            completion_with_email(&record(false, "sending")).as_deref(),
+            Some("call_1")
+        );
+        assert_eq!(
+            completion_with_email(&record(false, "not_configured")),
+            None
+        );
+        assert_eq!(
+            completion_with_email(&record(true, "sending")),
+            None,
+            "a later change"
+        );
+    }
 }

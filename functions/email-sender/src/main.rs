@@ -1,12 +1,13 @@
-//! Lambda entrypoint (SQS consumer): build state once, then handle batches.
+//! Lambda entrypoint (calls-table stream and e-mail queue): build state once,
+//! then handle batches.
 
-use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_runtime::{service_fn, LambdaEvent};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     let state = pulsara_shared::app::init().await?;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
+        pulsara_shared::faults::invocation(&event.context.request_id);
         email_sender::handle(state, event.payload)
     }))
     .await

@@ -1,16 +1,18 @@
 //! The worker fed the sample SQS event (events/email-sender.json) against the
-//! local DynamoDB, SQS and SES: retries while SES refuses, records the final
-//! failure on the last attempt, and sends once SES accepts.
+//! local DynamoDB, SQS and SES: retries while SES refuses, gives up after the
+//! last attempt, leaves an e-mail another sender holds alone, and sends once
+//! SES accepts.
 
-use aws_lambda_events::event::sqs::SqsEvent;
+use aws_lambda_events::event::sqs::SqsBatchResponse;
 use chrono::Utc;
 use pulsara_shared::domain::call::{CallRecord, EmailState, EmailStatus, ProcessCallRequest};
 use pulsara_shared::domain::restaurant::RestaurantInput;
 use pulsara_shared::services::create_restaurant;
 use pulsara_shared::testing::{local_state, unique_phone};
+use pulsara_shared::AppState;
 use serde_json::json;
 
-fn sqs_event(call_id: &str, receive_count: u32) -> SqsEvent {
+fn sqs_event(call_id: &str) -> serde_json::Value {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../../events/email-sender.json"
@@ -18,31 +20,25 @@ fn sqs_event(call_id: &str, receive_count: u32) -> SqsEvent {
     let mut v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     v["Records"][0]["body"] = json!({ "callId": call_id }).to_string().into();
-    v["Records"][0]["attributes"]["ApproximateReceiveCount"] = receive_count.to_string().into();
-    serde_json::from_value(v).unwrap()
+    v
 }
 
-#[tokio::test]
-async fn retries_gives_up_on_the_last_attempt_and_sends_when_ses_works() {
-    let Some(mut failing) = local_state().await else {
-        return;
-    };
-    // A sender outside every verified identity: SES refuses it.
-    failing.config.sender_email = "nobody@unverified-sender.example".into();
+/// A stored call of a new restaurant, its e-mail in `email`'s state.
+async fn call_with_email(state: &AppState, email: impl FnOnce(&mut EmailState)) -> CallRecord {
     let now = Utc::now();
     let input: RestaurantInput = serde_json::from_value(json!({
         "name": "Retry Bistro", "phoneNumbers": [unique_phone()], "timezone": "Europe/Paris",
         "notificationEmails": ["owner@retry-bistro.example"]
     }))
     .unwrap();
-    let restaurant = create_restaurant(&failing, input, now).await.unwrap();
+    let restaurant = create_restaurant(state, input, now).await.unwrap();
     let request: ProcessCallRequest = serde_json::from_value(json!({
         "restaurantId": restaurant.restaurant_id, "callId": format!("CA{}", now.timestamp_nanos_opt().unwrap()),
         "timestamp": now.to_rfc3339(), "transcript": "Customer: do you deliver?"
     }))
     .unwrap();
     let valid = request
-        .validate(now, failing.config.default_phone_region)
+        .validate(now, state.config.default_phone_region)
         .unwrap();
     let mut call = CallRecord::new(
         valid,
@@ -52,83 +48,97 @@ async fn retries_gives_up_on_the_last_attempt_and_sends_when_ses_works() {
         now,
         365,
     );
-    call.email = Some(EmailState {
+    let mut e = EmailState {
         status: EmailStatus::Queued,
         recipients: restaurant.notification_emails.clone(),
         message_id: None,
         attempts: 1,
         last_error: Some("throttled".into()),
         updated_at: now,
-    });
-    failing.calls.insert(&call).await.unwrap();
+        claim_id: None,
+        claimed_until: None,
+    };
+    email(&mut e);
+    call.email = Some(e);
+    state.calls.insert(&call).await.unwrap();
+    call
+}
 
-    let out = email_sender::handle(&failing, sqs_event(&call.call_id, 1))
+async fn run(state: &AppState, call: &CallRecord) -> (SqsBatchResponse, EmailState) {
+    let out = email_sender::handle(state, sqs_event(&call.call_id))
         .await
         .unwrap();
+    let stored = state.calls.get(&call.call_id).await.unwrap().unwrap();
+    (out, stored.email.unwrap())
+}
+
+#[tokio::test]
+async fn retries_gives_up_after_the_last_attempt_and_sends_when_ses_works() {
+    let Some(mut failing) = local_state().await else {
+        return;
+    };
+    // A sender outside every verified identity: SES refuses it.
+    failing.config.sender_email = "nobody@unverified-sender.example".into();
+
+    let call = call_with_email(&failing, |_| {}).await;
+    let (out, email) = run(&failing, &call).await;
     assert_eq!(
         out.batch_item_failures.len(),
         1,
-        "a refused e-mail is reported as failed"
+        "a refused e-mail comes back"
     );
-    let email = failing
-        .calls
-        .get(&call.call_id)
-        .await
-        .unwrap()
-        .unwrap()
-        .email
-        .unwrap();
     assert_eq!((email.status, email.attempts), (EmailStatus::Queued, 2));
-    assert!(email.last_error.is_some());
-
-    let last = failing.config.email_max_attempts;
-    let out = email_sender::handle(&failing, sqs_event(&call.call_id, last))
-        .await
-        .unwrap();
-    assert_eq!(out.batch_item_failures.len(), 1);
-    let email = failing
-        .calls
-        .get(&call.call_id)
-        .await
-        .unwrap()
-        .unwrap()
-        .email
-        .unwrap();
-    assert_eq!(
-        email.status,
-        EmailStatus::Failed,
-        "the final status is recorded"
+    assert!(
+        email.last_error.is_some() && email.claim_id.is_none(),
+        "claim released"
     );
+
+    let max = failing.config.email_max_attempts;
+    let last = call_with_email(&failing, |e| e.attempts = max - 1).await;
+    let (out, email) = run(&failing, &last).await;
+    assert!(
+        out.batch_item_failures.is_empty(),
+        "dead-lettered by the worker itself"
+    );
+    assert_eq!((email.status, email.attempts), (EmailStatus::Failed, max));
 
     // A job for a call whose mail is finished is simply acknowledged.
-    let out = email_sender::handle(&failing, sqs_event(&call.call_id, 1))
-        .await
-        .unwrap();
+    let (out, email) = run(&failing, &last).await;
     assert!(out.batch_item_failures.is_empty());
+    assert_eq!(email.status, EmailStatus::Failed);
 
-    // Back to queued, with SES working: sent, and acknowledged.
     let working = local_state().await.unwrap();
-    let mut queued = email.clone();
-    queued.status = EmailStatus::Queued;
-    assert!(working
-        .calls
-        .set_email(&call.call_id, &[EmailStatus::Failed], &queued)
-        .await
-        .unwrap());
-    let out = email_sender::handle(&working, sqs_event(&call.call_id, 1))
-        .await
-        .unwrap();
+    let call = call_with_email(&working, |_| {}).await;
+    let (out, email) = run(&working, &call).await;
     assert!(out.batch_item_failures.is_empty());
-    let email = working
-        .calls
-        .get(&call.call_id)
-        .await
-        .unwrap()
-        .unwrap()
-        .email
-        .unwrap();
-    assert_eq!(email.status, EmailStatus::Sent);
+    assert_eq!((email.status, email.attempts), (EmailStatus::Sent, 2));
     assert!(email.message_id.is_some());
+}
+
+#[tokio::test]
+async fn an_email_held_by_another_sender_is_left_alone() {
+    let Some(state) = local_state().await else {
+        return;
+    };
+    let held_until = Utc::now().timestamp_millis() + 60_000;
+    let call = call_with_email(&state, |e| {
+        e.status = EmailStatus::Sending;
+        e.claim_id = Some("someone-else".into());
+        e.claimed_until = Some(held_until);
+    })
+    .await;
+    let (out, email) = run(&state, &call).await;
+    assert_eq!(
+        out.batch_item_failures.len(),
+        1,
+        "comes back when the claim lapses"
+    );
+    assert_eq!(email.claim_id.as_deref(), Some("someone-else"));
+    assert_eq!(
+        (email.status, email.attempts),
+        (EmailStatus::Sending, 1),
+        "not sent"
+    );
 }
 
 #[tokio::test]
@@ -136,8 +146,8 @@ async fn unreadable_jobs_fail_towards_the_dead_letter_queue() {
     let Some(state) = local_state().await else {
         return;
     };
-    let mut event = sqs_event("x", 1);
-    event.records[0].body = Some("not json".into());
+    let mut event = sqs_event("x");
+    event["Records"][0]["body"] = "not json".into();
     let out = email_sender::handle(&state, event).await.unwrap();
     assert_eq!(out.batch_item_failures.len(), 1);
 }

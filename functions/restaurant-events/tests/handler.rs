@@ -65,8 +65,8 @@ async fn a_change_fans_out_once_even_when_the_record_is_replayed() {
 
     let subscribed = webhook("own_stream_a", None);
     let elsewhere = webhook("own_stream_b", Some(vec!["rst_someone_else".into()]));
-    state.webhooks.put(&subscribed).await.unwrap();
-    state.webhooks.put(&elsewhere).await.unwrap();
+    state.webhooks.insert(&subscribed, 100).await.unwrap();
+    state.webhooks.insert(&elsewhere, 100).await.unwrap();
 
     let event_id = format!("evt-{}", uuid_like());
     for _ in 0..2 {
@@ -99,7 +99,7 @@ async fn a_change_fans_out_once_even_when_the_record_is_replayed() {
         "restricted to another restaurant"
     );
     for w in [&subscribed, &elsewhere] {
-        state.webhooks.delete(&w.webhook_id).await.unwrap();
+        state.webhooks.delete(w).await.unwrap();
     }
 }
 

@@ -2,14 +2,18 @@
 //! `GET /ivr/restaurants/{restaurantId}`, `PATCH /ivr/restaurants/{restaurantId}`.
 
 use chrono::Utc;
+use pulsara_shared::domain::ids::IdKind;
 use pulsara_shared::domain::restaurant::{RestaurantInput, RestaurantPatch};
-use pulsara_shared::http::{json_body, path_param, record_restaurant_id};
+use pulsara_shared::http::{json_body, path_id, path_param, record_restaurant_id};
 use pulsara_shared::services::{create_restaurant, write_error};
 use pulsara_shared::{ApiError, ApiResponse, AppState, Request};
 
 pub async fn handle(state: &AppState, req: Request) -> Result<ApiResponse, ApiError> {
     state.auth.admin(&req).await?;
-    let id = path_param(&req, "restaurantId").ok();
+    let id = match path_param(&req, "restaurantId") {
+        Ok(_) => Some(path_id(&req, "restaurantId", IdKind::Restaurant)?),
+        Err(_) => None,
+    };
     match (req.method().as_str(), id) {
         ("POST", None) => {
             let input: RestaurantInput = json_body(&req, state.config.max_body_bytes)?;
@@ -35,7 +39,7 @@ pub async fn handle(state: &AppState, req: Request) -> Result<ApiResponse, ApiEr
             }
             let current = state
                 .restaurants
-                .get(&id)
+                .get_latest(&id)
                 .await?
                 .ok_or(ApiError::NotFound("restaurant"))?;
             let next = current.patched(patch, Utc::now(), state.config.default_phone_region)?;
@@ -44,6 +48,7 @@ pub async fn handle(state: &AppState, req: Request) -> Result<ApiResponse, ApiEr
                 .update(&current, &next)
                 .await
                 .map_err(write_error)?;
+            pulsara_shared::faults::point("restaurant.update.after", &[&id])?;
             tracing::info!(version = next.version, "restaurant updated");
             Ok(ApiResponse::ok(&next).message("Restaurant updated successfully"))
         }

@@ -1,13 +1,46 @@
-//! Webhook dispatcher: delivers a batch's jobs concurrently, records every
-//! attempt, queues retries with backoff, and reports only the jobs it could
-//! not even process (DynamoDB/SQS trouble) as batch item failures — so a crash
-//! or error mid-batch loses nothing and re-sends nothing already delivered.
+//! Webhook dispatcher: delivers a batch's jobs concurrently. A job is done
+//! (deleted) only when its delivery has ended; otherwise it is reported as a
+//! batch item failure, with its visibility set to when it should come back
+//! (the next retry, or another worker's claim lapsing). Errors and crashes
+//! leave it to come back after the queue's visibility timeout: nothing is
+//! lost, and the per-delivery claim keeps copies from sending twice.
 
-use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
-use pulsara_shared::services::webhooks::{dispatch, DeliveryJob};
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use pulsara_shared::services::webhooks::{dispatch, DeliveryJob, Dispatched};
 use pulsara_shared::AppState;
 use tokio::task::JoinSet;
 use tracing::Instrument;
+
+/// Whether the job is finished with (deleted) or must come back.
+async fn process(state: &AppState, record: &SqsMessage) -> bool {
+    let job: DeliveryJob = match record.body.as_deref().map(serde_json::from_str) {
+        Some(Ok(job)) => job,
+        _ => {
+            // Unreadable: let it fail its way to the dead-letter queue for a human.
+            tracing::error!("webhook job is not a delivery job");
+            return false;
+        }
+    };
+    match dispatch(state, &job).await {
+        Ok(Dispatched::Finished(status)) => {
+            tracing::debug!(?status, "job done");
+            true
+        }
+        Ok(Dispatched::Later { secs }) => {
+            if let Some(receipt) = record.receipt_handle.as_deref() {
+                if let Err(e) = state.webhook_queue().retry_in(receipt, secs).await {
+                    // It comes back after the visibility timeout instead.
+                    tracing::warn!(error = %e, "could not set the job's next visibility");
+                }
+            }
+            false
+        }
+        Err(e) => {
+            tracing::error!(error = %e, delivery_id = %job.delivery_id, "webhook job failed; SQS will redeliver");
+            false
+        }
+    }
+}
 
 pub async fn handle(
     state: &'static AppState,
@@ -19,28 +52,7 @@ pub async fn handle(
         let message_id = record.message_id.clone().unwrap_or_default();
         pending.push(message_id.clone());
         let span = tracing::info_span!("webhook_job", message_id = %message_id);
-        tasks.spawn(
-            async move {
-                let job: DeliveryJob = match record.body.as_deref().map(serde_json::from_str) {
-                    Some(Ok(job)) => job,
-                    _ => {
-                        tracing::error!("webhook job is not a delivery job");
-                        return (message_id, false);
-                    }
-                };
-                match dispatch(state, &job).await {
-                    Ok(outcome) => {
-                        tracing::debug!(?outcome, "job done");
-                        (message_id, true)
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, delivery_id = %job.delivery_id, "webhook job failed; SQS will redeliver");
-                        (message_id, false)
-                    }
-                }
-            }
-            .instrument(span),
-        );
+        tasks.spawn(async move { (message_id, process(state, &record).await) }.instrument(span));
     }
     // Whatever did not report success (errors, even a panicked task) is a failure.
     while let Some(joined) = tasks.join_next().await {

@@ -6,7 +6,8 @@
 
 use chrono::Utc;
 use lambda_http::RequestExt;
-use pulsara_shared::http::{limit_param, optional_json_body, path_param};
+use pulsara_shared::domain::ids::IdKind;
+use pulsara_shared::http::{limit_param, optional_json_body, path_id, path_param};
 use pulsara_shared::services::webhooks::{
     own, replay, rotate_secret, send_test, DEFAULT_SECRET_GRACE_SECONDS, MAX_SECRET_GRACE_SECONDS,
 };
@@ -23,8 +24,8 @@ pub async fn handle(state: &AppState, req: Request) -> Result<ApiResponse, ApiEr
     let caller = state.auth.ivr(&req).await?;
     let now = Utc::now();
     let path = req.raw_http_path().trim_end_matches('/').to_string();
-    let webhook_id = path_param(&req, "webhookId").ok();
-    let delivery_id = path_param(&req, "deliveryId").ok();
+    let webhook_id = optional_id(&req, "webhookId", IdKind::Webhook)?;
+    let delivery_id = optional_id(&req, "deliveryId", IdKind::Delivery)?;
     let method = req.method().as_str().to_string();
     let response = match (method.as_str(), webhook_id, delivery_id) {
         ("GET", None, None) => {
@@ -34,7 +35,7 @@ pub async fn handle(state: &AppState, req: Request) -> Result<ApiResponse, ApiEr
         }
         ("DELETE", Some(id), None) => {
             let w = own(state, &caller, &id).await?;
-            state.webhooks.delete(&w.webhook_id).await?;
+            state.webhooks.delete(&w).await?;
             tracing::info!(webhook_id = %id, "webhook deleted");
             ApiResponse::ok(serde_json::json!({ "webhookId": id, "deleted": true }))
                 .message("Webhook deleted")
@@ -79,6 +80,14 @@ pub async fn handle(state: &AppState, req: Request) -> Result<ApiResponse, ApiEr
         _ => return Err(ApiError::MethodNotAllowed),
     };
     Ok(response.headers(caller.rate.headers()))
+}
+
+/// A path id where the route has one; checked against its format.
+fn optional_id(req: &Request, name: &str, kind: IdKind) -> Result<Option<String>, ApiError> {
+    match path_param(req, name) {
+        Ok(_) => path_id(req, name, kind).map(Some),
+        Err(_) => Ok(None),
+    }
 }
 
 fn accepted(delivery_id: &str, message: &str) -> ApiResponse {

@@ -256,10 +256,12 @@ pub enum CallStatus {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EmailStatus {
-    /// Claimed by the completing request; being sent now.
+    /// The call was completed: the e-mail is to be sent (by whichever sender
+    /// claims it first: the completing request, or the job the completion
+    /// caused through the calls table's stream).
     Sending,
     Sent,
-    /// SES refused or failed; waiting in the retry queue.
+    /// SES refused or failed; the e-mail job retries it with backoff.
     Queued,
     /// Every retry failed; the job is in the dead-letter queue.
     Failed,
@@ -279,6 +281,102 @@ pub struct EmailState {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
     pub updated_at: DateTime<Utc>,
+    /// The sender holding the e-mail right now, and until when (epoch ms):
+    /// nobody else sends while the claim is fresh.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claim_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claimed_until: Option<i64>,
+}
+
+impl EmailState {
+    /// Still to be sent: nobody has succeeded or given up yet.
+    pub fn open(&self) -> bool {
+        matches!(self.status, EmailStatus::Sending | EmailStatus::Queued)
+    }
+}
+
+/// What a sender does with a call's e-mail, seen as stored.
+#[derive(Debug, PartialEq, Eq)]
+pub enum EmailStep {
+    /// Sent, failed for good, or nothing to send.
+    Finished,
+    /// Another sender's claim is fresh: look again in `secs`.
+    Busy { secs: u64 },
+    /// Claim it, then send.
+    Claim,
+}
+
+pub fn email_step(email: Option<&EmailState>, now: DateTime<Utc>) -> EmailStep {
+    match email {
+        Some(e) if e.open() => match super::claim::seconds_left(e.claimed_until, now) {
+            Some(secs) => EmailStep::Busy { secs },
+            None => EmailStep::Claim,
+        },
+        _ => EmailStep::Finished,
+    }
+}
+
+/// What to do after SES answered attempt `state.attempts` (counted at the
+/// claim, so attempts cut off by a crash count too).
+#[derive(Debug, PartialEq, Eq)]
+pub enum EmailNext {
+    Done,
+    /// Try again after the backoff for this attempt.
+    Retry,
+    /// Out of attempts: failed for good, the job goes to the dead-letter queue.
+    GiveUp,
+}
+
+/// The e-mail state after an attempt and what follows. `sent` is SES's
+/// message id or its error; the claim is released either way.
+pub fn after_send(
+    mut state: EmailState,
+    sent: Result<String, String>,
+    max_attempts: u32,
+    now: DateTime<Utc>,
+) -> (EmailState, EmailNext) {
+    state.claim_id = None;
+    state.claimed_until = None;
+    state.updated_at = now;
+    let next = match sent {
+        Ok(message_id) => {
+            state.status = EmailStatus::Sent;
+            state.message_id = Some(message_id);
+            state.last_error = None;
+            EmailNext::Done
+        }
+        Err(e) if state.attempts >= max_attempts => {
+            state.status = EmailStatus::Failed;
+            state.last_error = Some(e);
+            EmailNext::GiveUp
+        }
+        Err(e) => {
+            state.status = EmailStatus::Queued;
+            state.last_error = Some(e);
+            EmailNext::Retry
+        }
+    };
+    (state, next)
+}
+
+/// A claim taken past the last attempt: every attempt was used, the last by
+/// a sender that never reported back. Failed for good, without sending.
+pub fn exhausted(
+    mut state: EmailState,
+    max_attempts: u32,
+    now: DateTime<Utc>,
+) -> Option<EmailState> {
+    if state.attempts <= max_attempts {
+        return None;
+    }
+    state.attempts = max_attempts;
+    state.status = EmailStatus::Failed;
+    state.claim_id = None;
+    state.claimed_until = None;
+    state.updated_at = now;
+    state.last_error = Some("every attempt was cut off before SES answered".into());
+    Some(state)
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -400,6 +498,11 @@ impl CallRecord {
             for k in ["ownerId", "listKey", "transcriptBytes"] {
                 map.remove(k);
             }
+            // Which sender holds the e-mail is ours to know.
+            if let Some(email) = map.get_mut("email").and_then(|e| e.as_object_mut()) {
+                email.remove("claimId");
+                email.remove("claimedUntil");
+            }
         }
         v
     }
@@ -504,5 +607,70 @@ mod tests {
         assert_ne!(a, call_id_for("own2", "rst_1", "CA1"));
         assert_ne!(a, call_id_for("own1", "rst_2", "CA1"));
         assert!(a.starts_with("call_") && a.len() == 29);
+    }
+
+    fn email(status: EmailStatus, attempts: u32) -> EmailState {
+        EmailState {
+            status,
+            recipients: vec!["owner@x.example".into()],
+            message_id: None,
+            attempts,
+            last_error: None,
+            updated_at: Utc::now(),
+            claim_id: Some("mine".into()),
+            claimed_until: Some(Utc::now().timestamp_millis() + 10_000),
+        }
+    }
+
+    #[test]
+    fn email_steps_respect_claims_and_final_states() {
+        let now = Utc::now();
+        let held = email(EmailStatus::Sending, 1);
+        assert_eq!(email_step(Some(&held), now), EmailStep::Busy { secs: 10 });
+        let lapsed = EmailState {
+            claimed_until: Some(now.timestamp_millis() - 1),
+            ..held.clone()
+        };
+        assert_eq!(
+            email_step(Some(&lapsed), now),
+            EmailStep::Claim,
+            "taken over"
+        );
+        for done in [
+            EmailStatus::Sent,
+            EmailStatus::Failed,
+            EmailStatus::NotConfigured,
+        ] {
+            assert_eq!(email_step(Some(&email(done, 1)), now), EmailStep::Finished);
+        }
+        assert_eq!(email_step(None, now), EmailStep::Finished);
+    }
+
+    #[test]
+    fn after_send_releases_the_claim_and_counts_attempts() {
+        let now = Utc::now();
+        let (sent, next) = after_send(email(EmailStatus::Sending, 1), Ok("m-1".into()), 3, now);
+        assert_eq!((sent.status, next), (EmailStatus::Sent, EmailNext::Done));
+        assert!(sent.claim_id.is_none() && sent.claimed_until.is_none());
+        assert_eq!(sent.message_id.as_deref(), Some("m-1"));
+        let (queued, next) = after_send(email(EmailStatus::Sending, 2), Err("x".into()), 3, now);
+        assert_eq!(
+            (queued.status, next),
+            (EmailStatus::Queued, EmailNext::Retry)
+        );
+        let (failed, next) = after_send(email(EmailStatus::Queued, 3), Err("x".into()), 3, now);
+        assert_eq!(
+            (failed.status, next),
+            (EmailStatus::Failed, EmailNext::GiveUp)
+        );
+    }
+
+    #[test]
+    fn a_claim_past_the_last_attempt_fails_without_sending() {
+        let now = Utc::now();
+        assert_eq!(exhausted(email(EmailStatus::Queued, 3), 3, now), None);
+        let failed = exhausted(email(EmailStatus::Queued, 4), 3, now).unwrap();
+        assert_eq!((failed.status, failed.attempts), (EmailStatus::Failed, 3));
+        assert!(failed.claim_id.is_none());
     }
 }

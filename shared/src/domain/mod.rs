@@ -3,9 +3,11 @@
 pub mod analysis;
 pub mod api_key;
 pub mod call;
+pub mod claim;
 pub mod email;
 pub mod hashing;
 pub mod hours;
+pub mod ids;
 pub mod phone;
 pub mod restaurant;
 pub mod ssrf;

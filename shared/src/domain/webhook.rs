@@ -234,6 +234,108 @@ pub struct DeliveryRecord {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub expires_at: i64,
+    /// The worker sending it right now, and until when (epoch ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claim_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claimed_until: Option<i64>,
+    /// Claims ever taken: more than `attempts` means workers died mid-attempt.
+    #[serde(default)]
+    pub claims: u32,
+    /// Not before (epoch ms): the retry schedule's next slot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_attempt_at: Option<i64>,
+    /// Why it failed without a final attempt (endpoint disabled, workers died).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
+}
+
+/// Workers dying mid-attempt this many times in a row fail a delivery for
+/// good (it goes to the dead-letter queue) instead of crashing forever.
+pub const MAX_CUT_OFF_ATTEMPTS: u32 = 3;
+
+/// What a worker does with a delivery job, given the delivery as stored.
+#[derive(Debug, PartialEq, Eq)]
+pub enum DeliveryStep {
+    /// Succeeded or failed: the job is done.
+    Finished,
+    /// Another worker's claim is fresh, or the next retry isn't due: come back in `secs`.
+    Later { secs: u64 },
+    /// Workers died mid-attempt too often: fail it for good.
+    Abandon,
+    /// Claim it and send the next attempt.
+    Attempt,
+}
+
+pub fn delivery_step(d: &DeliveryRecord, now: DateTime<Utc>) -> DeliveryStep {
+    if d.status != DeliveryStatus::Pending {
+        return DeliveryStep::Finished;
+    }
+    if let Some(secs) = super::claim::seconds_left(d.claimed_until, now) {
+        return DeliveryStep::Later { secs };
+    }
+    if d.claims.saturating_sub(d.attempts.len() as u32) >= MAX_CUT_OFF_ATTEMPTS {
+        return DeliveryStep::Abandon;
+    }
+    match super::claim::seconds_left(d.next_attempt_at, now) {
+        Some(secs) => DeliveryStep::Later { secs },
+        None => DeliveryStep::Attempt,
+    }
+}
+
+/// What an attempt's answer means for the delivery and its endpoint.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Verdict {
+    pub status: DeliveryStatus,
+    /// Seconds until the next attempt, while `Pending`.
+    pub retry_in: Option<u64>,
+    /// Disable the endpoint, for this reason.
+    pub disable: Option<String>,
+}
+
+/// The verdict on attempt `attempt_no` that got HTTP `status` (None: no
+/// answer). `failing_since`: when the endpoint's current run of failures
+/// began (this attempt's time if it starts one); unused on success.
+pub fn judge(
+    status: Option<u16>,
+    attempt_no: usize,
+    schedule: &RetrySchedule,
+    failing_since: DateTime<Utc>,
+    disable_after_seconds: i64,
+    now: DateTime<Utc>,
+) -> Verdict {
+    if status.is_some_and(|s| (200..300).contains(&s)) {
+        return Verdict {
+            status: DeliveryStatus::Succeeded,
+            retry_in: None,
+            disable: None,
+        };
+    }
+    if status == Some(410) {
+        return Verdict {
+            status: DeliveryStatus::Failed,
+            retry_in: None,
+            disable: Some("the endpoint answered 410 Gone".into()),
+        };
+    }
+    let disable = ((now - failing_since).num_seconds() >= disable_after_seconds).then(|| {
+        format!(
+            "deliveries failed continuously since {}",
+            failing_since.to_rfc3339()
+        )
+    });
+    let retry_in = schedule
+        .delay_before(attempt_no + 1)
+        .filter(|_| disable.is_none());
+    Verdict {
+        status: if retry_in.is_some() {
+            DeliveryStatus::Pending
+        } else {
+            DeliveryStatus::Failed
+        },
+        retry_in,
+        disable,
+    }
 }
 
 impl DeliveryRecord {
@@ -256,6 +358,11 @@ impl DeliveryRecord {
             created_at: now,
             updated_at: now,
             expires_at: (now + Duration::days(DELIVERY_RETENTION_DAYS)).timestamp(),
+            claim_id: None,
+            claimed_until: None,
+            claims: 0,
+            next_attempt_at: None,
+            failure: None,
         }
     }
 
@@ -267,6 +374,7 @@ impl DeliveryRecord {
             "status": self.status,
             "attempts": self.attempts,
             "replayOf": self.replay_of,
+            "failure": self.failure,
             "createdAt": self.created_at,
             "updatedAt": self.updated_at,
         })
@@ -396,6 +504,87 @@ mod tests {
         let total: u64 = std.0.iter().sum();
         assert!((86_400..=2 * 86_400).contains(&total), "about a day");
         assert!(RetrySchedule::parse("").is_err() && RetrySchedule::parse("a,b").is_err());
+    }
+
+    fn delivery() -> DeliveryRecord {
+        let w: WebhookRecord = serde_json::from_value(serde_json::json!({
+            "webhookId": "wh_1", "ownerId": "o", "keyId": "k", "callbackUrl": "https://x.example",
+            "events": ["restaurant.updated"], "secret": "whsec_x", "status": "active",
+            "createdAt": "2026-01-01T00:00:00Z", "updatedAt": "2026-01-01T00:00:00Z"
+        }))
+        .unwrap();
+        DeliveryRecord::new(
+            "msg_1".into(),
+            &w,
+            "restaurant.updated",
+            "{}".into(),
+            Utc::now(),
+        )
+    }
+
+    #[test]
+    fn delivery_steps_follow_claims_schedule_and_crashes() {
+        let now = Utc::now();
+        let mut d = delivery();
+        assert_eq!(delivery_step(&d, now), DeliveryStep::Attempt);
+        d.claims = 1;
+        d.claimed_until = Some(now.timestamp_millis() + 5_000);
+        assert_eq!(
+            delivery_step(&d, now),
+            DeliveryStep::Later { secs: 5 },
+            "held elsewhere"
+        );
+        d.claimed_until = Some(now.timestamp_millis() - 1);
+        assert_eq!(
+            delivery_step(&d, now),
+            DeliveryStep::Attempt,
+            "lapsed: taken over"
+        );
+        d.claims = MAX_CUT_OFF_ATTEMPTS;
+        assert_eq!(
+            delivery_step(&d, now),
+            DeliveryStep::Abandon,
+            "died every time"
+        );
+        d.claims = 1;
+        d.attempts.push(Attempt {
+            at: now,
+            status_code: Some(500),
+            latency_ms: 1,
+            error: None,
+        });
+        d.next_attempt_at = Some(now.timestamp_millis() + 300_000);
+        assert_eq!(
+            delivery_step(&d, now),
+            DeliveryStep::Later { secs: 300 },
+            "not due"
+        );
+        d.status = DeliveryStatus::Succeeded;
+        assert_eq!(delivery_step(&d, now), DeliveryStep::Finished);
+    }
+
+    #[test]
+    fn verdicts_retry_fail_and_disable() {
+        let s = RetrySchedule::parse("1,2").unwrap();
+        let now = Utc::now();
+        let ok = judge(Some(204), 1, &s, now, 60, now);
+        assert_eq!(
+            (ok.status, ok.retry_in, ok.disable),
+            (DeliveryStatus::Succeeded, None, None)
+        );
+        let retry = judge(Some(500), 1, &s, now, 60, now);
+        assert_eq!(
+            (retry.status, retry.retry_in),
+            (DeliveryStatus::Pending, Some(1))
+        );
+        let last = judge(None, 3, &s, now, 60, now);
+        assert_eq!((last.status, last.retry_in), (DeliveryStatus::Failed, None));
+        let gone = judge(Some(410), 1, &s, now, 60, now);
+        assert_eq!(gone.status, DeliveryStatus::Failed);
+        assert!(gone.disable.is_some());
+        let dead = judge(Some(500), 1, &s, now - Duration::seconds(61), 60, now);
+        assert_eq!((dead.status, dead.retry_in), (DeliveryStatus::Failed, None));
+        assert!(dead.disable.unwrap().contains("continuously"));
     }
 
     #[test]

@@ -1,33 +1,30 @@
 //! Call workflows: process (idempotent on the vendor's id), complete (exactly
-//! one e-mail however many completions race), and the e-mail retry.
+//! one e-mail however many completions race), and the e-mail's delivery.
+//!
+//! The e-mail is never lost: the completion write itself is its outbox (the
+//! calls table's stream queues its job), and never sent twice: every sender
+//! claims it before calling SES. The one window left is a sender dying (or
+//! losing SES's answer) after SES accepted and before the status is written.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 
 use crate::app::AppState;
 use crate::auth::IvrCaller;
 use crate::domain::analysis::analyze;
 use crate::domain::call::{
-    CallRecord, CallStatus, CompleteCallRequest, Completion, EmailState, EmailStatus,
-    ProcessCallRequest,
+    after_send, email_step, exhausted, CallRecord, CompleteCallRequest, Completion, EmailNext,
+    EmailState, EmailStatus, EmailStep, ProcessCallRequest,
 };
-use crate::domain::email;
-use crate::domain::restaurant::Restaurant;
+use crate::domain::{claim, email};
 use crate::error::ApiError;
+use crate::faults;
 use crate::http::record_restaurant_id;
-use crate::store::StoreError;
+use crate::store::{persist, StoreError};
 
 use super::find_restaurant;
 
-/// A completion whose e-mail is still "sending" after this long was cut off
-/// mid-way (both SQS and SES failed, or the instance died): queue it again.
-const STUCK_SENDING_MINUTES: i64 = 5;
-
 fn short(err: impl std::fmt::Display) -> String {
     err.to_string().chars().take(300).collect()
-}
-
-fn email_job(call_id: &str) -> String {
-    serde_json::json!({ "callId": call_id }).to_string()
 }
 
 /// `POST /ivr/call`: returns the call and whether this request created it.
@@ -53,6 +50,10 @@ pub async fn process_call(
     );
     match state.calls.insert(&call).await {
         Ok(()) => {
+            faults::point(
+                "call.insert.after",
+                &[&call.call_id, &restaurant.restaurant_id],
+            )?;
             crate::metrics::count(crate::metrics::CALLS_PROCESSED, 1);
             return Ok((call, true));
         }
@@ -77,6 +78,7 @@ pub async fn process_call(
             )
             .await?;
         if changed {
+            faults::point("call.extend.after", &[&call.call_id])?;
             let mut updated = existing;
             updated.transcript = call.transcript;
             updated.transcript_bytes = call.transcript_bytes;
@@ -124,31 +126,29 @@ pub async fn complete_call(
     let valid = body.validate()?;
     let call = own_call(state, caller, call_id, now).await?;
     if call.completion.is_some() {
-        requeue_if_stuck(state, &call, now).await;
         return Ok(call);
     }
-    let restaurant = state.restaurants.get(&call.restaurant_id).await?;
-    let recipients = restaurant
-        .as_ref()
-        .map(|r| r.notification_emails.clone())
+    let recipients = state
+        .restaurants
+        .get(&call.restaurant_id)
+        .await?
+        .map(|r| r.notification_emails)
         .unwrap_or_default();
-
-    let mut done = call.clone();
     let (final_turns, final_bytes) = valid.turns.unwrap_or_default();
-    if !final_turns.is_empty() {
-        done.analysis = analyze(&final_turns);
-    }
-    done.transcript_bytes = done.transcript_bytes.max(final_bytes);
-    done.completion = Some(Completion {
+    let final_analysis = (!final_turns.is_empty()).then(|| {
+        (
+            analyze(&final_turns),
+            call.transcript_bytes.max(final_bytes),
+        )
+    });
+    let completion = Completion {
         duration: valid.duration,
         forwarded_to: valid.forwarded_to,
         final_transcript: final_turns,
         audio_url: valid.audio_url.or_else(|| call.audio_url.clone()),
         completed_at: now,
-    });
-    done.status = CallStatus::Completed;
-    done.updated_at = now;
-    done.email = Some(EmailState {
+    };
+    let email = EmailState {
         status: if recipients.is_empty() {
             EmailStatus::NotConfigured
         } else {
@@ -159,155 +159,221 @@ pub async fn complete_call(
         attempts: 0,
         last_error: None,
         updated_at: now,
-    });
-    if !state.calls.complete(&done).await? {
-        // Another completion won the race; it sends the one e-mail.
+        claim_id: None,
+        claimed_until: None,
+    };
+    faults::point("call.complete.before", &[call_id])?;
+    let completed = state
+        .calls
+        .complete(
+            call_id,
+            &completion,
+            final_analysis.as_ref().map(|(a, b)| (a, *b)),
+            Some(&email),
+            now,
+        )
+        .await?;
+    let Some(mut done) = completed else {
+        // Another completion won the race (or this one's answer was lost and
+        // the SDK's retry found it done): its e-mail is on its way.
         return state
             .calls
             .get(call_id)
             .await?
             .ok_or_else(|| ApiError::internal("completed call vanished"));
-    }
+    };
+    faults::point("call.complete.after", &[call_id])?;
     tracing::info!(reason = done.analysis.reason.as_str(), "call completed");
     crate::metrics::count(crate::metrics::CALLS_COMPLETED, 1);
-    if let (Some(r), Some(EmailStatus::Sending)) =
-        (&restaurant, done.email.as_ref().map(|e| e.status))
-    {
-        done.email = Some(first_delivery(state, &done, r).await);
+    if done.email.as_ref().is_some_and(EmailState::open) {
+        // Try at once; if this fails or dies, the completion's job sends it.
+        match attempt_email(state, done.clone(), false).await {
+            Ok(outcome) => {
+                if let Some(e) = outcome.state() {
+                    done.email = Some(e.clone());
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "first e-mail attempt failed; its job retries"),
+        }
     }
     Ok(done)
 }
 
-/// Queues the safety-net job first (so a crash can't lose the mail), then
-/// tries SES at once. If SES works, the job later finds the mail sent.
-async fn first_delivery(
-    state: &AppState,
-    call: &CallRecord,
-    restaurant: &Restaurant,
-) -> EmailState {
-    let now = Utc::now();
-    let mut next = call.email.clone().expect("a sending call has e-mail state");
-    let queued = match state
+/// What one try at a call's e-mail came to.
+#[derive(Debug)]
+pub enum EmailOutcome {
+    /// Nothing (more) to do: sent, failed for good, or nothing to send.
+    Finished(Option<EmailState>),
+    /// Another sender holds it: look again in `secs`.
+    Busy { secs: u64 },
+    /// SES failed: try again after `delay` seconds.
+    Retry { delay: u64, state: EmailState },
+    /// Out of attempts: failed for good, and its job is in the dead-letter queue.
+    GaveUp(EmailState),
+}
+
+impl EmailOutcome {
+    pub fn state(&self) -> Option<&EmailState> {
+        match self {
+            Self::Finished(s) => s.as_ref(),
+            Self::Busy { .. } => None,
+            Self::Retry { state, .. } | Self::GaveUp(state) => Some(state),
+        }
+    }
+}
+
+fn email_job(call_id: &str) -> String {
+    serde_json::json!({ "callId": call_id }).to_string()
+}
+
+/// The e-mail job a completion causes (from the calls table's stream). Its
+/// delay gives the completing request time to send at once.
+pub async fn queue_email_job(state: &AppState, call_id: &str) -> Result<(), ApiError> {
+    faults::point("email.job.before", &[call_id])?;
+    state
         .email_queue()
-        .send(
-            &email_job(&call.call_id),
-            state.config.email_retry_base_seconds,
-        )
+        .send(&email_job(call_id), state.config.email_retry_base_seconds)
         .await
-    {
-        Ok(()) => true,
-        Err(e) => {
-            tracing::error!(error = %e, "could not queue the e-mail job");
-            false
-        }
-    };
-    let content = email::render(call, restaurant, state.config.default_phone_region);
-    next.attempts = 1;
-    next.updated_at = now;
-    match state.mailer().send(&next.recipients, &content).await {
-        Ok(message_id) => {
-            next.status = EmailStatus::Sent;
-            next.message_id = Some(message_id);
-            tracing::info!(recipients = next.recipients.len(), "call e-mail sent");
-            crate::metrics::count(crate::metrics::EMAILS_SENT, 1);
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, queued, "SES failed; e-mail left to the retry queue");
-            next.last_error = Some(short(&e));
-            if queued {
-                next.status = EmailStatus::Queued;
-                crate::metrics::count(crate::metrics::EMAILS_QUEUED, 1);
-            }
-        }
-    }
-    if let Err(e) = state
-        .calls
-        .set_email(&call.call_id, &[EmailStatus::Sending], &next)
-        .await
-    {
-        tracing::error!(error = %e, "could not record the e-mail status");
-    }
-    next
+        .map_err(ApiError::internal)?;
+    faults::point("email.job.after", &[call_id])?;
+    Ok(())
 }
 
-async fn requeue_if_stuck(state: &AppState, call: &CallRecord, now: DateTime<Utc>) {
-    let Some(e) = &call.email else { return };
-    if e.status == EmailStatus::Sending
-        && e.updated_at < now - Duration::minutes(STUCK_SENDING_MINUTES)
-    {
-        if let Err(err) = state.email_queue().send(&email_job(&call.call_id), 0).await {
-            tracing::error!(error = %err, "could not re-queue a stuck e-mail");
+/// One e-mail job: the call's e-mail, as far as it has got.
+pub async fn email_job_step(state: &AppState, call_id: &str) -> Result<EmailOutcome, ApiError> {
+    match state.calls.get(call_id).await? {
+        Some(call) => {
+            record_restaurant_id(&call.restaurant_id);
+            attempt_email(state, call, true).await
         }
+        None => Ok(EmailOutcome::Finished(None)), // gone (retention): nothing to send
     }
 }
 
-/// What the retry worker did with one job.
-#[derive(Debug, PartialEq, Eq)]
-pub enum RetryOutcome {
-    /// Sent now, or nothing (left) to send: delete the job.
-    Done,
-    /// Failed; try again after `delay` seconds.
-    Later { delay: u64 },
-    /// Failed for the last time: recorded as failed; the job goes to the DLQ.
-    GaveUp,
-}
-
-/// One e-mail job: `receive_count` is SQS's ApproximateReceiveCount.
-pub async fn retry_email(
+/// One try at a call's e-mail: claim it, send it, record how it went.
+/// `may_give_up`: only the e-mail job fails it for good (and dead-letters it).
+pub async fn attempt_email(
     state: &AppState,
-    call_id: &str,
-    receive_count: u32,
-) -> Result<RetryOutcome, ApiError> {
-    let Some(call) = state.calls.get(call_id).await? else {
-        return Ok(RetryOutcome::Done);
-    };
-    record_restaurant_id(&call.restaurant_id);
-    let Some(mut next) = call.email.clone() else {
-        return Ok(RetryOutcome::Done);
-    };
-    if !matches!(next.status, EmailStatus::Queued | EmailStatus::Sending) {
-        return Ok(RetryOutcome::Done);
-    }
-    let from = [EmailStatus::Queued, EmailStatus::Sending];
-    let Some(restaurant) = state.restaurants.get(&call.restaurant_id).await? else {
-        next.status = EmailStatus::Failed;
-        next.last_error = Some("restaurant no longer exists".into());
-        next.updated_at = Utc::now();
-        state.calls.set_email(call_id, &from, &next).await?;
-        return Ok(RetryOutcome::Done);
-    };
-    let content = email::render(&call, &restaurant, state.config.default_phone_region);
-    next.attempts += 1;
-    next.updated_at = Utc::now();
+    call: CallRecord,
+    may_give_up: bool,
+) -> Result<EmailOutcome, ApiError> {
+    let now = Utc::now();
     let cfg = &state.config;
-    let outcome = match state.mailer().send(&next.recipients, &content).await {
-        Ok(message_id) => {
-            next.status = EmailStatus::Sent;
-            next.message_id = Some(message_id);
-            next.last_error = None;
-            tracing::info!(attempt = next.attempts, "call e-mail sent on retry");
-            crate::metrics::count(crate::metrics::EMAILS_SENT, 1);
-            RetryOutcome::Done
-        }
-        Err(e) if receive_count >= cfg.email_max_attempts => {
-            tracing::error!(error = %e, attempts = next.attempts, "call e-mail failed for good");
-            crate::metrics::count(crate::metrics::EMAILS_FAILED, 1);
-            next.status = EmailStatus::Failed;
-            next.last_error = Some(short(&e));
-            RetryOutcome::GaveUp
-        }
-        Err(e) => {
-            next.status = EmailStatus::Queued;
-            next.last_error = Some(short(&e));
+    let call_id = call.call_id.as_str();
+    match email_step(call.email.as_ref(), now) {
+        EmailStep::Finished => return Ok(EmailOutcome::Finished(call.email)),
+        EmailStep::Busy { secs } => return Ok(EmailOutcome::Busy { secs }),
+        EmailStep::Claim => {}
+    }
+    let claim_id = claim::new_id();
+    let until = claim::until(now, cfg.claim_lease_seconds);
+    let Some(claimed) = state
+        .calls
+        .claim_email(call_id, &claim_id, now, until)
+        .await?
+    else {
+        // Claimed or finished by another sender since we read it.
+        return Ok(EmailOutcome::Busy {
+            secs: cfg.claim_lease_seconds,
+        });
+    };
+    faults::point("email.claim.after", &[call_id])?;
+    let email = claimed
+        .email
+        .clone()
+        .ok_or_else(|| ApiError::internal("claimed e-mail has no state"))?;
+    let max_attempts = if may_give_up {
+        cfg.email_max_attempts
+    } else {
+        u32::MAX
+    };
+    if let Some(failed) = exhausted(email.clone(), max_attempts, now) {
+        tracing::error!(
+            attempts = failed.attempts,
+            "call e-mail cut off on every attempt"
+        );
+        return give_up(state, call_id, &claim_id, failed).await;
+    }
+    let Some(restaurant) = state.restaurants.get(&claimed.restaurant_id).await? else {
+        let (mut failed, _) = after_send(email, Err("restaurant no longer exists".into()), 0, now);
+        failed.status = EmailStatus::Failed;
+        record_email(state, call_id, &claim_id, &failed).await?;
+        return Ok(EmailOutcome::Finished(Some(failed)));
+    };
+    let content = email::render(&claimed, &restaurant, cfg.default_phone_region);
+    let sent = state
+        .mailer()
+        .send(&email.recipients, &content)
+        .await
+        .map_err(|e| short(&e));
+    let (next, what) = after_send(email, sent, max_attempts, Utc::now());
+    if what == EmailNext::GiveUp {
+        crate::metrics::count(crate::metrics::EMAILS_FAILED, 1);
+        tracing::error!(attempts = next.attempts, "call e-mail failed for good");
+        return give_up(state, call_id, &claim_id, next).await;
+    }
+    record_email(state, call_id, &claim_id, &next).await?;
+    match what {
+        EmailNext::Retry => {
+            crate::metrics::count(crate::metrics::EMAILS_QUEUED, 1);
             let delay = crate::queue::backoff_seconds(
                 cfg.email_retry_base_seconds,
-                receive_count,
+                next.attempts,
                 crate::queue::MAX_DELAY_SECONDS,
             );
-            tracing::warn!(error = %e, attempt = next.attempts, delay, "call e-mail failed; retrying");
-            RetryOutcome::Later { delay }
+            tracing::warn!(
+                attempt = next.attempts,
+                delay,
+                "call e-mail failed; retrying"
+            );
+            Ok(EmailOutcome::Retry { delay, state: next })
         }
-    };
-    state.calls.set_email(call_id, &from, &next).await?;
-    Ok(outcome)
+        _ => {
+            crate::metrics::count(crate::metrics::EMAILS_SENT, 1);
+            tracing::info!(
+                recipients = next.recipients.len(),
+                attempt = next.attempts,
+                "call e-mail sent"
+            );
+            Ok(EmailOutcome::Finished(Some(next)))
+        }
+    }
+}
+
+/// Writes how a claimed send ended. SES has already answered, so losing
+/// this write would mean sending again: it gets a few more tries.
+async fn record_email(
+    state: &AppState,
+    call_id: &str,
+    claim_id: &str,
+    next: &EmailState,
+) -> Result<(), ApiError> {
+    let stored = persist("recording the e-mail status", || async move {
+        faults::point("email.ses.after", &[call_id])?;
+        state.calls.finish_email(call_id, claim_id, next).await
+    })
+    .await?;
+    if !stored {
+        // A retry of our own write that had landed, or a successor took over.
+        tracing::warn!("e-mail status not written: the claim is no longer ours");
+    }
+    faults::point("email.status.after", &[call_id])?;
+    Ok(())
+}
+
+/// Dead-letters the e-mail's job (first, so a crash can't lose it: a repeat
+/// only adds a duplicate dead letter), then records it failed.
+async fn give_up(
+    state: &AppState,
+    call_id: &str,
+    claim_id: &str,
+    failed: EmailState,
+) -> Result<EmailOutcome, ApiError> {
+    state
+        .email_dlq()
+        .send(&email_job(call_id), 0)
+        .await
+        .map_err(ApiError::internal)?;
+    record_email(state, call_id, claim_id, &failed).await?;
+    Ok(EmailOutcome::GaveUp(failed))
 }

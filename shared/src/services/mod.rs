@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 
 use crate::app::AppState;
 use crate::domain::api_key::{self, ApiKeyRecord, ApiKeyRequest};
+use crate::domain::ids::IdKind;
 use crate::domain::phone;
 use crate::domain::restaurant::{self, Restaurant, RestaurantInput};
 use crate::error::{ApiError, FieldError};
@@ -102,6 +103,9 @@ pub async fn find_restaurant(
 ) -> Result<Option<Restaurant>, ApiError> {
     let ident = id_or_phone.trim();
     if ident.starts_with(restaurant::ID_PREFIX) {
+        if !IdKind::Restaurant.matches(ident) {
+            return Ok(None);
+        }
         return Ok(state.restaurants.get(ident).await?);
     }
     let Ok(e164) = phone::normalize(ident, state.config.default_phone_region) else {

@@ -4,31 +4,34 @@
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::domain::claim;
+use crate::faults;
+use crate::store::persist;
+use crate::store::webhooks::InsertError;
+
 use crate::app::AppState;
 use crate::auth::IvrCaller;
 use crate::domain::restaurant::Restaurant;
 use crate::domain::ssrf::TargetRules;
 use crate::domain::validate::Errors;
 use crate::domain::webhook::{
-    self, changes, delivery_id, payload, random_id, Attempt, DeliveryRecord, DeliveryStatus,
-    RegisterRequest, WebhookRecord, WebhookStatus, EVENT_TYPES, MAX_WEBHOOKS_PER_OWNER, TEST_EVENT,
+    self, changes, delivery_id, delivery_step, judge, payload, random_id, Attempt, DeliveryRecord,
+    DeliveryStatus, DeliveryStep, RegisterRequest, WebhookRecord, WebhookStatus, EVENT_TYPES,
+    MAX_WEBHOOKS_PER_OWNER, TEST_EVENT,
 };
 use crate::error::ApiError;
-use crate::queue::MAX_DELAY_SECONDS;
 use crate::store::StoreError;
 
 pub const MAX_SECRET_GRACE_SECONDS: i64 = 7 * 86_400;
 pub const DEFAULT_SECRET_GRACE_SECONDS: i64 = 86_400;
-/// A claim older than this is from a worker that died mid-send.
-const CLAIM_STALE_SECONDS: i64 = 120;
 
-/// A dispatcher job: the delivery to attempt, not before `not_before`.
+/// A dispatcher job: one SQS message per delivery, alive until the delivery
+/// ends. Retries wait by the message's visibility, not by new messages, so a
+/// failure anywhere leaves the job to come back and carry on.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DeliveryJob {
     pub delivery_id: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub not_before: Option<DateTime<Utc>>,
 }
 
 fn rules(state: &AppState) -> TargetRules {
@@ -37,20 +40,14 @@ fn rules(state: &AppState) -> TargetRules {
     }
 }
 
-pub async fn enqueue(
-    state: &AppState,
-    delivery_id: &str,
-    delay: u64,
-    now: DateTime<Utc>,
-) -> Result<(), ApiError> {
+pub async fn enqueue(state: &AppState, delivery_id: &str) -> Result<(), ApiError> {
     let job = DeliveryJob {
         delivery_id: delivery_id.to_string(),
-        not_before: (delay > MAX_DELAY_SECONDS).then(|| now + Duration::seconds(delay as i64)),
     };
     let body = serde_json::to_string(&job).map_err(ApiError::internal)?;
     state
         .webhook_queue()
-        .send(&body, delay.min(MAX_DELAY_SECONDS))
+        .send(&body, 0)
         .await
         .map_err(ApiError::internal)
 }
@@ -89,11 +86,6 @@ pub async fn register(
     let description = req.description.map(|d| e.text("description", &d, 200));
     e.finish()?;
     let owner = caller.key.owner();
-    if state.webhooks.by_owner(owner).await?.len() >= MAX_WEBHOOKS_PER_OWNER {
-        return Err(ApiError::conflict(format!(
-            "a key may register at most {MAX_WEBHOOKS_PER_OWNER} webhooks; delete one first"
-        )));
-    }
     let record = WebhookRecord {
         webhook_id: random_id("wh_"),
         owner_id: owner.to_string(),
@@ -111,8 +103,13 @@ pub async fn register(
         created_at: now,
         updated_at: now,
     };
-    state.webhooks.put(&record).await?;
-    Ok(record)
+    match state.webhooks.insert(&record, MAX_WEBHOOKS_PER_OWNER).await {
+        Ok(()) => Ok(record),
+        Err(InsertError::LimitReached) => Err(ApiError::conflict(format!(
+            "a key may register at most {MAX_WEBHOOKS_PER_OWNER} webhooks; delete one first"
+        ))),
+        Err(InsertError::Store(e)) => Err(e.into()),
+    }
 }
 
 /// A webhook of the caller's key family, or 404.
@@ -127,17 +124,43 @@ pub async fn own(
     }
 }
 
+/// Rotates the signing secret of an active webhook, keeping the old one
+/// valid for `grace` seconds. Only the secret changes: a webhook the
+/// dispatcher disabled meanwhile stays disabled (409).
 pub async fn rotate_secret(
     state: &AppState,
-    mut w: WebhookRecord,
+    w: WebhookRecord,
     grace: i64,
     now: DateTime<Utc>,
 ) -> Result<WebhookRecord, ApiError> {
-    w.previous_secret = Some(std::mem::replace(&mut w.secret, webhook::generate_secret()));
-    w.previous_secret_expires_at = Some(now + Duration::seconds(grace));
-    w.updated_at = now;
-    state.webhooks.put(&w).await?;
-    Ok(w)
+    if w.status != WebhookStatus::Active {
+        return Err(disabled_conflict());
+    }
+    let next = webhook::generate_secret();
+    let until = now + Duration::seconds(grace);
+    let rotated = state
+        .webhooks
+        .rotate_secret(&w.webhook_id, &w.secret, &next, until, now)
+        .await?;
+    match rotated {
+        Some(r) => {
+            faults::point("webhook.rotate.after", &[&w.webhook_id])?;
+            Ok(r)
+        }
+        None => match state.webhooks.get(&w.webhook_id).await? {
+            // Our own write whose answer was lost and retried.
+            Some(r) if r.secret == next => Ok(r),
+            Some(r) if r.status != WebhookStatus::Active => Err(disabled_conflict()),
+            Some(_) => Err(ApiError::conflict(
+                "the secret was rotated concurrently; fetch the webhook and retry",
+            )),
+            None => Err(ApiError::NotFound("webhook")),
+        },
+    }
+}
+
+fn disabled_conflict() -> ApiError {
+    ApiError::conflict("the webhook is disabled; register it again to receive deliveries")
 }
 
 async fn new_delivery(
@@ -152,7 +175,14 @@ async fn new_delivery(
     let mut d = DeliveryRecord::new(id, w, event_type, body, now);
     d.replay_of = replay_of;
     state.webhooks.insert_delivery(&d).await?;
-    enqueue(state, &d.delivery_id, 0, now).await?;
+    if let Err(e) = enqueue(state, &d.delivery_id).await {
+        // Not left pending without a job: the caller sees the error and retries.
+        let _ = state
+            .webhooks
+            .fail_delivery(&d.delivery_id, "could not be queued", now)
+            .await;
+        return Err(e);
+    }
     Ok(d)
 }
 
@@ -216,9 +246,12 @@ pub async fn fan_out(
         {
             let id = delivery_id(source_event_id, &w.webhook_id, change.event_type);
             let d = DeliveryRecord::new(id, w, change.event_type, body.clone(), now);
+            let ids = [w.webhook_id.as_str(), &d.delivery_id, &new.restaurant_id];
             match state.webhooks.insert_delivery(&d).await {
                 Ok(()) => {
-                    enqueue(state, &d.delivery_id, 0, now).await?;
+                    faults::point("fanout.delivery.after", &ids)?;
+                    enqueue(state, &d.delivery_id).await?;
+                    faults::point("fanout.job.after", &ids)?;
                     created += 1;
                 }
                 // Replayed record: this delivery exists. Re-queue it only if it
@@ -229,7 +262,7 @@ pub async fn fan_out(
                         if existing.status == DeliveryStatus::Pending
                             && existing.attempts.is_empty()
                         {
-                            enqueue(state, &d.delivery_id, 0, now).await?;
+                            enqueue(state, &d.delivery_id).await?;
                         }
                     }
                 }
@@ -243,15 +276,11 @@ pub async fn fan_out(
 /// What the dispatcher did with one job.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Dispatched {
-    Succeeded,
-    /// Failed; the next attempt is queued.
-    Retrying {
-        delay: u64,
-    },
-    /// Failed for good (schedule exhausted, endpoint gone/disabled); in the DLQ.
-    Failed,
-    /// Nothing to do (already finished, claimed elsewhere, or re-delayed).
-    Skipped,
+    /// The delivery has ended (now or before): the job is done.
+    Finished(DeliveryStatus),
+    /// Bring the job back in `secs`: the next retry, or another worker's
+    /// claim lapsing.
+    Later { secs: u64 },
 }
 
 async fn to_dead_letter(state: &AppState, d: &DeliveryRecord) -> Result<(), ApiError> {
@@ -267,52 +296,60 @@ async fn to_dead_letter(state: &AppState, d: &DeliveryRecord) -> Result<(), ApiE
         .map_err(ApiError::internal)
 }
 
+/// Fails a delivery for good without another attempt: dead-letters it first
+/// (a crash then only repeats a dead letter), then records why.
+async fn abandon(state: &AppState, d: &DeliveryRecord, why: &str) -> Result<Dispatched, ApiError> {
+    tracing::warn!(delivery_id = %d.delivery_id, "delivery failed for good: {why}");
+    to_dead_letter(state, d).await?;
+    state
+        .webhooks
+        .fail_delivery(&d.delivery_id, why, Utc::now())
+        .await?;
+    Ok(Dispatched::Finished(DeliveryStatus::Failed))
+}
+
 pub async fn dispatch(state: &AppState, job: &DeliveryJob) -> Result<Dispatched, ApiError> {
     let now = Utc::now();
-    if let Some(at) = job.not_before {
-        if at > now {
-            // Waits past SQS's 15-minute delay limit hop through the queue.
-            let left = (at - now).num_seconds().max(1) as u64;
-            let next = DeliveryJob {
-                delivery_id: job.delivery_id.clone(),
-                not_before: Some(at),
-            };
-            let body = serde_json::to_string(&next).map_err(ApiError::internal)?;
-            state
-                .webhook_queue()
-                .send(&body, left.min(MAX_DELAY_SECONDS))
-                .await
-                .map_err(ApiError::internal)?;
-            return Ok(Dispatched::Skipped);
-        }
-    }
     let Some(d) = state.webhooks.delivery(&job.delivery_id).await? else {
-        return Ok(Dispatched::Skipped);
+        return Ok(Dispatched::Finished(DeliveryStatus::Failed)); // expired: nothing to send
     };
-    if d.status != DeliveryStatus::Pending {
-        return Ok(Dispatched::Skipped);
+    match delivery_step(&d, now) {
+        DeliveryStep::Finished => return Ok(Dispatched::Finished(d.status)),
+        DeliveryStep::Later { secs } => return Ok(Dispatched::Later { secs }),
+        DeliveryStep::Abandon => {
+            return abandon(
+                state,
+                &d,
+                "the delivery worker was cut off on every attempt",
+            )
+            .await
+        }
+        DeliveryStep::Attempt => {}
     }
     let w = match state.webhooks.get(&d.webhook_id).await? {
         Some(w) if w.status == WebhookStatus::Active => w,
-        _ => {
-            state.webhooks.fail_delivery(&d.delivery_id, now).await?;
-            to_dead_letter(state, &d).await?;
-            return Ok(Dispatched::Failed);
-        }
+        Some(_) => return abandon(state, &d, "the webhook is disabled").await,
+        None => return abandon(state, &d, "the webhook was deleted").await,
     };
-    let attempt_no = d.attempts.len() + 1;
+    let lease = state.config.claim_lease_seconds;
+    let claim_id = claim::new_id();
     if !state
         .webhooks
         .claim(
             &d.delivery_id,
+            &claim_id,
             d.attempts.len(),
             now,
-            now - Duration::seconds(CLAIM_STALE_SECONDS),
+            claim::until(now, lease),
         )
         .await?
     {
-        return Ok(Dispatched::Skipped);
+        // Claimed or finished by another copy of the job since we read it.
+        return Ok(Dispatched::Later { secs: lease });
     }
+    let ids = [w.webhook_id.as_str(), d.delivery_id.as_str()];
+    faults::point("dispatch.claim.after", &ids)?;
+    let attempt_no = d.attempts.len() + 1;
     let sent_at = Utc::now();
     let timestamp = sent_at.timestamp();
     let signature = webhook::signature_header(
@@ -330,75 +367,70 @@ pub async fn dispatch(state: &AppState, job: &DeliveryJob) -> Result<Dispatched,
         .webhook_client()
         .send(&w.callback_url, &headers, d.payload.clone())
         .await;
+    tracing::info!(webhook_id = %w.webhook_id, delivery_id = %d.delivery_id, attempt = attempt_no, status = ?result.status, latency_ms = result.latency_ms, "webhook attempt");
     let attempt = Attempt {
         at: sent_at,
         status_code: result.status,
         latency_ms: result.latency_ms,
         error: result.error.clone(),
     };
-    let ok = result.status.is_some_and(|s| (200..300).contains(&s));
-    let gone = result.status == Some(410);
     let cfg = &state.config;
-    tracing::info!(webhook_id = %w.webhook_id, delivery_id = %d.delivery_id, attempt = attempt_no, status = ?result.status, latency_ms = result.latency_ms, "webhook attempt");
-
-    if ok {
+    let ok = result.status.is_some_and(|s| (200..300).contains(&s));
+    // A failure (other than 410) extends the endpoint's run of failures.
+    let failing_since = if ok || result.status == Some(410) {
+        sent_at
+    } else {
         state
             .webhooks
-            .record_attempt(&d.delivery_id, &attempt, DeliveryStatus::Succeeded)
-            .await?;
-        if w.failing_since.is_some() {
-            state.webhooks.mark_healthy(&w.webhook_id).await?;
-        }
-        crate::metrics::count(crate::metrics::DELIVERIES_SUCCEEDED, 1);
-        return Ok(Dispatched::Succeeded);
-    }
-    if gone {
-        state
-            .webhooks
-            .record_attempt(&d.delivery_id, &attempt, DeliveryStatus::Failed)
-            .await?;
-        state
-            .webhooks
-            .disable(&w.webhook_id, "the endpoint answered 410 Gone", now)
-            .await?;
+            .mark_failing(&w.webhook_id, sent_at)
+            .await?
+            .unwrap_or(sent_at)
+    };
+    let verdict = judge(
+        result.status,
+        attempt_no,
+        &cfg.webhook_retry_schedule,
+        failing_since,
+        cfg.webhook_disable_after_seconds,
+        sent_at,
+    );
+    if verdict.status == DeliveryStatus::Failed {
         to_dead_letter(state, &d).await?;
-        return Ok(Dispatched::Failed);
     }
-    let failing_since = state
-        .webhooks
-        .mark_failing(&w.webhook_id, sent_at)
-        .await?
-        .unwrap_or(sent_at);
-    let failing_for = (sent_at - failing_since).num_seconds();
-    let disable = failing_for >= cfg.webhook_disable_after_seconds;
-    if disable {
-        let why = format!(
-            "deliveries failed continuously since {}",
-            failing_since.to_rfc3339()
-        );
-        state.webhooks.disable(&w.webhook_id, &why, sent_at).await?;
-        tracing::warn!(webhook_id = %w.webhook_id, "webhook disabled after failing for {failing_for} s");
+    let next_at = verdict
+        .retry_in
+        .map(|secs| sent_at.timestamp_millis() + secs as i64 * 1000);
+    // The receiver has answered: losing this record would mean sending again.
+    let recorded = persist("recording a webhook attempt", || async {
+        faults::point("dispatch.post.after", &ids)?;
+        state
+            .webhooks
+            .record_attempt(&d.delivery_id, &claim_id, &attempt, verdict.status, next_at)
+            .await
+    })
+    .await?;
+    if !recorded {
+        tracing::warn!(delivery_id = %d.delivery_id, "attempt not recorded: the claim is no longer ours");
     }
-    match cfg
-        .webhook_retry_schedule
-        .delay_before(attempt_no + 1)
-        .filter(|_| !disable)
-    {
-        Some(delay) => {
-            state
-                .webhooks
-                .record_attempt(&d.delivery_id, &attempt, DeliveryStatus::Pending)
-                .await?;
-            enqueue(state, &d.delivery_id, delay, sent_at).await?;
-            Ok(Dispatched::Retrying { delay })
+    faults::point("dispatch.record.after", &ids)?;
+    // Endpoint health: best effort, the delivery itself is settled.
+    if ok && w.failing_since.is_some() {
+        if let Err(e) = state.webhooks.mark_healthy(&w.webhook_id).await {
+            tracing::warn!(error = %e, "could not mark the webhook healthy");
         }
-        None => {
-            state
-                .webhooks
-                .record_attempt(&d.delivery_id, &attempt, DeliveryStatus::Failed)
-                .await?;
-            to_dead_letter(state, &d).await?;
-            Ok(Dispatched::Failed)
+    }
+    if let Some(why) = &verdict.disable {
+        match state.webhooks.disable(&w.webhook_id, why, sent_at).await {
+            Ok(()) => tracing::warn!(webhook_id = %w.webhook_id, "webhook disabled: {why}"),
+            Err(e) => tracing::warn!(error = %e, "could not disable the webhook"),
         }
+    }
+    match (verdict.status, verdict.retry_in) {
+        (DeliveryStatus::Succeeded, _) => {
+            crate::metrics::count(crate::metrics::DELIVERIES_SUCCEEDED, 1);
+            Ok(Dispatched::Finished(DeliveryStatus::Succeeded))
+        }
+        (DeliveryStatus::Pending, Some(secs)) => Ok(Dispatched::Later { secs }),
+        (status, _) => Ok(Dispatched::Finished(status)),
     }
 }

@@ -30,7 +30,7 @@ impl AdminStore {
     }
 
     pub async fn get(&self, email: &str) -> Result<Option<AdminUser>, StoreError> {
-        get_by_key(&self.client, &self.table, "email", email, false).await
+        get_by_key(&self.client, &self.table, "email", email, true).await
     }
 
     /// Inserts a user; with `replace` an existing user's password is reset.

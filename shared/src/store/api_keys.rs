@@ -5,10 +5,11 @@ use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
 
 use super::{
-    cancellation_reasons, decode_cursor, encode_cursor, from_item, get_by_key,
-    is_condition_failure, put_new, s, sdk_error, to_item, ts, StoreError,
+    decode_cursor, encode_cursor, from_item, get_by_key, is_condition_failure, put_new, s,
+    sdk_error, to_item, transact, ts, StoreError, TransactError,
 };
 use crate::domain::api_key::ApiKeyRecord;
+use crate::domain::ids::IdKind;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RotateError {
@@ -30,7 +31,7 @@ impl ApiKeyStore {
     }
 
     pub async fn get(&self, key_id: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
-        get_by_key(&self.client, &self.table, "keyId", key_id, false).await
+        get_by_key(&self.client, &self.table, "keyId", key_id, true).await
     }
 
     pub async fn insert(&self, record: &ApiKeyRecord) -> Result<(), StoreError> {
@@ -44,6 +45,14 @@ impl ApiKeyStore {
         cursor: Option<&str>,
     ) -> Result<(Vec<ApiKeyRecord>, Option<String>), StoreError> {
         let start = cursor.map(|c| decode_cursor(c, &["keyId"])).transpose()?;
+        let well_formed = |k: &super::Item| {
+            k.get("keyId")
+                .and_then(|v| v.as_s().ok())
+                .is_some_and(|id| IdKind::ApiKey.matches(id))
+        };
+        if start.as_ref().is_some_and(|k| !well_formed(k)) {
+            return Err(StoreError::BadCursor);
+        }
         let out = self
             .client
             .scan()
@@ -113,24 +122,19 @@ impl ApiKeyStore {
             .expression_attribute_values(":now", ts(now))
             .build()
             .map_err(|e| StoreError::Dynamo(e.to_string()))?;
-        let result = self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().put(put).build())
-            .transact_items(TransactWriteItem::builder().update(update).build())
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(err) => match cancellation_reasons(&err) {
-                Some(r) if r.get(1).map(String::as_str) == Some("ConditionalCheckFailed") => {
-                    Err(RotateError::NotRotatable)
-                }
-                Some(r) if r.first().map(String::as_str) == Some("ConditionalCheckFailed") => {
-                    Err(RotateError::Store(StoreError::AlreadyExists))
-                }
-                _ => Err(RotateError::Store(sdk_error(err))),
-            },
+        let items = vec![
+            TransactWriteItem::builder().put(put).build(),
+            TransactWriteItem::builder().update(update).build(),
+        ];
+        match transact(&self.client, items).await {
+            Ok(()) => Ok(()),
+            Err(TransactError::Cancelled(r))
+                if r.get(1).map(String::as_str) == Some("ConditionalCheckFailed") =>
+            {
+                Err(RotateError::NotRotatable)
+            }
+            Err(TransactError::Cancelled(_)) => Err(RotateError::Store(StoreError::AlreadyExists)),
+            Err(TransactError::Store(e)) => Err(RotateError::Store(e)),
         }
     }
 

@@ -7,11 +7,12 @@ use chrono::{DateTime, SecondsFormat, Utc};
 
 use super::{
     decode_cursor, encode_cursor, from_item, get_by_key, is_condition_failure, put_new, s,
-    sdk_error, to_item, ts, value, StoreError,
+    sdk_error, ts, value, StoreError,
 };
 use crate::domain::analysis::transcript::Turn;
 use crate::domain::analysis::Analysis;
-use crate::domain::call::{CallRecord, EmailState, EmailStatus};
+use crate::domain::call::{CallRecord, CallStatus, Completion, EmailState, EmailStatus};
+use crate::domain::ids::IdKind;
 
 pub const BY_RESTAURANT_INDEX: &str = "byRestaurant";
 
@@ -69,51 +70,115 @@ impl CallStore {
         }
     }
 
-    /// Stores the completed call if nobody completed it first. Exactly one of
-    /// any number of racing completions gets `true`.
-    pub async fn complete(&self, completed: &CallRecord) -> Result<bool, StoreError> {
-        match self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(to_item(completed)?))
-            .condition_expression("attribute_exists(callId) AND attribute_not_exists(completion)")
-            .send()
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failure(&e) => Ok(false),
-            Err(e) => Err(sdk_error(e)),
-        }
-    }
-
-    /// Moves the e-mail state on, if it is still in one of `from` (so two
-    /// workers never both claim or finish the same e-mail).
-    pub async fn set_email(
+    /// Completes the call if nobody completed it first, writing only what
+    /// completion changes (a transcript extension racing it survives), and
+    /// returns the stored record. Exactly one of any number of racing
+    /// completions gets `Some`. With an e-mail to send, this write is the
+    /// e-mail's outbox: the table's stream turns it into the e-mail job.
+    pub async fn complete(
         &self,
         call_id: &str,
-        from: &[EmailStatus],
-        next: &EmailState,
-    ) -> Result<bool, StoreError> {
-        let mut conditions = Vec::new();
+        completion: &Completion,
+        final_analysis: Option<(&Analysis, usize)>,
+        email: Option<&EmailState>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<CallRecord>, StoreError> {
+        let mut set = vec!["completion = :c", "#st = :completed", "updatedAt = :now"];
         let mut req = self
             .client
             .update_item()
             .table_name(&self.table)
             .key("callId", s(call_id))
-            .update_expression("SET #em = :next, updatedAt = :now")
-            .expression_attribute_values(":next", value(next)?)
-            .expression_attribute_values(":now", ts(next.updated_at))
+            .condition_expression("attribute_exists(callId) AND attribute_not_exists(completion)")
+            .expression_attribute_names("#st", "status")
+            .expression_attribute_values(":c", value(completion)?)
+            .expression_attribute_values(":completed", value(&CallStatus::Completed)?)
+            .expression_attribute_values(":now", ts(now))
+            .return_values(ReturnValue::AllNew);
+        if let Some((analysis, bytes)) = final_analysis {
+            set.push("analysis = :a");
+            set.push("transcriptBytes = :b");
+            req = req
+                .expression_attribute_values(":a", value(analysis)?)
+                .expression_attribute_values(":b", AttributeValue::N(bytes.to_string()));
+        }
+        if let Some(email) = email {
+            set.push("email = :e");
+            req = req.expression_attribute_values(":e", value(email)?);
+        }
+        match req
+            .update_expression(format!("SET {}", set.join(", ")))
+            .send()
+            .await
+        {
+            Ok(out) => out.attributes.map(from_item).transpose(),
+            Err(e) if is_condition_failure(&e) => Ok(None),
+            Err(e) => Err(sdk_error(e)),
+        }
+    }
+
+    /// Claims the call's e-mail for one send until `until_ms`, if it is
+    /// still to be sent and nobody else holds a fresh claim (a retry of our
+    /// own claim succeeds again). Counts the attempt; returns the record.
+    pub async fn claim_email(
+        &self,
+        call_id: &str,
+        claim_id: &str,
+        now: DateTime<Utc>,
+        until_ms: i64,
+    ) -> Result<Option<CallRecord>, StoreError> {
+        match self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("callId", s(call_id))
+            .update_expression(
+                "SET #em.claimId = :claim, #em.claimedUntil = :until, #em.attempts = #em.attempts + :one, #em.updatedAt = :now",
+            )
+            .condition_expression(
+                "(#em.#st = :sending OR #em.#st = :queued) AND (attribute_not_exists(#em.claimId) OR #em.claimedUntil < :nowms OR #em.claimId = :claim)",
+            )
             .expression_attribute_names("#em", "email")
             .expression_attribute_names("#st", "status")
-            .return_values(ReturnValue::None);
-        for (i, status) in from.iter().enumerate() {
-            let name = format!(":from{i}");
-            conditions.push(format!("#em.#st = {name}"));
-            req = req.expression_attribute_values(name, value(status)?);
+            .expression_attribute_values(":claim", s(claim_id))
+            .expression_attribute_values(":until", AttributeValue::N(until_ms.to_string()))
+            .expression_attribute_values(":nowms", AttributeValue::N(now.timestamp_millis().to_string()))
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .expression_attribute_values(":now", ts(now))
+            .expression_attribute_values(":sending", value(&EmailStatus::Sending)?)
+            .expression_attribute_values(":queued", value(&EmailStatus::Queued)?)
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await
+        {
+            Ok(out) => out.attributes.map(from_item).transpose(),
+            Err(e) if is_condition_failure(&e) => Ok(None),
+            Err(e) => Err(sdk_error(e)),
         }
-        let condition = format!("attribute_exists(callId) AND ({})", conditions.join(" OR "));
-        match req.condition_expression(condition).send().await {
+    }
+
+    /// Records how the claimed send ended, if the claim is still ours
+    /// (`false`: a successor took over, or a retry of this very write).
+    pub async fn finish_email(
+        &self,
+        call_id: &str,
+        claim_id: &str,
+        next: &EmailState,
+    ) -> Result<bool, StoreError> {
+        match self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("callId", s(call_id))
+            .update_expression("SET #em = :next, updatedAt = :now")
+            .condition_expression("#em.claimId = :claim")
+            .expression_attribute_names("#em", "email")
+            .expression_attribute_values(":next", value(next)?)
+            .expression_attribute_values(":now", ts(next.updated_at))
+            .expression_attribute_values(":claim", s(claim_id))
+            .send()
+            .await
+        {
             Ok(_) => Ok(true),
             Err(e) if is_condition_failure(&e) => Ok(false),
             Err(e) => Err(sdk_error(e)),
@@ -132,19 +197,23 @@ impl CallStore {
         let start = cursor
             .map(|c| decode_cursor(c, &["callId", "restaurantId", "listKey"]))
             .transpose()?;
+        let lower = from.to_rfc3339_opts(SecondsFormat::Millis, true);
+        let upper = format!("{}#~", to.to_rfc3339_opts(SecondsFormat::Millis, true));
         if let Some(key) = &start {
-            // A cursor is only valid for the restaurant it was issued for.
-            if key
-                .get("restaurantId")
-                .and_then(|v| v.as_s().ok())
-                .map(String::as_str)
-                != Some(restaurant_id)
-            {
+            let attr = |name: &str| {
+                key.get(name)
+                    .and_then(|v| v.as_s().ok())
+                    .map(String::as_str)
+            };
+            // A cursor is only valid for the restaurant and the window it was
+            // issued for (DynamoDB refuses a start key outside the key condition).
+            let ours = attr("restaurantId") == Some(restaurant_id)
+                && attr("callId").is_some_and(|id| IdKind::Call.matches(id))
+                && attr("listKey").is_some_and(|k| (lower.as_str()..=upper.as_str()).contains(&k));
+            if !ours {
                 return Err(StoreError::BadCursor);
             }
         }
-        let lower = from.to_rfc3339_opts(SecondsFormat::Millis, true);
-        let upper = format!("{}#~", to.to_rfc3339_opts(SecondsFormat::Millis, true));
         let out = self
             .client
             .query()

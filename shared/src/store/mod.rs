@@ -29,12 +29,18 @@ pub enum StoreError {
     Corrupt(String),
     #[error("pagination cursor is invalid")]
     BadCursor,
+    /// Concurrent transactions kept colliding on the same items.
+    #[error("the items were being changed concurrently")]
+    Conflict,
 }
 
 impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
         match err {
             StoreError::BadCursor => ApiError::validation("cursor", "is not a cursor we issued"),
+            StoreError::Conflict => {
+                ApiError::conflict("the record was being changed concurrently; retry the request")
+            }
             other => ApiError::internal(other),
         }
     }
@@ -70,6 +76,85 @@ pub(crate) fn cancellation_reasons<R>(
         ),
         _ => None,
     }
+}
+
+/// Tries of a transaction that DynamoDB cancels for a conflict with another
+/// transaction (not retried by the SDK): after that, `StoreError::Conflict`.
+const TRANSACTION_TRIES: u32 = 4;
+
+/// A transaction's outcome apart from success.
+pub(crate) enum TransactError {
+    /// Cancelled by a condition: the reason code of each item, in order.
+    Cancelled(Vec<String>),
+    Store(StoreError),
+}
+
+/// Runs a write transaction, retrying with jitter while it is cancelled only
+/// by conflicts with concurrent transactions. The SDK fills in the
+/// idempotency token, so its own retries of a lost answer apply it once.
+pub(crate) async fn transact(
+    client: &aws_sdk_dynamodb::Client,
+    items: Vec<aws_sdk_dynamodb::types::TransactWriteItem>,
+) -> Result<(), TransactError> {
+    let mut try_no = 1;
+    loop {
+        let err = match client
+            .transact_write_items()
+            .set_transact_items(Some(items.clone()))
+            .send()
+            .await
+        {
+            Ok(_) => return Ok(()),
+            Err(err) => err,
+        };
+        match cancellation_reasons(&err) {
+            Some(reasons) if reasons.iter().any(|r| r == "ConditionalCheckFailed") => {
+                return Err(TransactError::Cancelled(reasons))
+            }
+            Some(reasons) if reasons.iter().any(|r| r == "TransactionConflict") => {
+                if try_no >= TRANSACTION_TRIES {
+                    return Err(TransactError::Store(StoreError::Conflict));
+                }
+            }
+            _ => return Err(TransactError::Store(sdk_error(err))),
+        }
+        backoff(try_no).await;
+        try_no += 1;
+    }
+}
+
+/// Tries of a write that records a side effect already done (an e-mail
+/// SES accepted, a webhook the receiver answered): losing it means doing
+/// the side effect again, so it is worth a few more tries than the SDK's.
+const PERSIST_TRIES: u32 = 4;
+
+/// Runs `write` until it succeeds or fails `PERSIST_TRIES` times.
+pub async fn persist<T, F, Fut>(what: &'static str, mut write: F) -> Result<T, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, StoreError>>,
+{
+    let mut try_no = 1;
+    loop {
+        match write().await {
+            Ok(v) => return Ok(v),
+            Err(e @ (StoreError::Dynamo(_) | StoreError::Conflict)) if try_no < PERSIST_TRIES => {
+                tracing::warn!(error = %e, try_no, "{what} failed; retrying");
+            }
+            Err(e) => return Err(e),
+        }
+        backoff(try_no).await;
+        try_no += 1;
+    }
+}
+
+/// Sleeps 25 ms·2^(n-1) plus up to as much again of jitter.
+async fn backoff(try_no: u32) {
+    let base = 25u64 << try_no.saturating_sub(1).min(6);
+    let mut b = [0u8; 2];
+    crate::domain::hashing::random_bytes(&mut b);
+    let jitter = u16::from_le_bytes(b) as u64 % (base + 1);
+    tokio::time::sleep(std::time::Duration::from_millis(base + jitter)).await;
 }
 
 pub(crate) fn to_item<T: serde::Serialize>(value: &T) -> Result<Item, StoreError> {
@@ -153,6 +238,10 @@ pub(crate) fn decode_cursor(cursor: &str, allowed: &[&str]) -> Result<Item, Stor
         serde_json::from_slice(&bytes).map_err(|_| StoreError::BadCursor)?;
     // Exactly the key attributes we issued: a partial key makes DynamoDB fail.
     if map.len() != allowed.len() || map.keys().any(|k| !allowed.contains(&k.as_str())) {
+        return Err(StoreError::BadCursor);
+    }
+    // Our keys are short; a forged long one would be DynamoDB's ValidationException.
+    if map.values().any(|v| v.is_empty() || v.len() > 1024) {
         return Err(StoreError::BadCursor);
     }
     Ok(map.into_iter().map(|(k, v)| (k, s(v))).collect())

@@ -4,7 +4,9 @@
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, KeysAndAttributes, Put, TransactWriteItem};
 use aws_sdk_dynamodb::Client;
 
-use super::{cancellation_reasons, get_by_key, s, sdk_error, to_item, Item, StoreError};
+use crate::domain::ids::IdKind;
+
+use super::{get_by_key, s, sdk_error, to_item, transact, Item, StoreError, TransactError};
 use crate::domain::restaurant::Restaurant;
 
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +39,8 @@ impl RestaurantStore {
         }
     }
 
+    /// An eventually consistent read: the ring path's, where a change a
+    /// second old may still show the previous settings.
     pub async fn get(&self, restaurant_id: &str) -> Result<Option<Restaurant>, StoreError> {
         get_by_key(
             &self.client,
@@ -44,6 +48,19 @@ impl RestaurantStore {
             "restaurantId",
             restaurant_id,
             false,
+        )
+        .await
+    }
+
+    /// The latest version, for a read-modify-write (PATCH) that must not
+    /// be refused as stale because it read a replica that lagged.
+    pub async fn get_latest(&self, restaurant_id: &str) -> Result<Option<Restaurant>, StoreError> {
+        get_by_key(
+            &self.client,
+            &self.table,
+            "restaurantId",
+            restaurant_id,
+            true,
         )
         .await
     }
@@ -65,11 +82,13 @@ impl RestaurantStore {
 
     /// Which of `ids` (at most 100) don't exist.
     pub async fn missing(&self, ids: &[String]) -> Result<Vec<String>, StoreError> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
+        // An id we could never have issued is missing without asking DynamoDB.
+        let (mut unique, malformed): (Vec<&String>, Vec<&String>) =
+            ids.iter().partition(|id| IdKind::Restaurant.matches(id));
+        if unique.is_empty() {
+            return Ok(malformed.into_iter().cloned().collect());
         }
         let mut keys = KeysAndAttributes::builder().projection_expression("restaurantId");
-        let mut unique: Vec<&String> = ids.iter().collect();
         unique.sort();
         unique.dedup();
         for id in &unique {
@@ -102,6 +121,7 @@ impl RestaurantStore {
         Ok(unique
             .into_iter()
             .filter(|id| !found.contains(id))
+            .chain(malformed)
             .cloned()
             .collect())
     }
@@ -184,29 +204,24 @@ impl RestaurantStore {
         phones: &[String],
         phone_offset: usize,
     ) -> Result<(), RestaurantWriteError> {
-        let err = match self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await
-        {
-            Ok(_) => return Ok(()),
-            Err(err) => err,
+        let reasons = match transact(&self.client, items).await {
+            Ok(()) => return Ok(()),
+            Err(TransactError::Store(e)) => return Err(RestaurantWriteError::Store(e)),
+            Err(TransactError::Cancelled(reasons)) => reasons,
         };
-        if let Some(reasons) = cancellation_reasons(&err) {
-            for (i, code) in reasons.iter().enumerate() {
-                if code != "ConditionalCheckFailed" {
-                    continue;
-                }
-                if i == 0 {
-                    return Err(RestaurantWriteError::Stale);
-                }
-                if let Some(phone) = phones.get(i - phone_offset) {
-                    return Err(RestaurantWriteError::PhoneTaken(phone.clone()));
-                }
+        for (i, code) in reasons.iter().enumerate() {
+            if code != "ConditionalCheckFailed" {
+                continue;
+            }
+            if i == 0 {
+                return Err(RestaurantWriteError::Stale);
+            }
+            if let Some(phone) = phones.get(i - phone_offset) {
+                return Err(RestaurantWriteError::PhoneTaken(phone.clone()));
             }
         }
-        Err(RestaurantWriteError::Store(sdk_error(err)))
+        Err(RestaurantWriteError::Store(StoreError::Dynamo(format!(
+            "transaction cancelled: {reasons:?}"
+        ))))
     }
 }

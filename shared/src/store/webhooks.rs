@@ -1,19 +1,29 @@
 //! Webhook subscriptions (listed per key family through `byOwner`) and their
 //! deliveries (listed per webhook through `byWebhook`, newest first).
 
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Delete, Put, ReturnValue, TransactWriteItem, Update,
+};
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
 
 use super::{
-    from_item, get_by_key, is_condition_failure, put_new, s, sdk_error, to_item, ts, value,
-    StoreError,
+    from_item, get_by_key, is_condition_failure, put_new, s, sdk_error, to_item, transact, ts,
+    value, StoreError, TransactError,
 };
 use crate::domain::webhook::{
     Attempt, DeliveryRecord, DeliveryStatus, WebhookRecord, WebhookStatus,
 };
 
 pub const BY_OWNER_INDEX: &str = "byOwner";
+
+#[derive(Debug, thiserror::Error)]
+pub enum InsertError {
+    #[error("the key family has its maximum number of webhooks")]
+    LimitReached,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
 pub const BY_WEBHOOK_INDEX: &str = "byWebhook";
 
 #[derive(Clone)]
@@ -32,22 +42,88 @@ impl WebhookStore {
         }
     }
 
-    pub async fn put(&self, w: &WebhookRecord) -> Result<(), StoreError> {
-        self.client
-            .put_item()
+    /// The item counting a key family's webhooks (no `ownerId` or `status`
+    /// attribute, so neither the owner index nor the fan-out scan sees it).
+    fn counter_key(owner_id: &str) -> String {
+        format!("owner#{owner_id}")
+    }
+
+    /// Stores a new webhook if its key family has fewer than `max`: the
+    /// count and the webhook are written in one transaction, so concurrent
+    /// registrations can't pass the cap together.
+    pub async fn insert(&self, w: &WebhookRecord, max: usize) -> Result<(), InsertError> {
+        let count = Update::builder()
+            .table_name(&self.webhooks)
+            .key("webhookId", s(Self::counter_key(&w.owner_id)))
+            .update_expression("SET webhookCount = if_not_exists(webhookCount, :zero) + :one")
+            .condition_expression("attribute_not_exists(webhookCount) OR webhookCount < :max")
+            .expression_attribute_values(":zero", AttributeValue::N("0".into()))
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .expression_attribute_values(":max", AttributeValue::N(max.to_string()))
+            .build()
+            .map_err(|e| StoreError::Dynamo(e.to_string()))?;
+        let put = Put::builder()
             .table_name(&self.webhooks)
             .set_item(Some(to_item(w)?))
-            .send()
-            .await
-            .map_err(sdk_error)?;
-        Ok(())
+            .condition_expression("attribute_not_exists(webhookId)")
+            .build()
+            .map_err(|e| StoreError::Dynamo(e.to_string()))?;
+        let items = vec![
+            TransactWriteItem::builder().update(count).build(),
+            TransactWriteItem::builder().put(put).build(),
+        ];
+        match transact(&self.client, items).await {
+            Ok(()) => Ok(()),
+            Err(TransactError::Cancelled(r))
+                if r.first().is_some_and(|c| c == "ConditionalCheckFailed") =>
+            {
+                Err(InsertError::LimitReached)
+            }
+            Err(TransactError::Cancelled(_)) => Err(InsertError::Store(StoreError::AlreadyExists)),
+            Err(TransactError::Store(e)) => Err(InsertError::Store(e)),
+        }
     }
 
     pub async fn get(&self, webhook_id: &str) -> Result<Option<WebhookRecord>, StoreError> {
         get_by_key(&self.client, &self.webhooks, "webhookId", webhook_id, true).await
     }
 
-    pub async fn delete(&self, webhook_id: &str) -> Result<(), StoreError> {
+    /// Deletes a webhook and counts it out of its key family's total.
+    pub async fn delete(&self, w: &WebhookRecord) -> Result<(), StoreError> {
+        let delete = Delete::builder()
+            .table_name(&self.webhooks)
+            .key("webhookId", s(&w.webhook_id))
+            .condition_expression("attribute_exists(webhookId)")
+            .build()
+            .map_err(|e| StoreError::Dynamo(e.to_string()))?;
+        // Never below zero, even for webhooks stored before there was a count.
+        let count = Update::builder()
+            .table_name(&self.webhooks)
+            .key("webhookId", s(Self::counter_key(&w.owner_id)))
+            .update_expression("SET webhookCount = if_not_exists(webhookCount, :one) - :one")
+            .condition_expression("attribute_not_exists(webhookCount) OR webhookCount > :zero")
+            .expression_attribute_values(":zero", AttributeValue::N("0".into()))
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .build()
+            .map_err(|e| StoreError::Dynamo(e.to_string()))?;
+        let items = vec![
+            TransactWriteItem::builder().delete(delete).build(),
+            TransactWriteItem::builder().update(count).build(),
+        ];
+        match transact(&self.client, items).await {
+            Ok(()) => Ok(()),
+            // Deleted meanwhile (first item), or a count already at zero.
+            Err(TransactError::Cancelled(r))
+                if r.first().is_some_and(|c| c == "ConditionalCheckFailed") =>
+            {
+                Ok(())
+            }
+            Err(TransactError::Cancelled(_)) => self.delete_uncounted(&w.webhook_id).await,
+            Err(TransactError::Store(e)) => Err(e),
+        }
+    }
+
+    async fn delete_uncounted(&self, webhook_id: &str) -> Result<(), StoreError> {
         self.client
             .delete_item()
             .table_name(&self.webhooks)
@@ -56,6 +132,42 @@ impl WebhookStore {
             .await
             .map_err(sdk_error)?;
         Ok(())
+    }
+
+    /// Replaces the signing secret `current` (kept valid until
+    /// `previous_until`) with `next`, only while the webhook is active and
+    /// nobody rotated it meanwhile. `None`: one of those no longer holds.
+    pub async fn rotate_secret(
+        &self,
+        webhook_id: &str,
+        current: &str,
+        next: &str,
+        previous_until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<WebhookRecord>, StoreError> {
+        match self
+            .client
+            .update_item()
+            .table_name(&self.webhooks)
+            .key("webhookId", s(webhook_id))
+            .update_expression(
+                "SET secret = :next, previousSecret = :current, previousSecretExpiresAt = :until, updatedAt = :now",
+            )
+            .condition_expression("#st = :active AND secret = :current")
+            .expression_attribute_names("#st", "status")
+            .expression_attribute_values(":active", value(&WebhookStatus::Active)?)
+            .expression_attribute_values(":current", s(current))
+            .expression_attribute_values(":next", s(next))
+            .expression_attribute_values(":until", ts(previous_until))
+            .expression_attribute_values(":now", ts(now))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await
+        {
+            Ok(out) => out.attributes.map(from_item).transpose(),
+            Err(e) if is_condition_failure(&e) => Ok(None),
+            Err(e) => Err(sdk_error(e)),
+        }
     }
 
     /// Every webhook of a key family (at most a handful), oldest first.
@@ -192,29 +304,36 @@ impl WebhookStore {
         .await
     }
 
-    /// Claims a pending delivery for one send (attempt number `attempts + 1`),
-    /// so two copies of a job can never both send it.
+    /// Claims a pending delivery for attempt `attempts + 1` until
+    /// `until_ms`, if nobody else holds a fresh claim (a retry of our own
+    /// claim succeeds again), so two copies of a job never both send it.
     pub async fn claim(
         &self,
         delivery_id: &str,
+        claim_id: &str,
         attempts: usize,
         now: DateTime<Utc>,
-        stale_before: DateTime<Utc>,
+        until_ms: i64,
     ) -> Result<bool, StoreError> {
         match self
             .client
             .update_item()
             .table_name(&self.deliveries)
             .key("deliveryId", s(delivery_id))
-            .update_expression("SET claimedAt = :now")
+            .update_expression(
+                "SET claimId = :claim, claimedUntil = :until, claims = if_not_exists(claims, :zero) + :one",
+            )
             .condition_expression(
-                "#st = :pending AND size(attempts) = :n AND (attribute_not_exists(claimedAt) OR claimedAt < :stale)",
+                "#st = :pending AND size(attempts) = :n AND (attribute_not_exists(claimId) OR claimedUntil < :nowms OR claimId = :claim)",
             )
             .expression_attribute_names("#st", "status")
             .expression_attribute_values(":pending", value(&DeliveryStatus::Pending)?)
             .expression_attribute_values(":n", AttributeValue::N(attempts.to_string()))
-            .expression_attribute_values(":now", ts(now))
-            .expression_attribute_values(":stale", ts(stale_before))
+            .expression_attribute_values(":claim", s(claim_id))
+            .expression_attribute_values(":until", AttributeValue::N(until_ms.to_string()))
+            .expression_attribute_values(":nowms", AttributeValue::N(now.timestamp_millis().to_string()))
+            .expression_attribute_values(":zero", AttributeValue::N("0".into()))
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
             .send()
             .await
         {
@@ -224,46 +343,75 @@ impl WebhookStore {
         }
     }
 
-    /// Appends an attempt, sets the status and releases the claim.
+    /// Appends an attempt, sets the status (and when the next attempt is
+    /// due) and releases the claim, if the claim is still ours (`false`: a
+    /// retry of this very write had landed, or a successor took over).
     pub async fn record_attempt(
         &self,
         delivery_id: &str,
+        claim_id: &str,
         attempt: &Attempt,
         status: DeliveryStatus,
-    ) -> Result<(), StoreError> {
-        self.client
+        next_attempt_at: Option<i64>,
+    ) -> Result<bool, StoreError> {
+        let mut req = self
+            .client
             .update_item()
             .table_name(&self.deliveries)
             .key("deliveryId", s(delivery_id))
-            .update_expression("SET attempts = list_append(attempts, :a), #st = :s, updatedAt = :now REMOVE claimedAt")
+            .condition_expression("claimId = :claim")
             .expression_attribute_names("#st", "status")
             .expression_attribute_values(":a", value(&vec![attempt])?)
             .expression_attribute_values(":s", value(&status)?)
             .expression_attribute_values(":now", ts(attempt.at))
-            .send()
-            .await
-            .map_err(sdk_error)?;
-        Ok(())
+            .expression_attribute_values(":claim", s(claim_id));
+        let set = "SET attempts = list_append(attempts, :a), #st = :s, updatedAt = :now";
+        req = match next_attempt_at {
+            Some(at) => req
+                .update_expression(format!(
+                    "{set}, nextAttemptAt = :next REMOVE claimId, claimedUntil"
+                ))
+                .expression_attribute_values(":next", AttributeValue::N(at.to_string())),
+            None => {
+                req.update_expression(format!("{set} REMOVE claimId, claimedUntil, nextAttemptAt"))
+            }
+        };
+        match req.send().await {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failure(&e) => Ok(false),
+            Err(e) => Err(sdk_error(e)),
+        }
     }
 
-    /// Ends a delivery without another attempt (endpoint disabled or deleted).
+    /// Ends a pending delivery without another attempt (endpoint disabled
+    /// or deleted, workers dying on it), saying why.
     pub async fn fail_delivery(
         &self,
         delivery_id: &str,
+        reason: &str,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        self.client
+        match self
+            .client
             .update_item()
             .table_name(&self.deliveries)
             .key("deliveryId", s(delivery_id))
-            .update_expression("SET #st = :s, updatedAt = :now REMOVE claimedAt")
+            .update_expression(
+                "SET #st = :failed, failure = :why, updatedAt = :now REMOVE claimId, claimedUntil, nextAttemptAt",
+            )
+            .condition_expression("#st = :pending")
             .expression_attribute_names("#st", "status")
-            .expression_attribute_values(":s", value(&DeliveryStatus::Failed)?)
+            .expression_attribute_values(":failed", value(&DeliveryStatus::Failed)?)
+            .expression_attribute_values(":pending", value(&DeliveryStatus::Pending)?)
+            .expression_attribute_values(":why", s(reason))
             .expression_attribute_values(":now", ts(now))
             .send()
             .await
-            .map_err(sdk_error)?;
-        Ok(())
+        {
+            Ok(_) => Ok(()),
+            Err(e) if is_condition_failure(&e) => Ok(()), // already finished
+            Err(e) => Err(sdk_error(e)),
+        }
     }
 
     /// A webhook's recent deliveries, newest first.

@@ -1,0 +1,103 @@
+"""`sam build --build-in-source` builds every function through the root Makefile.
+
+template.yaml gives each function `Metadata: {BuildMethod: makefile, BuildProperties: {Binary: <bin>}}`.
+SAM runs `make build-<LogicalId>` per function; the Makefile builds all of the template's binaries
+in one `cargo lambda build` and copies `<bin>/bootstrap` into the function's artifacts directory.
+The Makefile reads the binaries from the template itself (with awk), so these tests check that it
+finds exactly what infra/local_stack.py finds, and that each binary is a bin of the workspace.
+No local stack needed.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+INFRA = Path(__file__).resolve().parent.parent
+REPO_ROOT = INFRA.parent
+sys.path.insert(0, str(INFRA))
+
+import local_stack  # noqa: E402
+
+TEMPLATE = Path(os.environ.get("PULSARA_TEMPLATE", REPO_ROOT / "template.yaml"))
+MAKEFILE = REPO_ROOT / "Makefile"
+
+needs_make = pytest.mark.skipif(shutil.which("make") is None, reason="make not installed")
+
+
+def functions() -> dict[str, dict]:
+    return local_stack.resources_of_type(local_stack.load_template(TEMPLATE), "AWS::Serverless::Function")
+
+
+def make(*args: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["make", "-s", "--no-print-directory", "-f", str(MAKEFILE), f"TEMPLATE={TEMPLATE}", *args],
+        cwd=REPO_ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_every_function_builds_with_the_makefile():
+    assert functions(), "template.yaml declares no functions"
+    for lid, res in functions().items():
+        meta = res.get("Metadata") or {}
+        assert meta.get("BuildMethod") == "makefile", (
+            f"{lid}: Metadata.BuildMethod must be makefile (the root Makefile builds every function in "
+            f"one cargo invocation), got {meta.get('BuildMethod')!r}"
+        )
+        binary = (meta.get("BuildProperties") or {}).get("Binary")
+        assert binary, f"{lid}: Metadata.BuildProperties.Binary names the function's cargo binary"
+
+
+@needs_make
+def test_makefile_finds_the_template_binaries():
+    out = make("print-binaries")
+    assert out.returncode == 0, out.stderr
+    found = dict(line.split("=", 1) for line in out.stdout.split())
+    assert found == local_stack.function_binaries(local_stack.load_template(TEMPLATE))
+
+
+@needs_make
+def test_build_target_copies_the_function_bootstrap(tmp_path):
+    for lid, binary in local_stack.function_binaries(local_stack.load_template(TEMPLATE)).items():
+        out = make("-n", f"build-{lid}", ARTIFACTS_DIR=str(tmp_path / lid))
+        assert out.returncode == 0, out.stderr
+        assert "cargo lambda build --release --arm64" in out.stdout
+        assert f"--bin {binary}" in out.stdout
+        assert f"/{binary}/bootstrap' '{tmp_path / lid}/bootstrap'" in out.stdout, out.stdout
+
+
+@needs_make
+def test_build_target_refuses_unknown_functions(tmp_path):
+    out = make("-n", "build-NoSuchFunction", ARTIFACTS_DIR=str(tmp_path))
+    assert out.returncode != 0
+    assert "cargo lambda build" not in out.stdout  # fails before building anything
+    assert "NoSuchFunction" in out.stderr
+
+
+@pytest.mark.skipif(shutil.which("cargo") is None, reason="cargo not installed")
+def test_binaries_are_workspace_bins():
+    meta = subprocess.run(
+        ["cargo", "metadata", "--no-deps", "--format-version", "1"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    bins = {
+        target["name"]
+        for package in json.loads(meta.stdout)["packages"]
+        for target in package["targets"]
+        if "bin" in target["kind"]
+    }
+    for lid, binary in local_stack.function_binaries(local_stack.load_template(TEMPLATE)).items():
+        assert binary in bins, f"{lid}: Binary {binary!r} is not a bin target of the workspace"
