@@ -5,8 +5,8 @@ use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
 
 use super::{
-    decode_cursor, encode_cursor, from_item, get_by_key, is_condition_failure, put_new, s,
-    sdk_error, to_item, transact, ts, StoreError, TransactError,
+    build, conditional, decode_cursor, encode_cursor, from_item, get_by_key, put_new, s, sdk_error,
+    to_item, transact, ts, StoreError, TransactError,
 };
 use crate::domain::api_key::ApiKeyRecord;
 use crate::domain::ids::IdKind;
@@ -78,22 +78,23 @@ impl ApiKeyStore {
         key_id: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<ApiKeyRecord>, StoreError> {
-        match self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("keyId", s(key_id))
-            .update_expression("SET revokedAt = if_not_exists(revokedAt, :now), updatedAt = :now")
-            .condition_expression("attribute_exists(keyId)")
-            .expression_attribute_values(":now", ts(now))
-            .return_values(ReturnValue::AllNew)
-            .send()
-            .await
-        {
-            Ok(out) => out.attributes.map(from_item).transpose(),
-            Err(e) if is_condition_failure(&e) => Ok(None),
-            Err(e) => Err(sdk_error(e)),
-        }
+        conditional(
+            self.client
+                .update_item()
+                .table_name(&self.table)
+                .key("keyId", s(key_id))
+                .update_expression(
+                    "SET revokedAt = if_not_exists(revokedAt, :now), updatedAt = :now",
+                )
+                .condition_expression("attribute_exists(keyId)")
+                .expression_attribute_values(":now", ts(now))
+                .return_values(ReturnValue::AllNew)
+                .send()
+                .await,
+        )?
+        .and_then(|out| out.attributes)
+        .map(from_item)
+        .transpose()
     }
 
     /// Stores `new` and puts `old_id` into its grace period, atomically.
@@ -104,12 +105,13 @@ impl ApiKeyStore {
         now: DateTime<Utc>,
         new: &ApiKeyRecord,
     ) -> Result<(), RotateError> {
-        let put = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(to_item(new)?))
-            .condition_expression("attribute_not_exists(keyId)")
-            .build()
-            .map_err(|e| StoreError::Dynamo(e.to_string()))?;
+        let put = build(
+            Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(to_item(new)?))
+                .condition_expression("attribute_not_exists(keyId)")
+                .build(),
+        )?;
         let update = Update::builder()
             .table_name(&self.table)
             .key("keyId", s(old_id))
@@ -120,8 +122,8 @@ impl ApiKeyStore {
             .expression_attribute_values(":new", s(&new.key_id))
             .expression_attribute_values(":grace", ts(grace_until))
             .expression_attribute_values(":now", ts(now))
-            .build()
-            .map_err(|e| StoreError::Dynamo(e.to_string()))?;
+            .build();
+        let update = build(update)?;
         let items = vec![
             TransactWriteItem::builder().put(put).build(),
             TransactWriteItem::builder().update(update).build(),
@@ -140,20 +142,17 @@ impl ApiKeyStore {
 
     /// Stamps `lastUsed`; callers do this at most every few minutes per key.
     pub async fn touch(&self, key_id: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
-        match self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("keyId", s(key_id))
-            .update_expression("SET lastUsed = :now")
-            .condition_expression("attribute_exists(keyId)")
-            .expression_attribute_values(":now", ts(now))
-            .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) if is_condition_failure(&e) => Ok(()),
-            Err(e) => Err(sdk_error(e)),
-        }
+        conditional(
+            self.client
+                .update_item()
+                .table_name(&self.table)
+                .key("keyId", s(key_id))
+                .update_expression("SET lastUsed = :now")
+                .condition_expression("attribute_exists(keyId)")
+                .expression_attribute_values(":now", ts(now))
+                .send()
+                .await,
+        )?;
+        Ok(())
     }
 }

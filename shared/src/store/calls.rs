@@ -6,8 +6,8 @@ use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, SecondsFormat, Utc};
 
 use super::{
-    decode_cursor, encode_cursor, from_item, get_by_key, is_condition_failure, put_new, s,
-    sdk_error, ts, value, StoreError,
+    conditional, decode_cursor, encode_cursor, from_item, get_by_key, put_new, s, sdk_error, ts,
+    value, StoreError,
 };
 use crate::domain::analysis::transcript::Turn;
 use crate::domain::analysis::Analysis;
@@ -46,7 +46,7 @@ impl CallStore {
         analysis: &Analysis,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        match self
+        let sent = self
             .client
             .update_item()
             .table_name(&self.table)
@@ -62,12 +62,8 @@ impl CallStore {
             .expression_attribute_values(":a", value(analysis)?)
             .expression_attribute_values(":now", ts(now))
             .send()
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failure(&e) => Ok(false),
-            Err(e) => Err(sdk_error(e)),
-        }
+            .await;
+        Ok(conditional(sent)?.is_some())
     }
 
     /// Completes the call if nobody completed it first, writing only what
@@ -106,15 +102,14 @@ impl CallStore {
             set.push("email = :e");
             req = req.expression_attribute_values(":e", value(email)?);
         }
-        match req
-            .update_expression(format!("SET {}", set.join(", ")))
-            .send()
-            .await
-        {
-            Ok(out) => out.attributes.map(from_item).transpose(),
-            Err(e) if is_condition_failure(&e) => Ok(None),
-            Err(e) => Err(sdk_error(e)),
-        }
+        conditional(
+            req.update_expression(format!("SET {}", set.join(", ")))
+                .send()
+                .await,
+        )?
+        .and_then(|out| out.attributes)
+        .map(from_item)
+        .transpose()
     }
 
     /// Claims the call's e-mail for one send until `until_ms`, if it is
@@ -127,7 +122,7 @@ impl CallStore {
         now: DateTime<Utc>,
         until_ms: i64,
     ) -> Result<Option<CallRecord>, StoreError> {
-        match self
+        let sent = self
             .client
             .update_item()
             .table_name(&self.table)
@@ -149,12 +144,11 @@ impl CallStore {
             .expression_attribute_values(":queued", value(&EmailStatus::Queued)?)
             .return_values(ReturnValue::AllNew)
             .send()
-            .await
-        {
-            Ok(out) => out.attributes.map(from_item).transpose(),
-            Err(e) if is_condition_failure(&e) => Ok(None),
-            Err(e) => Err(sdk_error(e)),
-        }
+            .await;
+        conditional(sent)?
+            .and_then(|out| out.attributes)
+            .map(from_item)
+            .transpose()
     }
 
     /// Records how the claimed send ended, if the claim is still ours
@@ -165,24 +159,21 @@ impl CallStore {
         claim_id: &str,
         next: &EmailState,
     ) -> Result<bool, StoreError> {
-        match self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("callId", s(call_id))
-            .update_expression("SET #em = :next, updatedAt = :now")
-            .condition_expression("#em.claimId = :claim")
-            .expression_attribute_names("#em", "email")
-            .expression_attribute_values(":next", value(next)?)
-            .expression_attribute_values(":now", ts(next.updated_at))
-            .expression_attribute_values(":claim", s(claim_id))
-            .send()
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failure(&e) => Ok(false),
-            Err(e) => Err(sdk_error(e)),
-        }
+        Ok(conditional(
+            self.client
+                .update_item()
+                .table_name(&self.table)
+                .key("callId", s(call_id))
+                .update_expression("SET #em = :next, updatedAt = :now")
+                .condition_expression("#em.claimId = :claim")
+                .expression_attribute_names("#em", "email")
+                .expression_attribute_values(":next", value(next)?)
+                .expression_attribute_values(":now", ts(next.updated_at))
+                .expression_attribute_values(":claim", s(claim_id))
+                .send()
+                .await,
+        )?
+        .is_some())
     }
 
     /// A restaurant's calls started in `[from, to]`, newest first.

@@ -78,6 +78,26 @@ pub(crate) fn cancellation_reasons<R>(
     }
 }
 
+/// A request builder's result (a missing required field) as a store error.
+pub(crate) fn build<T, E: std::fmt::Display>(r: Result<T, E>) -> Result<T, StoreError> {
+    r.map_err(|e| StoreError::Dynamo(e.to_string()))
+}
+
+/// A conditional write's answer: `None` when its condition did not hold.
+pub(crate) fn conditional<O, E, R>(
+    result: Result<O, SdkError<E, R>>,
+) -> Result<Option<O>, StoreError>
+where
+    E: std::error::Error + ProvideErrorMetadata + 'static,
+    R: std::fmt::Debug,
+{
+    match result {
+        Ok(out) => Ok(Some(out)),
+        Err(e) if is_condition_failure(&e) => Ok(None),
+        Err(e) => Err(sdk_error(e)),
+    }
+}
+
 /// Tries of a transaction that DynamoDB cancels for a conflict with another
 /// transaction (not retried by the SDK): after that, `StoreError::Conflict`.
 const TRANSACTION_TRIES: u32 = 4;

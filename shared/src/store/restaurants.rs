@@ -6,7 +6,7 @@ use aws_sdk_dynamodb::Client;
 
 use crate::domain::ids::IdKind;
 
-use super::{get_by_key, s, sdk_error, to_item, transact, Item, StoreError, TransactError};
+use super::{build, get_by_key, s, sdk_error, to_item, transact, Item, StoreError, TransactError};
 use crate::domain::restaurant::Restaurant;
 
 #[derive(Debug, thiserror::Error)]
@@ -24,10 +24,6 @@ pub struct RestaurantStore {
     client: Client,
     table: String,
     phones: String,
-}
-
-fn build<T, E: std::fmt::Display>(r: Result<T, E>) -> Result<T, StoreError> {
-    r.map_err(|e| StoreError::Dynamo(e.to_string()))
 }
 
 impl RestaurantStore {

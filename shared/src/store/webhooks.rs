@@ -8,8 +8,8 @@ use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
 
 use super::{
-    from_item, get_by_key, is_condition_failure, put_new, s, sdk_error, to_item, transact, ts,
-    value, StoreError, TransactError,
+    build, conditional, from_item, get_by_key, is_condition_failure, put_new, s, sdk_error,
+    to_item, transact, ts, value, StoreError, TransactError,
 };
 use crate::domain::webhook::{
     Attempt, DeliveryRecord, DeliveryStatus, WebhookRecord, WebhookStatus,
@@ -52,22 +52,24 @@ impl WebhookStore {
     /// count and the webhook are written in one transaction, so concurrent
     /// registrations can't pass the cap together.
     pub async fn insert(&self, w: &WebhookRecord, max: usize) -> Result<(), InsertError> {
-        let count = Update::builder()
-            .table_name(&self.webhooks)
-            .key("webhookId", s(Self::counter_key(&w.owner_id)))
-            .update_expression("SET webhookCount = if_not_exists(webhookCount, :zero) + :one")
-            .condition_expression("attribute_not_exists(webhookCount) OR webhookCount < :max")
-            .expression_attribute_values(":zero", AttributeValue::N("0".into()))
-            .expression_attribute_values(":one", AttributeValue::N("1".into()))
-            .expression_attribute_values(":max", AttributeValue::N(max.to_string()))
-            .build()
-            .map_err(|e| StoreError::Dynamo(e.to_string()))?;
-        let put = Put::builder()
-            .table_name(&self.webhooks)
-            .set_item(Some(to_item(w)?))
-            .condition_expression("attribute_not_exists(webhookId)")
-            .build()
-            .map_err(|e| StoreError::Dynamo(e.to_string()))?;
+        let count = build(
+            Update::builder()
+                .table_name(&self.webhooks)
+                .key("webhookId", s(Self::counter_key(&w.owner_id)))
+                .update_expression("SET webhookCount = if_not_exists(webhookCount, :zero) + :one")
+                .condition_expression("attribute_not_exists(webhookCount) OR webhookCount < :max")
+                .expression_attribute_values(":zero", AttributeValue::N("0".into()))
+                .expression_attribute_values(":one", AttributeValue::N("1".into()))
+                .expression_attribute_values(":max", AttributeValue::N(max.to_string()))
+                .build(),
+        )?;
+        let put = build(
+            Put::builder()
+                .table_name(&self.webhooks)
+                .set_item(Some(to_item(w)?))
+                .condition_expression("attribute_not_exists(webhookId)")
+                .build(),
+        )?;
         let items = vec![
             TransactWriteItem::builder().update(count).build(),
             TransactWriteItem::builder().put(put).build(),
@@ -90,22 +92,24 @@ impl WebhookStore {
 
     /// Deletes a webhook and counts it out of its key family's total.
     pub async fn delete(&self, w: &WebhookRecord) -> Result<(), StoreError> {
-        let delete = Delete::builder()
-            .table_name(&self.webhooks)
-            .key("webhookId", s(&w.webhook_id))
-            .condition_expression("attribute_exists(webhookId)")
-            .build()
-            .map_err(|e| StoreError::Dynamo(e.to_string()))?;
+        let delete = build(
+            Delete::builder()
+                .table_name(&self.webhooks)
+                .key("webhookId", s(&w.webhook_id))
+                .condition_expression("attribute_exists(webhookId)")
+                .build(),
+        )?;
         // Never below zero, even for webhooks stored before there was a count.
-        let count = Update::builder()
-            .table_name(&self.webhooks)
-            .key("webhookId", s(Self::counter_key(&w.owner_id)))
-            .update_expression("SET webhookCount = if_not_exists(webhookCount, :one) - :one")
-            .condition_expression("attribute_not_exists(webhookCount) OR webhookCount > :zero")
-            .expression_attribute_values(":zero", AttributeValue::N("0".into()))
-            .expression_attribute_values(":one", AttributeValue::N("1".into()))
-            .build()
-            .map_err(|e| StoreError::Dynamo(e.to_string()))?;
+        let count = build(
+            Update::builder()
+                .table_name(&self.webhooks)
+                .key("webhookId", s(Self::counter_key(&w.owner_id)))
+                .update_expression("SET webhookCount = if_not_exists(webhookCount, :one) - :one")
+                .condition_expression("attribute_not_exists(webhookCount) OR webhookCount > :zero")
+                .expression_attribute_values(":zero", AttributeValue::N("0".into()))
+                .expression_attribute_values(":one", AttributeValue::N("1".into()))
+                .build(),
+        )?;
         let items = vec![
             TransactWriteItem::builder().delete(delete).build(),
             TransactWriteItem::builder().update(count).build(),
@@ -145,7 +149,7 @@ impl WebhookStore {
         previous_until: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<Option<WebhookRecord>, StoreError> {
-        match self
+        let sent = self
             .client
             .update_item()
             .table_name(&self.webhooks)
@@ -162,12 +166,11 @@ impl WebhookStore {
             .expression_attribute_values(":now", ts(now))
             .return_values(ReturnValue::AllNew)
             .send()
-            .await
-        {
-            Ok(out) => out.attributes.map(from_item).transpose(),
-            Err(e) if is_condition_failure(&e) => Ok(None),
-            Err(e) => Err(sdk_error(e)),
-        }
+            .await;
+        conditional(sent)?
+            .and_then(|out| out.attributes)
+            .map(from_item)
+            .transpose()
     }
 
     /// Every webhook of a key family (at most a handful), oldest first.
@@ -246,20 +249,17 @@ impl WebhookStore {
     }
 
     pub async fn mark_healthy(&self, webhook_id: &str) -> Result<(), StoreError> {
-        match self
-            .client
-            .update_item()
-            .table_name(&self.webhooks)
-            .key("webhookId", s(webhook_id))
-            .update_expression("REMOVE failingSince")
-            .condition_expression("attribute_exists(webhookId)")
-            .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) if is_condition_failure(&e) => Ok(()),
-            Err(e) => Err(sdk_error(e)),
-        }
+        conditional(
+            self.client
+                .update_item()
+                .table_name(&self.webhooks)
+                .key("webhookId", s(webhook_id))
+                .update_expression("REMOVE failingSince")
+                .condition_expression("attribute_exists(webhookId)")
+                .send()
+                .await,
+        )?;
+        Ok(())
     }
 
     pub async fn disable(
@@ -268,24 +268,21 @@ impl WebhookStore {
         reason: &str,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        match self
-            .client
-            .update_item()
-            .table_name(&self.webhooks)
-            .key("webhookId", s(webhook_id))
-            .update_expression("SET #st = :disabled, disabledReason = :why, updatedAt = :now")
-            .condition_expression("attribute_exists(webhookId)")
-            .expression_attribute_names("#st", "status")
-            .expression_attribute_values(":disabled", value(&WebhookStatus::Disabled)?)
-            .expression_attribute_values(":why", s(reason))
-            .expression_attribute_values(":now", ts(now))
-            .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) if is_condition_failure(&e) => Ok(()),
-            Err(e) => Err(sdk_error(e)),
-        }
+        conditional(
+            self.client
+                .update_item()
+                .table_name(&self.webhooks)
+                .key("webhookId", s(webhook_id))
+                .update_expression("SET #st = :disabled, disabledReason = :why, updatedAt = :now")
+                .condition_expression("attribute_exists(webhookId)")
+                .expression_attribute_names("#st", "status")
+                .expression_attribute_values(":disabled", value(&WebhookStatus::Disabled)?)
+                .expression_attribute_values(":why", s(reason))
+                .expression_attribute_values(":now", ts(now))
+                .send()
+                .await,
+        )?;
+        Ok(())
     }
 
     /// Stores a new delivery; `AlreadyExists` if this message id was stored before.
@@ -315,7 +312,7 @@ impl WebhookStore {
         now: DateTime<Utc>,
         until_ms: i64,
     ) -> Result<bool, StoreError> {
-        match self
+        let sent = self
             .client
             .update_item()
             .table_name(&self.deliveries)
@@ -335,12 +332,8 @@ impl WebhookStore {
             .expression_attribute_values(":zero", AttributeValue::N("0".into()))
             .expression_attribute_values(":one", AttributeValue::N("1".into()))
             .send()
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failure(&e) => Ok(false),
-            Err(e) => Err(sdk_error(e)),
-        }
+            .await;
+        Ok(conditional(sent)?.is_some())
     }
 
     /// Appends an attempt, sets the status (and when the next attempt is
@@ -376,11 +369,7 @@ impl WebhookStore {
                 req.update_expression(format!("{set} REMOVE claimId, claimedUntil, nextAttemptAt"))
             }
         };
-        match req.send().await {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failure(&e) => Ok(false),
-            Err(e) => Err(sdk_error(e)),
-        }
+        Ok(conditional(req.send().await)?.is_some())
     }
 
     /// Ends a pending delivery without another attempt (endpoint disabled
@@ -391,7 +380,7 @@ impl WebhookStore {
         reason: &str,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        match self
+        let sent = self
             .client
             .update_item()
             .table_name(&self.deliveries)
@@ -406,12 +395,9 @@ impl WebhookStore {
             .expression_attribute_values(":why", s(reason))
             .expression_attribute_values(":now", ts(now))
             .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) if is_condition_failure(&e) => Ok(()), // already finished
-            Err(e) => Err(sdk_error(e)),
-        }
+            .await;
+        conditional(sent)?; // already finished
+        Ok(())
     }
 
     /// A webhook's recent deliveries, newest first.
