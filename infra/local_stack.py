@@ -573,6 +573,23 @@ def _referenced_params(template: dict) -> set[str]:
     return found
 
 
+# Secrets the functions read from a file named by <NAME>_FILE: cargo lambda watch logs every
+# function's environment when it spawns one, so a secret in the environment ends up in logs.
+FILE_SECRETS = ("ADMIN_TOKEN_SECRET",)
+
+
+def move_secrets_to_files(env_file: Path, env: dict[str, str]) -> None:
+    for name in FILE_SECRETS:
+        if name not in env:
+            continue
+        secret_file = env_file.with_name(f"{env_file.name}.{name.lower()}").resolve()
+        secret_file.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(env.pop(name))
+        env[f"{name}_FILE"] = str(secret_file)
+
+
 def write_env_file(path: Path, env: dict[str, str]) -> None:
     lines = []
     for key, value in env.items():
@@ -665,6 +682,7 @@ def main(argv: list[str] | None = None) -> int:
             }
         )
         env.update(_pairs(args.set, "--set"))
+        move_secrets_to_files(Path(args.env_file), env)
         write_env_file(Path(args.env_file), env)
         _log(f"wrote {args.env_file} ({len(env)} variables)")
     return 0

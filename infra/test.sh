@@ -21,8 +21,6 @@ LOG_DIR="$REPO_ROOT/target/test-logs"
 keep_logs() {
   mkdir -p "$LOG_DIR" && cp "$WORK_DIR"/*.log "$LOG_DIR"/ 2>/dev/null || true
   cp "$WORK_DIR/faults/fired.log" "$LOG_DIR/fired.log" 2>/dev/null || true
-  # The emulator echoes the functions' environment; the per-run secret stays out of kept logs.
-  sed -i 's/ADMIN_TOKEN_SECRET=[^ ,"]*/ADMIN_TOKEN_SECRET=***/g' "$LOG_DIR"/*.log 2>/dev/null || true
 }
 trap 'keep_logs' ERR
 ENV_FILE="$WORK_DIR/env"
@@ -106,6 +104,7 @@ echo "event sources running"
 section "End-to-end tests (pytest infra/tests)"
 export PULSARA_API="http://127.0.0.1:$API_PORT/api"
 export MOTO_URL FAULT_PROXY_URL
+export PULSARA_ENV_FILE="$ENV_FILE"  # the stack's .local/env (test_readme.py sources it)
 export PULSARA_FAULT_DIR="$FAULT_DIR"
 export WATCH_LOG  # the security tests check what the functions logged
 # PYTEST_ARGS narrows the run while developing, e.g. PYTEST_ARGS=infra/tests/test_calls.py

@@ -6,7 +6,8 @@ API9 are discussed in infra/SECURITY.md, which maps every item to the tests here
 The stack is the one infra/test.sh starts (moto + `cargo lambda watch`), with
 API_KEY_CACHE_SECONDS=1, WEBHOOK_ALLOW_LOOPBACK_HTTP=true under PULSARA_STAGE=local (so the
 only callback URLs accepted besides public https ones are http://127.0.0.1 receivers), and
-ADMIN_TOKEN_SECRET exported, which the token-forgery tests use to craft admin tokens.
+ADMIN_TOKEN_SECRET_FILE exported (the secret's file), which the token-forgery tests read to craft
+admin tokens.
 
 Conventions: every test makes its own restaurants and keys; waits poll against deadlines
 derived from the server's own bounds (key cache, grace period, rate-limit window).
@@ -44,7 +45,14 @@ import local_stack  # noqa: E402
 pytestmark = pytest.mark.e2e
 
 KEY_CACHE_SECONDS = float(os.environ.get("API_KEY_CACHE_SECONDS", "30"))
-TOKEN_SECRET = os.environ.get("ADMIN_TOKEN_SECRET", "")
+
+
+def _token_secret() -> str:
+    path = os.environ.get("ADMIN_TOKEN_SECRET_FILE")
+    return Path(path).read_text(encoding="utf-8").strip() if path else os.environ.get("ADMIN_TOKEN_SECRET", "")
+
+
+TOKEN_SECRET = _token_secret()
 ADMIN_BODY_LIMIT = 64 * 1024
 CALL_BODY_LIMIT = 256 * 1024
 TRANSCRIPT_LIMIT = 100 * 1024
@@ -236,7 +244,7 @@ def good_claims(admin_token: str, **overrides) -> dict:
     return c
 
 
-needs_token_secret = pytest.mark.skipif(not TOKEN_SECRET, reason="ADMIN_TOKEN_SECRET not exported to the tests")
+needs_token_secret = pytest.mark.skipif(not TOKEN_SECRET, reason="ADMIN_TOKEN_SECRET_FILE not exported to the tests")
 
 
 def walk_keys(value):
@@ -610,6 +618,44 @@ class TestAPI2BrokenAuthentication:
         claims.update(change)
         forged = f"{head}.{b64url(json.dumps(claims, separators=(',', ':')).encode())}.{sig}"
         assert_error(api.get("/ivr/auth/api-keys", forged), 401, "UNAUTHORIZED")
+
+    @needs_token_secret
+    @pytest.mark.parametrize("claims", [
+        {"iat": 3600, "exp": 3900},  # issued an hour from now
+        {"iat": 0, "exp": 3 * 365 * 86400},  # valid for three years
+        {"iat": -60, "exp": 3600 + 60},  # a little longer than sign-in issues (ADMIN_TOKEN_TTL_SECONDS)
+    ], ids=["iat-in-the-future", "exp-three-years-ahead", "lifetime-over-the-ttl"])
+    def test_correctly_signed_token_outside_the_issued_lifetime_is_401(self, api, admin_token, claims):
+        """Whoever holds the secret still cannot mint a future or long-lived token: tokens
+        live at most ADMIN_TOKEN_TTL_SECONDS (3600 in the test stack) from their iat, and
+        iat may be at most 30 s ahead of the server's clock."""
+        now = int(time.time())
+        token = jwt(good_claims(admin_token, iat=now + claims["iat"], exp=now + claims["exp"]))
+        assert_error(api.get("/ivr/auth/api-keys", token), 401, "UNAUTHORIZED")
+        ok = jwt(good_claims(admin_token, iat=now + 20, exp=now + 20 + 3600))  # within skew and TTL
+        assert api.get("/ivr/auth/api-keys", ok, params={"limit": 1}).status_code == 200
+
+    @needs_token_secret
+    @pytest.mark.parametrize("who", ["unknown-email", "unknown-user-id"])
+    def test_correctly_signed_token_for_an_admin_that_does_not_exist_is_401(self, api, admin_token, who):
+        change = ({"email": f"ghost-{uuid.uuid4().hex[:8]}@pulsara.test"} if who == "unknown-email"
+                  else {"sub": "usr_" + uuid.uuid4().hex})
+        token = jwt(good_claims(admin_token, **change))
+        assert_error(api.get("/ivr/auth/api-keys", token), 401, "UNAUTHORIZED")
+
+    def test_the_local_stack_never_prints_the_token_secret(self, api, admin_token):
+        """The emulator logs each function's environment when it spawns one; the secret is
+        therefore passed as a file (ADMIN_TOKEN_SECRET_FILE), never as a variable."""
+        log_path = os.environ.get("WATCH_LOG")
+        assert TOKEN_SECRET and log_path, "infra/test.sh exports ADMIN_TOKEN_SECRET_FILE and WATCH_LOG"
+        assert "ADMIN_TOKEN_SECRET" not in os.environ, "the secret itself is in the stack's environment"
+        assert api.get("/ivr/auth/api-keys", admin_token, params={"limit": 1}).status_code == 200
+        logs = Path(log_path).read_text(encoding="utf-8", errors="replace")
+        assert "spawning command" in logs or "ADMIN_TOKEN_SECRET_FILE" in logs, "the watch log holds no function start"
+        for name in ("watch.log", "event_sources.log", "moto.log", "fault_proxy.log"):
+            other = Path(log_path).with_name(name)
+            if other.exists():
+                assert TOKEN_SECRET not in other.read_text(encoding="utf-8", errors="replace"), name
 
     @needs_token_secret
     def test_role_flipped_in_a_non_admin_token_is_401(self, api, admin_token):

@@ -344,7 +344,7 @@ def test_admin_edits_deliver_signed_events(api, admin_token, make_restaurant, ma
         assert receiver.to(restricted_path) == [], "a key restricted to another restaurant got events"
 
         forbidden = [secret, secret[len("whsec_"):], agent_only["secret"], key, "transcript", "luigi",
-                     "tnSpp4vdxKPjI9w0GnoV", "owner@luigis.example", restaurant["forwarding_number"], *restaurant["phoneNumbers"]]
+                     "tnSpp4vdxKPjI9w0GnoV", "owner@luigis.example", restaurant["forwardingNumberE164"], *restaurant["phoneNumbers"]]
         for h in hits + agent_hits:
             for name in ("webhook-id", "webhook-timestamp", "webhook-signature"):
                 assert h.headers.get(name), (name, h.headers)

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use aws_config::{BehaviorVersion, SdkConfig};
 
-use crate::auth::Authenticator;
+use crate::auth::{AdminTokens, Authenticator};
 use crate::config::Config;
 use crate::mail::Mailer;
 use crate::queue::JobQueue;
@@ -42,15 +42,20 @@ impl AppState {
         let t = &config.tables;
         let api_keys = ApiKeyStore::new(ddb.clone(), t.api_keys.clone());
         let limiter = RateLimiter::new(ddb.clone(), t.rate_limits.clone());
+        let admins = AdminStore::new(ddb.clone(), t.admin_users.clone());
         let auth = Authenticator::new(
             api_keys.clone(),
             limiter.clone(),
-            config.admin_token_secret.clone(),
+            AdminTokens {
+                secret: config.admin_token_secret.clone(),
+                lifetime_seconds: config.admin_token_ttl_seconds,
+                admins: admins.clone(),
+            },
             Duration::from_secs(config.api_key_cache_seconds),
             config.default_rate_limit_per_minute,
         );
         AppState {
-            admins: AdminStore::new(ddb.clone(), t.admin_users.clone()),
+            admins,
             calls: CallStore::new(ddb.clone(), t.calls.clone()),
             webhooks: WebhookStore::new(
                 ddb.clone(),

@@ -4,7 +4,8 @@
 //! key, so a warm function pays argon2 once per key, not per request. A
 //! cached entry is trusted for `api_key_cache_seconds` (≤ 60 s), after which
 //! the record is re-read (no argon2): that is the bound on how long a revoked
-//! or rotated-out key keeps working on an instance that saw it.
+//! or rotated-out key keeps working on an instance that saw it. Admin tokens
+//! name an admin user that must still exist, checked with the same bound.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -17,6 +18,7 @@ use crate::domain::api_key::{self, ApiKeyRecord};
 use crate::domain::{hashing, token};
 use crate::error::ApiError;
 use crate::http::{bearer, record_key_id, Request};
+use crate::store::admins::AdminStore;
 use crate::store::api_keys::ApiKeyStore;
 use crate::store::rate_limits::{RateLimiter, RateStatus};
 
@@ -55,30 +57,41 @@ struct CachedKey {
     fetched: Instant,
 }
 
+/// What verifies admin access tokens: the signing secret, the lifetime
+/// sign-in issues them for, and where admin users live.
+pub struct AdminTokens {
+    pub secret: Vec<u8>,
+    pub lifetime_seconds: i64,
+    pub admins: AdminStore,
+}
+
 pub struct Authenticator {
     keys: ApiKeyStore,
     limiter: RateLimiter,
-    token_secret: Vec<u8>,
+    tokens: AdminTokens,
     cache_ttl: Duration,
     default_limit: u32,
     cache: Mutex<HashMap<[u8; 32], CachedKey>>,
+    /// (admin e-mail, user id) -> whether that admin exists, and when we looked.
+    admin_cache: Mutex<HashMap<(String, String), (bool, Instant)>>,
 }
 
 impl Authenticator {
     pub fn new(
         keys: ApiKeyStore,
         limiter: RateLimiter,
-        token_secret: Vec<u8>,
+        tokens: AdminTokens,
         cache_ttl: Duration,
         default_limit: u32,
     ) -> Self {
         Self {
             keys,
             limiter,
-            token_secret,
+            tokens,
             cache_ttl,
             default_limit,
             cache: Mutex::new(HashMap::new()),
+            admin_cache: Mutex::new(HashMap::new()),
         }
     }
 
@@ -124,14 +137,48 @@ impl Authenticator {
         if claims.role != token::ADMIN_ROLE {
             return Err(ApiError::Forbidden("this route requires the admin role"));
         }
+        if !self.admin_exists(&claims).await? {
+            tracing::info!("admin token rejected: its admin user does not exist");
+            return Err(ApiError::Unauthorized);
+        }
         Ok(AdminCaller { claims })
     }
 
     fn verify_token(&self, credential: &str) -> Result<token::Claims, ApiError> {
-        token::verify(credential, &self.token_secret, Utc::now().timestamp()).map_err(|e| {
+        let now = Utc::now().timestamp();
+        token::verify(
+            credential,
+            &self.tokens.secret,
+            now,
+            self.tokens.lifetime_seconds,
+        )
+        .map_err(|e| {
             tracing::info!(reason = %e, "admin token rejected");
             ApiError::Unauthorized
         })
+    }
+
+    /// Whether the token's subject is still an admin user (the same user: an
+    /// e-mail re-created under a new id does not revive old tokens).
+    async fn admin_exists(&self, claims: &token::Claims) -> Result<bool, ApiError> {
+        let key = (claims.email.to_lowercase(), claims.sub.clone());
+        if let Some(&(exists, at)) = self.admin_cache.lock().expect("admin cache").get(&key) {
+            if at.elapsed() < self.cache_ttl {
+                return Ok(exists);
+            }
+        }
+        let exists = self
+            .tokens
+            .admins
+            .get(&key.0)
+            .await?
+            .is_some_and(|u| u.user_id == claims.sub && u.role == token::ADMIN_ROLE);
+        let mut cache = self.admin_cache.lock().expect("admin cache");
+        if cache.len() >= MAX_CACHED_KEYS {
+            cache.clear();
+        }
+        cache.insert(key, (exists, Instant::now()));
+        Ok(exists)
     }
 
     /// Verifies a presented API key; argon2 runs only the first time an
@@ -196,6 +243,6 @@ impl Authenticator {
     }
 
     pub fn token_secret(&self) -> &[u8] {
-        &self.token_secret
+        &self.tokens.secret
     }
 }

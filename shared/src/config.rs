@@ -104,7 +104,17 @@ impl Config {
             }
         };
 
-        let secret = required("ADMIN_TOKEN_SECRET")?;
+        // Locally the secret comes from a file: the local runner logs every
+        // function's environment.
+        let secret = match get("ADMIN_TOKEN_SECRET_FILE").filter(|p| !p.trim().is_empty()) {
+            Some(path) => std::fs::read_to_string(path.trim())
+                .map(|s| s.trim().to_string())
+                .map_err(|e| ConfigError::Invalid {
+                    name: "ADMIN_TOKEN_SECRET_FILE",
+                    reason: format!("cannot be read: {e}"),
+                })?,
+            None => required("ADMIN_TOKEN_SECRET")?,
+        };
         if secret.len() < 32 {
             return Err(ConfigError::Invalid {
                 name: "ADMIN_TOKEN_SECRET",

@@ -35,16 +35,31 @@ pub fn event(name: &str, edit: impl FnOnce(&mut Value)) -> lambda_http::Request 
         .expect("event parses as an API Gateway request")
 }
 
-/// A valid admin access token for `state`'s secret.
-pub fn admin_token(state: &AppState) -> String {
-    let now = chrono::Utc::now().timestamp();
+/// A valid admin access token for `state`'s secret, for an admin user that
+/// exists (tokens of unknown admins are refused).
+pub async fn admin_token(state: &AppState) -> String {
+    let now = chrono::Utc::now();
+    let user = crate::store::admins::AdminUser {
+        email: "handler-test@pulsara.test".into(),
+        user_id: "usr_handler_test".into(),
+        // Never signs in: the handler tests mint their tokens here.
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$none".into(),
+        role: token::ADMIN_ROLE.into(),
+        created_at: now,
+        updated_at: now,
+    };
+    state
+        .admins
+        .put(&user, true)
+        .await
+        .expect("local stack admin table");
     let claims = Claims {
         iss: token::ISSUER.into(),
-        sub: "usr_handler_test".into(),
-        email: "handler-test@pulsara.test".into(),
+        sub: user.user_id,
+        email: user.email,
         role: token::ADMIN_ROLE.into(),
-        iat: now,
-        exp: now + 300,
+        iat: now.timestamp(),
+        exp: now.timestamp() + 300,
     };
     token::sign(&claims, &state.config.admin_token_secret)
 }

@@ -10,6 +10,7 @@ use pulsara_shared::{ApiError, ApiResponse, AppState, Request};
 
 pub async fn handle(state: &AppState, req: Request) -> Result<ApiResponse, ApiError> {
     state.auth.admin(&req).await?;
+    let region = state.config.default_phone_region;
     let id = match path_param(&req, "restaurantId") {
         Ok(_) => Some(path_id(&req, "restaurantId", IdKind::Restaurant)?),
         Err(_) => None,
@@ -20,7 +21,8 @@ pub async fn handle(state: &AppState, req: Request) -> Result<ApiResponse, ApiEr
             let restaurant = create_restaurant(state, input, Utc::now()).await?;
             record_restaurant_id(&restaurant.restaurant_id);
             tracing::info!("restaurant created");
-            Ok(ApiResponse::created(&restaurant).message("Restaurant created successfully"))
+            Ok(ApiResponse::created(restaurant.view(region))
+                .message("Restaurant created successfully"))
         }
         ("GET", Some(id)) => {
             record_restaurant_id(&id);
@@ -29,7 +31,7 @@ pub async fn handle(state: &AppState, req: Request) -> Result<ApiResponse, ApiEr
                 .get(&id)
                 .await?
                 .ok_or(ApiError::NotFound("restaurant"))?;
-            Ok(ApiResponse::ok(&restaurant))
+            Ok(ApiResponse::ok(restaurant.view(region)))
         }
         ("PATCH", Some(id)) => {
             record_restaurant_id(&id);
@@ -42,7 +44,7 @@ pub async fn handle(state: &AppState, req: Request) -> Result<ApiResponse, ApiEr
                 .get_latest(&id)
                 .await?
                 .ok_or(ApiError::NotFound("restaurant"))?;
-            let next = current.patched(patch, Utc::now(), state.config.default_phone_region)?;
+            let next = current.patched(patch, Utc::now(), region)?;
             state
                 .restaurants
                 .update(&current, &next)
@@ -50,7 +52,7 @@ pub async fn handle(state: &AppState, req: Request) -> Result<ApiResponse, ApiEr
                 .map_err(write_error)?;
             pulsara_shared::faults::point("restaurant.update.after", &[&id])?;
             tracing::info!(version = next.version, "restaurant updated");
-            Ok(ApiResponse::ok(&next).message("Restaurant updated successfully"))
+            Ok(ApiResponse::ok(next.view(region)).message("Restaurant updated successfully"))
         }
         _ => Err(ApiError::MethodNotAllowed),
     }

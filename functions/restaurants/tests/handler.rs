@@ -14,7 +14,7 @@ async fn create_get_and_patch_events() {
     let Some(state) = local_state().await else {
         return;
     };
-    let auth = format!("Bearer {}", admin_token(&state));
+    let auth = format!("Bearer {}", admin_token(&state).await);
     let phone = unique_phone();
     let create = event("restaurants-create.json", |e| {
         let mut b: Value = serde_json::from_str(e["body"].as_str().unwrap()).unwrap();

@@ -28,24 +28,55 @@ pub fn escape_html(s: &str) -> String {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&#39;"),
-            c if is_bidi_control(c) => {}
+            c if is_invisible(c) => {}
             c => out.push(c),
         }
     }
     out
 }
 
-/// Bidirectional-text controls can disguise what a line says (e.g. reverse
-/// a link's text); caller-supplied text never keeps them.
-fn is_bidi_control(c: char) -> bool {
-    matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+/// Characters that render as nothing: every format character (Unicode
+/// category Cf: zero-width spaces and joiners, bidi controls, soft hyphens,
+/// tags …) and the other default-ignorable code points (fillers, variation
+/// selectors). They can hide or disguise what a line says (reverse a link's
+/// text, split a word filters look for), so caller- and vendor-supplied text
+/// never keeps them.
+fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{034F}'
+            | '\u{0600}'..='\u{0605}'
+            | '\u{061C}'
+            | '\u{06DD}'
+            | '\u{070F}'
+            | '\u{0890}'..='\u{0891}'
+            | '\u{08E2}'
+            | '\u{115F}'..='\u{1160}'
+            | '\u{17B4}'..='\u{17B5}'
+            | '\u{180B}'..='\u{180F}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{206F}'
+            | '\u{3164}'
+            | '\u{FE00}'..='\u{FE0F}'
+            | '\u{FEFF}'
+            | '\u{FFA0}'
+            | '\u{FFF0}'..='\u{FFFB}'
+            | '\u{110BD}'
+            | '\u{110CD}'
+            | '\u{13430}'..='\u{1343F}'
+            | '\u{1BCA0}'..='\u{1BCA3}'
+            | '\u{1D173}'..='\u{1D17A}'
+            | '\u{E0000}'..='\u{E0FFF}'
+    )
 }
 
 /// One line of plain text: control characters (CR, LF, NUL …) become spaces,
-/// bidi controls are dropped.
+/// invisible characters are dropped.
 pub fn one_line(s: &str) -> String {
     s.chars()
-        .filter(|c| !is_bidi_control(*c))
+        .filter(|c| !is_invisible(*c))
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect::<String>()
         .trim()
@@ -56,7 +87,7 @@ fn excerpt(turns: &[Turn]) -> String {
     let text = render_turns(turns);
     let clean: String = text
         .chars()
-        .filter(|c| *c == '\n' || !(c.is_control() || is_bidi_control(*c)))
+        .filter(|c| *c == '\n' || !(c.is_control() || is_invisible(*c)))
         .collect();
     if clean.chars().count() <= TRANSCRIPT_EXCERPT_CHARS {
         clean
@@ -266,5 +297,39 @@ mod tests {
         for c in ['\u{202E}', '\u{202C}', '\u{2067}', '\u{2069}'] {
             assert!(!m.html.contains(c) && !m.text.contains(c) && !m.subject.contains(c));
         }
+    }
+
+    #[test]
+    fn invisible_format_characters_are_dropped() {
+        let hidden = [
+            '\u{200B}',
+            '\u{200C}',
+            '\u{200D}',
+            '\u{2060}',
+            '\u{FEFF}',
+            '\u{00AD}',
+            '\u{2063}',
+            '\u{180E}',
+            '\u{FFF9}',
+            '\u{E0041}',
+            '\u{3164}',
+            '\u{FE0F}',
+            '\u{034F}',
+            '\u{061C}',
+        ];
+        let word: String = hidden.iter().map(|c| format!("r{c}")).collect();
+        let (call, r) = fixtures(
+            &format!("Customer: {word}efund"),
+            Some(&format!("desk{word}")),
+        );
+        let m = render(&call, &r, US);
+        for c in hidden {
+            assert!(
+                !m.html.contains(c) && !m.text.contains(c) && !m.subject.contains(c),
+                "U+{:04X} survived",
+                c as u32
+            );
+        }
+        assert!(m.text.contains("rrrrrrrrrrrrrrefund"), "{}", m.text);
     }
 }

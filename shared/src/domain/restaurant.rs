@@ -323,6 +323,30 @@ impl Restaurant {
         self.timezone.parse().unwrap_or(Tz::UTC)
     }
 
+    /// The admin API's answer for this restaurant.
+    pub fn view(&self, region: country::Id) -> RestaurantView<'_> {
+        RestaurantView {
+            restaurant_id: &self.restaurant_id,
+            name: &self.name,
+            phone_numbers: &self.phone_numbers,
+            timezone: &self.timezone,
+            ai_enabled: self.ai_enabled,
+            call_hours_start: self.call_hours_start,
+            call_hours_end: self.call_hours_end,
+            schedule: self.schedule.as_ref(),
+            agent: self.agent.as_ref(),
+            forwarding_number: self
+                .forwarding_number
+                .as_deref()
+                .map(|n| phone::display(n, region)),
+            forwarding_number_e164: self.forwarding_number.as_deref(),
+            notification_emails: &self.notification_emails,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            version: self.version,
+        }
+    }
+
     /// The config an IVR reads while the phone rings, evaluated at `now`.
     pub fn config(&self, now: DateTime<Utc>, region: country::Id) -> ConfigView {
         let (in_hours, local) = self.call_hours().at(self.tz(), now);
@@ -410,6 +434,33 @@ impl Routing {
             },
         }
     }
+}
+
+/// A restaurant as the admin API answers it: the stored fields, with
+/// `forwarding_number` shown as the config endpoint shows it (display form)
+/// next to `forwardingNumberE164`, so both endpoints agree.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RestaurantView<'a> {
+    pub restaurant_id: &'a str,
+    pub name: &'a str,
+    pub phone_numbers: &'a [String],
+    pub timezone: &'a str,
+    pub ai_enabled: bool,
+    pub call_hours_start: TimeOfDay,
+    pub call_hours_end: TimeOfDay,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<&'a WeeklySchedule>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent: Option<&'a Agent>,
+    #[serde(rename = "forwarding_number", skip_serializing_if = "Option::is_none")]
+    pub forwarding_number: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forwarding_number_e164: Option<&'a str>,
+    pub notification_emails: &'a [String],
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub version: u64,
 }
 
 /// The seed's config response, plus `routing` and the context behind it.

@@ -36,7 +36,15 @@ pub enum TokenError {
     Expired,
     #[error("token was not issued for this API")]
     Issuer,
+    #[error("token is issued in the future")]
+    IssuedInFuture,
+    #[error("token lives longer than tokens are issued for")]
+    Lifetime,
 }
+
+/// How far a token's `iat` may be ahead of our clock (instances' clocks differ
+/// slightly); anything later was not minted by our sign-in.
+pub const MAX_CLOCK_SKEW_SECS: i64 = 30;
 
 fn mac(secret: &[u8]) -> HmacSha256 {
     HmacSha256::new_from_slice(secret).expect("HMAC accepts keys of any length")
@@ -51,8 +59,15 @@ pub fn sign(claims: &Claims, secret: &[u8]) -> String {
     format!("{signing_input}.{sig}")
 }
 
-/// Verifies signature, algorithm, issuer and expiry at unix time `now`.
-pub fn verify(token: &str, secret: &[u8], now: i64) -> Result<Claims, TokenError> {
+/// Verifies signature, algorithm, issuer and expiry at unix time `now`, and
+/// that the token lives no longer than `max_lifetime` seconds (what sign-in
+/// issues), so a leaked secret cannot mint long-lived or future tokens.
+pub fn verify(
+    token: &str,
+    secret: &[u8],
+    now: i64,
+    max_lifetime: i64,
+) -> Result<Claims, TokenError> {
     let mut parts = token.split('.');
     let (Some(h), Some(p), Some(s), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
@@ -82,6 +97,12 @@ pub fn verify(token: &str, secret: &[u8], now: i64) -> Result<Claims, TokenError
     if claims.iss != ISSUER {
         return Err(TokenError::Issuer);
     }
+    if claims.iat > now + MAX_CLOCK_SKEW_SECS {
+        return Err(TokenError::IssuedInFuture);
+    }
+    if claims.exp.saturating_sub(claims.iat) > max_lifetime {
+        return Err(TokenError::Lifetime);
+    }
     if claims.exp <= now {
         return Err(TokenError::Expired);
     }
@@ -98,6 +119,7 @@ mod tests {
     use super::*;
 
     const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
+    const TTL: i64 = 900;
 
     fn claims(exp: i64) -> Claims {
         Claims {
@@ -114,15 +136,15 @@ mod tests {
     fn round_trip() {
         let t = sign(&claims(200), SECRET);
         assert!(looks_like_jwt(&t));
-        assert_eq!(verify(&t, SECRET, 150).unwrap(), claims(200));
+        assert_eq!(verify(&t, SECRET, 150, TTL).unwrap(), claims(200));
     }
 
     #[test]
     fn expired_tampered_and_foreign_tokens_fail() {
         let t = sign(&claims(200), SECRET);
-        assert_eq!(verify(&t, SECRET, 200), Err(TokenError::Expired));
+        assert_eq!(verify(&t, SECRET, 200, TTL), Err(TokenError::Expired));
         assert_eq!(
-            verify(&t, b"another-secret-another-secret-xx", 150),
+            verify(&t, b"another-secret-another-secret-xx", 150, TTL),
             Err(TokenError::Signature)
         );
         // Swap in a payload that claims a later expiry.
@@ -130,10 +152,10 @@ mod tests {
         let forged = B64.encode(serde_json::to_vec(&claims(9_999)).unwrap());
         parts[1] = &forged;
         assert_eq!(
-            verify(&parts.join("."), SECRET, 150),
+            verify(&parts.join("."), SECRET, 150, TTL),
             Err(TokenError::Signature)
         );
-        assert_eq!(verify("a.b", SECRET, 150), Err(TokenError::Malformed));
+        assert_eq!(verify("a.b", SECRET, 150, TTL), Err(TokenError::Malformed));
     }
 
     #[test]
@@ -142,7 +164,27 @@ mod tests {
         for alg in ["none", "HS512", "RS256"] {
             let header = B64.encode(format!(r#"{{"alg":"{alg}","typ":"JWT"}}"#));
             let t = format!("{header}.{payload}.");
-            assert_eq!(verify(&t, SECRET, 150), Err(TokenError::Algorithm), "{alg}");
+            assert_eq!(
+                verify(&t, SECRET, 150, TTL),
+                Err(TokenError::Algorithm),
+                "{alg}"
+            );
         }
+    }
+
+    #[test]
+    fn future_and_overlong_tokens_fail_even_when_signed() {
+        let three_years = 3 * 365 * 86_400;
+        let long = sign(&claims(100 + three_years), SECRET);
+        assert_eq!(verify(&long, SECRET, 150, TTL), Err(TokenError::Lifetime));
+        let mut future = claims(0);
+        (future.iat, future.exp) = (150 + MAX_CLOCK_SKEW_SECS + 1, 150 + 600);
+        assert_eq!(
+            verify(&sign(&future, SECRET), SECRET, 150, TTL),
+            Err(TokenError::IssuedInFuture)
+        );
+        // Within the skew, and exactly the configured lifetime, pass.
+        (future.iat, future.exp) = (150 + MAX_CLOCK_SKEW_SECS, 150 + MAX_CLOCK_SKEW_SECS + TTL);
+        assert_eq!(verify(&sign(&future, SECRET), SECRET, 150, TTL), Ok(future));
     }
 }
