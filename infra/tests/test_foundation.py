@@ -320,32 +320,33 @@ def test_every_response_has_a_request_id(api, admin_token):
 
 # --- phone numbers outside North America ------------------------------------------------
 
-# Written as people write them, and their E.164 (libphonenumber's). Each has a 1 right after
-# the country code, which a parser defaulting to the US once took for North America's prefix.
+# Written as people write them, their E.164 and libphonenumber's international format (which our
+# display form is, outside the default region). Each has a 1 right after the country code, which a
+# parser defaulting to the US once took for North America's trunk prefix.
 WORLD_NUMBERS = [
-    ("+44 161 496 0000", "+441614960000"),  # Manchester
-    ("+44 113 496 0000", "+441134960000"),  # Leeds
-    ("+33 1 23 45 67 89", "+33123456789"),  # Paris
-    ("+86 10 1234 5678", "+861012345678"),  # Beijing
-    ("+55 11 91234-5678", "+5511912345678"),  # São Paulo mobile
-    ("+49 151 23456789", "+4915123456789"),  # German mobile
+    ("+44 161 496 0000", "+441614960000", "+44 161 496 0000"),  # Manchester
+    ("+44 113 496 0000", "+441134960000", "+44 113 496 0000"),  # Leeds
+    ("+33 1 23 45 67 89", "+33123456789", "+33 1 23 45 67 89"),  # Paris
+    ("+86 10 1234 5678", "+861012345678", "+86 10 1234 5678"),  # Beijing
+    ("+55 11 91234-5678", "+5511912345678", "+55 11 91234-5678"),  # São Paulo mobile
+    ("+49 151 23456789", "+4915123456789", "+49 1512 3456789"),  # German mobile
 ]
 
 
-@pytest.mark.parametrize("index", range(len(WORLD_NUMBERS)), ids=[n for n, _ in WORLD_NUMBERS])
+@pytest.mark.parametrize("index", range(len(WORLD_NUMBERS)), ids=[n for n, _, _ in WORLD_NUMBERS])
 def test_world_numbers_round_trip_through_create_config_and_forwarding(api, admin_token, make_restaurant,
                                                                       make_key, index):
-    own, own_e164 = WORLD_NUMBERS[index]
-    forward, forward_e164 = WORLD_NUMBERS[(index + 1) % len(WORLD_NUMBERS)]
-    caller, caller_e164 = WORLD_NUMBERS[(index + 2) % len(WORLD_NUMBERS)]
+    own, own_e164, _ = WORLD_NUMBERS[index]
+    forward, forward_e164, forward_shown = WORLD_NUMBERS[(index + 1) % len(WORLD_NUMBERS)]
+    caller, caller_e164, _ = WORLD_NUMBERS[(index + 2) % len(WORLD_NUMBERS)]
     closed = {d: [] for d in ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]}
     created = make_restaurant(phoneNumbers=[own], forwarding_number=forward, schedule=closed)
     assert created["phoneNumbers"] == [own_e164]
     assert created["forwardingNumberE164"] == forward_e164
-    assert created["forwarding_number"] == forward  # display form: libphonenumber's international format
+    assert created["forwarding_number"] == forward_shown
     rid = created["restaurantId"]
     stored = api.get(f"/ivr/restaurants/{rid}", admin_token).json()["data"]
-    assert (stored["forwarding_number"], stored["forwardingNumberE164"]) == (forward, forward_e164)
+    assert (stored["forwarding_number"], stored["forwardingNumberE164"]) == (forward_shown, forward_e164)
 
     key = make_key()["apiKey"]
     for ident in (rid, own, own_e164):
@@ -354,7 +355,7 @@ def test_world_numbers_round_trip_through_create_config_and_forwarding(api, admi
         config = r.json()["data"]
         assert config["restaurantId"] == rid
         assert config["phoneNumbers"] == [own_e164]
-        assert (config["forwarding_number"], config["forwardingNumberE164"]) == (forward, forward_e164)
+        assert (config["forwarding_number"], config["forwardingNumberE164"]) == (forward_shown, forward_e164)
         assert config["routing"] == {"action": "forward", "reason": "outside_call_hours", "forwardTo": forward_e164}
 
     call = api.post("/ivr/call", key, json={

@@ -1203,6 +1203,14 @@ INWARD_TARGETS = [
     "https://[::ffff:127.0.0.1]/",
     "https://[::ffff:169.254.169.254]/",
     "https://[64:ff9b::a9fe:a9fe]/",  # NAT64 of the metadata address
+    "https://[::127.0.0.1]/",  # IPv4-compatible IPv6 (deprecated) of loopback
+    "https://[::10.0.0.1]/",  # ... of a private address
+    "https://[::169.254.169.254]/",  # ... of the metadata address
+    "https://[2002:7f00:1::1]/",  # 6to4 of 127.0.0.1
+    "https://[2002:a9fe:a9fe::1]/",  # 6to4 of the metadata address
+    "https://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/",  # Teredo
+    "https://198.18.0.1/",  # benchmarking
+    "https://192.0.0.8/",  # IETF protocol assignments
     "https://[fe80::1]/",
     "https://[::]/",
     "https://localhost/",
@@ -1515,6 +1523,24 @@ class TestAPI10UnsafeConsumption:
             f"bidi controls in the subject: {sorted(map(hex, map(ord, found_subject)))}, "
             f"in the body: {sorted(map(hex, map(ord, found_body)))}"
         )
+
+    def test_invisible_characters_do_not_reach_the_email(self, api, make_key, make_restaurant):
+        """Zero-width and other invisible format characters (category Cf and the other
+        default-ignorables) can split a word or hide text; none reach the subject or body."""
+        restaurant = make_restaurant(notificationEmails=[f"owner-{uuid.uuid4().hex[:8]}@luigis.example"])
+        key = make_key()["apiKey"]
+        hidden = "\u200b\u200c\u200d\u2060\ufeff\u00ad\u2063\u180e\ufff9\U000e0041\u3164\u034f"
+        message = "please r" + "r".join(hidden) + "efund my card"
+        turns = [{"role": "user", "message": message}]
+        _, mail = complete_and_mail(api, key, restaurant["restaurantId"], {"transcript": turns},
+                                    {"finalTranscript": turns, "forwardedTo": "desk\u200b\u2060two"})
+        text = "".join(parse_mail_html(mail["body"]).text)
+        for where, value in (("subject", mail["subject"]), ("body", text), ("raw body", mail["body"])):
+            found = sorted(f"U+{ord(c):04X}" for c in set(hidden) & set(value))
+            assert not found, f"invisible characters in the {where}: {found}"
+        # What was visible stays, joined up.
+        assert "please " + "r" * len(hidden) + "efund my card" in text, text
+        assert "desktwo" in text, text
 
     def test_very_long_words_are_bounded(self, api, make_key, make_restaurant):
         restaurant = make_restaurant(notificationEmails=[f"owner-{uuid.uuid4().hex[:8]}@luigis.example"])
