@@ -120,11 +120,8 @@ fn split_country_code(
         if rest.len() <= MIN_NSN {
             return Err(PhoneError::Unparseable);
         }
-        return (1..=3.min(rest.len()))
-            .find_map(|n| {
-                let code: u16 = rest[..n].parse().ok()?;
-                main_metadata(code).map(|_| (code, rest[n..].to_string()))
-            })
+        return leading_country_code(rest)
+            .map(|(code, national)| (code, national.to_string()))
             .ok_or(PhoneError::Unparseable);
     }
     let code = home.country_code();
@@ -291,6 +288,15 @@ fn general_lengths(meta: &Metadata) -> (Vec<u16>, Vec<u16>) {
     (lengths, local)
 }
 
+/// The calling code `digits` start with (codes are prefix-free, one to three
+/// digits) and the rest.
+fn leading_country_code(digits: &str) -> Option<(u16, &str)> {
+    (1..=3.min(digits.len())).find_map(|n| {
+        let code: u16 = digits[..n].parse().ok()?;
+        main_metadata(code).map(|_| (code, &digits[n..]))
+    })
+}
+
 /// The metadata libphonenumber parses a calling code's numbers with: its main
 /// country's ("001" for non-geographic codes such as +800).
 fn main_metadata(code: u16) -> Option<&'static Metadata> {
@@ -338,10 +344,7 @@ fn full_regex(pattern: &'static str, anchor: Anchor) -> Regex {
 /// the crate's own parser would strip national prefixes again.
 fn from_e164(e164: &str) -> Option<PhoneNumber> {
     let digits = e164.strip_prefix('+')?;
-    let (code, national) = (1..=3.min(digits.len())).find_map(|n| {
-        let code: u16 = digits[..n].parse().ok()?;
-        main_metadata(code).map(|_| (code, &digits[n..]))
-    })?;
+    let (code, national) = leading_country_code(digits)?;
     let national: NationalNumber = national.parse().ok()?;
     serde_json::from_value(serde_json::json!({
         "code": {"value": code, "source": "plus"},

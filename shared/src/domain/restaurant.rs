@@ -323,6 +323,13 @@ impl Restaurant {
         self.timezone.parse().unwrap_or(Tz::UTC)
     }
 
+    /// The forwarding number for people (the same form in every response).
+    fn forwarding_display(&self, region: country::Id) -> Option<String> {
+        self.forwarding_number
+            .as_deref()
+            .map(|n| phone::display(n, region))
+    }
+
     /// The admin API's answer for this restaurant.
     pub fn view(&self, region: country::Id) -> RestaurantView<'_> {
         RestaurantView {
@@ -335,10 +342,7 @@ impl Restaurant {
             call_hours_end: self.call_hours_end,
             schedule: self.schedule.as_ref(),
             agent: self.agent.as_ref(),
-            forwarding_number: self
-                .forwarding_number
-                .as_deref()
-                .map(|n| phone::display(n, region)),
+            forwarding_number: self.forwarding_display(region),
             forwarding_number_e164: self.forwarding_number.as_deref(),
             notification_emails: &self.notification_emails,
             created_at: self.created_at,
@@ -359,10 +363,7 @@ impl Restaurant {
             call_hours_end: self.call_hours_end,
             currently_in_call_hours: in_hours,
             agent: self.agent.clone(),
-            forwarding_number: self
-                .forwarding_number
-                .as_deref()
-                .map(|n| phone::display(n, region)),
+            forwarding_number: self.forwarding_display(region),
             forwarding_number_e164: self.forwarding_number.clone(),
             timezone: self.timezone.clone(),
             local_time: local.to_rfc3339_opts(SecondsFormat::Secs, false),
