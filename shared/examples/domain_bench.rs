@@ -4,6 +4,7 @@
 //!
 //!   cargo run --release -p pulsara-shared --example domain_bench
 
+use pulsara_shared::domain::ids::RestaurantId;
 use std::time::Instant;
 
 use chrono::Utc;
@@ -21,7 +22,7 @@ fn main() {
     }))
     .unwrap();
     let r = input
-        .into_restaurant("rst_bench".into(), Utc::now(), Id::US)
+        .into_restaurant(RestaurantId::generate(), Utc::now(), Id::US)
         .unwrap();
     // Warm up lazy metadata (the phone database) as a warm Lambda would have.
     phone::normalize("(555) 123-4567", Id::US).unwrap();

@@ -15,6 +15,8 @@ use chrono::Utc;
 use sha2::{Digest, Sha256};
 
 use crate::domain::api_key::{self, ApiKeyRecord};
+use crate::domain::email_address::EmailAddress;
+use crate::domain::ids::RestaurantId;
 use crate::domain::{hashing, token};
 use crate::error::ApiError;
 use crate::http::{bearer, record_key_id, Request};
@@ -36,7 +38,7 @@ pub struct IvrCaller {
 impl IvrCaller {
     /// A key restricted to other restaurants gets the same 404 as an unknown
     /// restaurant, so it learns nothing about other tenants.
-    pub fn ensure_access(&self, restaurant_id: &str) -> Result<(), ApiError> {
+    pub fn ensure_access(&self, restaurant_id: &RestaurantId) -> Result<(), ApiError> {
         if self.key.may_access(restaurant_id) {
             Ok(())
         } else {
@@ -167,12 +169,16 @@ impl Authenticator {
                 return Ok(exists);
             }
         }
-        let exists = self
-            .tokens
-            .admins
-            .get(&key.0)
-            .await?
-            .is_some_and(|u| u.user_id == claims.sub && u.role == token::ADMIN_ROLE);
+        // A signed token naming an address that isn't one can't be an admin's.
+        let exists = match EmailAddress::parse(&key.0) {
+            Ok(email) => self
+                .tokens
+                .admins
+                .get(&email)
+                .await?
+                .is_some_and(|u| u.user_id == claims.sub && u.role == token::ADMIN_ROLE),
+            Err(_) => false,
+        };
         let mut cache = self.admin_cache.lock().expect("admin cache");
         if cache.len() >= MAX_CACHED_KEYS {
             cache.clear();
@@ -206,7 +212,7 @@ impl Authenticator {
             }
         };
 
-        let record = self.keys.get(key_id).await?;
+        let record = self.keys.get(&key_id).await?;
         let valid = match &record {
             Some(r) if previous_hash.as_deref() == Some(r.key_hash.as_str()) => true,
             Some(r) => hashing::verify(plaintext, &r.key_hash),

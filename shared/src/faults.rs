@@ -10,18 +10,6 @@
 #[error("injected fault at {0}")]
 pub struct Injected(pub &'static str);
 
-impl From<Injected> for crate::ApiError {
-    fn from(e: Injected) -> Self {
-        crate::ApiError::internal(e)
-    }
-}
-
-impl From<Injected> for crate::store::StoreError {
-    fn from(e: Injected) -> Self {
-        crate::store::StoreError::Dynamo(e.to_string())
-    }
-}
-
 /// Notes the invocation being handled, so an injected crash can report it
 /// failed to the runtime API, as Lambda does when a function dies.
 #[cfg(not(debug_assertions))]

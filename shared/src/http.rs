@@ -12,7 +12,8 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use tracing::Instrument;
 
-use crate::domain::ids::IdKind;
+use crate::domain::ids::Id;
+use crate::domain::rate_limit::RateStatus;
 use crate::error::ApiError;
 
 pub use lambda_http::Request;
@@ -26,20 +27,30 @@ pub struct ApiResponse {
     pub headers: Vec<(&'static str, String)>,
 }
 
+/// A response body type: only types that say so can be a response's `data`,
+/// so a field reaches a client only when its response type names it
+/// (`crate::responses`; checked against the OpenAPI document by a test).
+pub trait Payload: Serialize {}
+
 impl ApiResponse {
-    pub fn ok(data: impl Serialize) -> Self {
+    pub fn ok(data: impl Payload) -> Self {
+        Self::with_status(200, data)
+    }
+
+    pub fn created(data: impl Payload) -> Self {
+        Self::with_status(201, data)
+    }
+
+    pub fn accepted(data: impl Payload) -> Self {
+        Self::with_status(202, data)
+    }
+
+    fn with_status(status: u16, data: impl Payload) -> Self {
         Self {
-            status: 200,
+            status,
             message: None,
             data: serde_json::to_value(data).unwrap_or(Value::Null),
             headers: Vec::new(),
-        }
-    }
-
-    pub fn created(data: impl Serialize) -> Self {
-        Self {
-            status: 201,
-            ..Self::ok(data)
         }
     }
 
@@ -48,13 +59,13 @@ impl ApiResponse {
         self
     }
 
-    pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
-        self.headers.push((name, value.into()));
-        self
-    }
-
-    pub fn headers(mut self, headers: Vec<(&'static str, String)>) -> Self {
-        self.headers.extend(headers);
+    /// IETF `RateLimit-*` headers: where the caller's key stands.
+    pub fn rate_limit(mut self, rate: &RateStatus) -> Self {
+        self.headers.extend([
+            ("ratelimit-limit", rate.limit.to_string()),
+            ("ratelimit-remaining", rate.remaining.to_string()),
+            ("ratelimit-reset", rate.reset_secs.to_string()),
+        ]);
         self
     }
 }
@@ -96,34 +107,20 @@ pub fn into_response(result: Result<ApiResponse, ApiError>, request_id: &str) ->
             json_response(ok.status, &body, &headers)
         }
         Err(err) => {
-            let (status, code) = err.status_and_code();
-            let message = match &err {
-                ApiError::Internal(detail) => {
-                    tracing::error!(error = %detail, "internal error");
-                    "internal error; quote the request id when reporting it".to_string()
-                }
-                other => other.to_string(),
-            };
-            let mut error = json!({"code": code, "requestId": request_id});
-            if !err.details().is_empty() {
-                error["details"] = json!(err.details());
-            }
-            let body = json!({"success": false, "message": message, "error": error});
-            let mut headers = vec![id_header];
-            match &err {
-                ApiError::RateLimited { limit, retry_after } => {
-                    headers.push(("retry-after", retry_after.to_string()));
-                    headers.push(("ratelimit-limit", limit.to_string()));
-                    headers.push(("ratelimit-remaining", "0".into()));
-                    headers.push(("ratelimit-reset", retry_after.to_string()));
-                }
-                ApiError::Unauthorized => {
-                    headers.push(("www-authenticate", "Bearer".into()));
-                }
-                _ => {}
-            }
+            let (status, body, mut headers) = err.envelope(request_id);
+            headers.push(id_header);
             json_response(status, &body, &headers)
         }
+    }
+}
+
+/// Refuses any method but `method` (API Gateway routes by method; this
+/// guards a function invoked another way).
+pub fn only(req: &Request, method: &str) -> Result<(), ApiError> {
+    if req.method().as_str() == method {
+        Ok(())
+    } else {
+        Err(ApiError::MethodNotAllowed)
     }
 }
 
@@ -157,12 +154,15 @@ pub fn path_param(req: &Request, name: &str) -> Result<String, ApiError> {
 
 /// A path id of a known kind: one that could never have been issued is 404
 /// before any store is asked.
-pub fn path_id(req: &Request, name: &str, kind: IdKind) -> Result<String, ApiError> {
-    let id = path_param(req, name)?;
-    if kind.matches(&id) {
-        Ok(id)
-    } else {
-        Err(ApiError::NotFound(kind.noun()))
+pub fn path_id<T: Id>(req: &Request, name: &str) -> Result<T, ApiError> {
+    T::parse(&path_param(req, name)?).ok_or(ApiError::NotFound(T::NOUN))
+}
+
+/// The path id of a route that has one, `None` on the route without.
+pub fn optional_path_id<T: Id>(req: &Request, name: &str) -> Result<Option<T>, ApiError> {
+    match path_param(req, name) {
+        Ok(_) => path_id(req, name).map(Some),
+        Err(_) => Ok(None),
     }
 }
 
@@ -258,11 +258,6 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             _ => ApiError::BadRequest(format!("request body is not valid JSON: {sentence}")),
         }
     })
-}
-
-/// Rejects a method the route's function doesn't serve.
-pub fn method_not_allowed() -> ApiError {
-    ApiError::MethodNotAllowed
 }
 
 /// Runs a handler as the Lambda's service: one span per request carrying the

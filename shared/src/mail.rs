@@ -1,5 +1,6 @@
 //! Sending mail through SES v2.
 
+use crate::domain::email_address::EmailAddress;
 use aws_sdk_sesv2::error::DisplayErrorContext;
 use aws_sdk_sesv2::types::{Body, Content, Destination, EmailContent as SesContent, Message};
 use aws_sdk_sesv2::Client;
@@ -30,7 +31,11 @@ impl Mailer {
     }
 
     /// Sends one message to `to`; returns SES's message id.
-    pub async fn send(&self, to: &[String], mail: &EmailContent) -> Result<String, MailError> {
+    pub async fn send(
+        &self,
+        to: &[EmailAddress],
+        mail: &EmailContent,
+    ) -> Result<String, MailError> {
         let message = Message::builder()
             .subject(content(&mail.subject)?)
             .body(
@@ -46,7 +51,7 @@ impl Mailer {
             .from_email_address(&self.from)
             .destination(
                 Destination::builder()
-                    .set_to_addresses(Some(to.to_vec()))
+                    .set_to_addresses(Some(to.iter().map(|a| a.to_string()).collect()))
                     .build(),
             )
             .content(SesContent::builder().simple(message).build())

@@ -13,6 +13,7 @@
 use aws_lambda_events::event::dynamodb::{Event as StreamEvent, EventRecord};
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use pulsara_shared::domain::call::EmailStatus;
+use pulsara_shared::domain::ids::CallId;
 use pulsara_shared::services::calls::{email_job_step, queue_email_job, EmailOutcome};
 use pulsara_shared::AppState;
 use serde::de::IgnoredAny;
@@ -22,14 +23,14 @@ use tracing::Instrument;
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Job {
-    call_id: String,
+    call_id: CallId,
 }
 
 /// The parts of a call image the stream consumer looks at.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct CallImage {
-    call_id: String,
+    call_id: CallId,
     completion: Option<IgnoredAny>,
     email: Option<EmailImage>,
 }
@@ -41,7 +42,7 @@ struct EmailImage {
 
 /// The call whose completion this stream record is, if it has an e-mail to
 /// send (the event source's filter passes only these; checked again here).
-fn completion_with_email(record: &EventRecord) -> Option<String> {
+fn completion_with_email(record: &EventRecord) -> Option<CallId> {
     let new: CallImage = serde_dynamo::from_item(record.change.new_image.clone()).ok()?;
     let old: Option<CallImage> = serde_dynamo::from_item(record.change.old_image.clone()).ok();
     let just_completed = new.completion.is_some() && old.is_none_or(|o| o.completion.is_none());
@@ -131,9 +132,11 @@ pub async fn handle(
 mod tests {
     use super::*;
 
+    const CALL: &str = "call_0123456789abcdef01234567";
+
     fn record(old_completed: bool, status: &str) -> EventRecord {
         let completion = json_completion();
-        let mut old = serde_json::json!({"callId": {"S": "call_1"}});
+        let mut old = serde_json::json!({"callId": {"S": CALL}});
         if old_completed {
             old["completion"] = completion.clone();
         }
@@ -142,14 +145,14 @@ mod tests {
             "eventVersion": "1.1", "awsRegion": "us-east-1",
             "eventSourceARN": "arn:aws:dynamodb:us-east-1:123456789012:table/calls/stream/1",
             "dynamodb": {
-                "Keys": {"callId": {"S": "call_1"}},
+                "Keys": {"callId": {"S": CALL}},
                 "SequenceNumber": "100",
                 "SizeBytes": 100,
                 "StreamViewType": "NEW_AND_OLD_IMAGES",
                 "ApproximateCreationDateTime": 1796128200,
                 "OldImage": old,
                 "NewImage": {
-                    "callId": {"S": "call_1"}, "completion": completion,
+                    "callId": {"S": CALL}, "completion": completion,
                     "email": {"M": {"status": {"S": status}}}
                 }
             }
@@ -165,7 +168,7 @@ mod tests {
     fn only_a_completion_with_an_email_to_send_queues_a_job() {
         assert_eq!(
             completion_with_email(&record(false, "sending")).as_deref(),
-            Some("call_1")
+            Some(CALL)
         );
         assert_eq!(
             completion_with_email(&record(false, "not_configured")),

@@ -5,7 +5,10 @@
 
 use aws_lambda_events::event::sqs::SqsBatchResponse;
 use chrono::Utc;
-use pulsara_shared::domain::call::{CallRecord, EmailState, EmailStatus, ProcessCallRequest};
+use pulsara_shared::domain::call::{
+    CallRecord, EmailState, EmailStatus, Poster, ProcessCallRequest,
+};
+use pulsara_shared::domain::ids::{ApiKeyId, Id};
 use pulsara_shared::domain::restaurant::RestaurantInput;
 use pulsara_shared::services::create_restaurant;
 use pulsara_shared::testing::{local_state, unique_phone};
@@ -40,14 +43,12 @@ async fn call_with_email(state: &AppState, email: impl FnOnce(&mut EmailState)) 
     let valid = request
         .validate(now, state.config.default_phone_region)
         .unwrap();
-    let mut call = CallRecord::new(
-        valid,
-        &restaurant.restaurant_id,
-        "own_test",
-        "key_test",
-        now,
-        365,
-    );
+    let key = ApiKeyId::parse("keytest1").unwrap();
+    let poster = Poster {
+        owner: &key,
+        key: &key,
+    };
+    let mut call = CallRecord::new(valid, &restaurant.restaurant_id, poster, now, 365);
     let mut e = EmailState {
         status: EmailStatus::Queued,
         recipients: restaurant.notification_emails.clone(),

@@ -3,21 +3,22 @@
 
 use chrono::Utc;
 use pulsara_shared::domain::call::{ProcessCallRequest, BODY_LIMIT};
-use pulsara_shared::http::json_body;
+use pulsara_shared::http::{json_body, only};
+use pulsara_shared::responses::{CallResultOut, ProcessCallOut};
 use pulsara_shared::services::calls::process_call;
 use pulsara_shared::{ApiError, ApiResponse, AppState, Request};
 
 pub async fn handle(state: &AppState, req: Request) -> Result<ApiResponse, ApiError> {
-    if req.method() != "POST" {
-        return Err(ApiError::MethodNotAllowed);
-    }
     let caller = state.auth.ivr(&req).await?;
+    only(&req, "POST")?;
     let body: ProcessCallRequest = json_body(&req, BODY_LIMIT)?;
     let (call, created) = process_call(state, &caller, body, Utc::now()).await?;
     tracing::info!(call_id = %call.call_id, created, "call processed");
-    let mut data = call.result();
-    data["duplicate"] = (!created).into();
-    Ok(ApiResponse::ok(data)
+    let out = ProcessCallOut {
+        result: CallResultOut::new(&call),
+        duplicate: !created,
+    };
+    Ok(ApiResponse::ok(out)
         .message("Call processed successfully")
-        .headers(caller.rate.headers()))
+        .rate_limit(&caller.rate))
 }

@@ -3,21 +3,22 @@
 
 use chrono::Utc;
 use pulsara_shared::domain::webhook::RegisterRequest;
-use pulsara_shared::http::json_body;
+use pulsara_shared::http::{json_body, only};
+use pulsara_shared::responses::{WebhookOut, WebhookRegisteredOut};
 use pulsara_shared::services::webhooks::register;
 use pulsara_shared::{ApiError, ApiResponse, AppState, Request};
 
 pub async fn handle(state: &AppState, req: Request) -> Result<ApiResponse, ApiError> {
-    if req.method() != "POST" {
-        return Err(ApiError::MethodNotAllowed);
-    }
     let caller = state.auth.ivr(&req).await?;
+    only(&req, "POST")?;
     let body: RegisterRequest = json_body(&req, 8 * 1024)?;
     let w = register(state, &caller, body, Utc::now()).await?;
     tracing::info!(webhook_id = %w.webhook_id, "webhook registered");
-    let mut data = w.view();
-    data["secret"] = w.secret.clone().into();
-    Ok(ApiResponse::created(data)
+    let out = WebhookRegisteredOut {
+        webhook: WebhookOut::new(&w),
+        secret: w.secret,
+    };
+    Ok(ApiResponse::created(out)
         .message("Webhook registered successfully")
-        .headers(caller.rate.headers()))
+        .rate_limit(&caller.rate))
 }

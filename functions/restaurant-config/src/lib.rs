@@ -2,15 +2,13 @@
 //! do with a ringing call, by restaurant id or any of its phone numbers.
 
 use chrono::Utc;
-use pulsara_shared::http::{path_param, record_restaurant_id};
+use pulsara_shared::http::{only, path_param, record_restaurant_id};
 use pulsara_shared::services::find_restaurant;
 use pulsara_shared::{ApiError, ApiResponse, AppState, Request};
 
 pub async fn handle(state: &AppState, req: Request) -> Result<ApiResponse, ApiError> {
-    if req.method() != "GET" {
-        return Err(ApiError::MethodNotAllowed);
-    }
     let caller = state.auth.ivr(&req).await?;
+    only(&req, "GET")?;
     let ident = path_param(&req, "restaurantId")?;
     let restaurant = find_restaurant(state, &ident)
         .await?
@@ -18,5 +16,5 @@ pub async fn handle(state: &AppState, req: Request) -> Result<ApiResponse, ApiEr
     caller.ensure_access(&restaurant.restaurant_id)?;
     record_restaurant_id(&restaurant.restaurant_id);
     let config = restaurant.config(Utc::now(), state.config.default_phone_region);
-    Ok(ApiResponse::ok(config).headers(caller.rate.headers()))
+    Ok(ApiResponse::ok(config).rate_limit(&caller.rate))
 }

@@ -35,7 +35,7 @@ async fn config_event_by_id_and_by_phone() {
 
     let auth = format!("Bearer {key}");
     for (file, ident) in [
-        ("restaurant-config.json", r.restaurant_id.clone()),
+        ("restaurant-config.json", r.restaurant_id.to_string()),
         ("restaurant-config-by-phone.json", phone.clone()),
     ] {
         let req = event(file, |e| {

@@ -3,10 +3,9 @@
 
 use aws_lambda_events::event::dynamodb::Event;
 use chrono::Utc;
+use pulsara_shared::domain::ids::{ApiKeyId, Id, RestaurantId, WebhookId};
 use pulsara_shared::domain::restaurant::{Restaurant, RestaurantInput};
-use pulsara_shared::domain::webhook::{
-    generate_secret, WebhookRecord, WebhookStatus, SETTINGS_UPDATED,
-};
+use pulsara_shared::domain::webhook::{generate_secret, EventType, WebhookRecord, WebhookStatus};
 use pulsara_shared::services::create_restaurant;
 use pulsara_shared::testing::{local_state, unique_phone};
 use serde_json::json;
@@ -28,14 +27,15 @@ fn stream_event(event_id: &str, old: &Restaurant, new: &Restaurant) -> Event {
     serde_json::from_value(v).unwrap()
 }
 
-fn webhook(owner: &str, restaurant_ids: Option<Vec<String>>) -> WebhookRecord {
+fn webhook(owner: &str, restaurant_ids: Option<Vec<RestaurantId>>) -> WebhookRecord {
     let now = Utc::now();
+    let owner = ApiKeyId::parse(owner).unwrap();
     WebhookRecord {
-        webhook_id: pulsara_shared::domain::webhook::random_id("wh_"),
-        owner_id: owner.into(),
-        key_id: owner.into(),
+        webhook_id: WebhookId::generate(),
+        owner_id: owner.clone(),
+        key_id: owner,
         callback_url: "https://hooks.example.com/pulsara".into(),
-        events: vec![SETTINGS_UPDATED.into()],
+        events: vec![EventType::SettingsUpdated],
         description: None,
         secret: generate_secret(),
         previous_secret: None,
@@ -63,8 +63,8 @@ async fn a_change_fans_out_once_even_when_the_record_is_replayed() {
     new.call_hours_end = pulsara_shared::domain::hours::TimeOfDay::parse("22:00").unwrap();
     new.name = "Stream Diner & Bar".into();
 
-    let subscribed = webhook("own_stream_a", None);
-    let elsewhere = webhook("own_stream_b", Some(vec!["rst_someone_else".into()]));
+    let subscribed = webhook("ownStrmA", None);
+    let elsewhere = webhook("ownStrmB", Some(vec![RestaurantId::generate()]));
     state.webhooks.insert(&subscribed, 100).await.unwrap();
     state.webhooks.insert(&elsewhere, 100).await.unwrap();
 
@@ -85,7 +85,7 @@ async fn a_change_fans_out_once_even_when_the_record_is_replayed() {
         1,
         "settings.updated once; restaurant.updated isn't subscribed; replay adds none"
     );
-    assert_eq!(deliveries[0].event_type, SETTINGS_UPDATED);
+    assert_eq!(deliveries[0].event_type, EventType::SettingsUpdated);
     let payload: serde_json::Value = serde_json::from_str(&deliveries[0].payload).unwrap();
     assert_eq!(payload["data"]["restaurantId"], old.restaurant_id.as_str());
     assert_eq!(payload["data"]["changedFields"], json!(["callHoursEnd"]));

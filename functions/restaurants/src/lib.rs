@@ -2,58 +2,63 @@
 //! `GET /ivr/restaurants/{restaurantId}`, `PATCH /ivr/restaurants/{restaurantId}`.
 
 use chrono::Utc;
-use pulsara_shared::domain::ids::IdKind;
+use pulsara_shared::domain::ids::RestaurantId;
 use pulsara_shared::domain::restaurant::{RestaurantInput, RestaurantPatch};
-use pulsara_shared::http::{json_body, path_id, path_param, record_restaurant_id};
-use pulsara_shared::services::{create_restaurant, write_error};
+use pulsara_shared::http::{json_body, optional_path_id, record_restaurant_id};
+use pulsara_shared::responses::RestaurantOut;
+use pulsara_shared::services::restaurants::{create_restaurant, update_restaurant};
 use pulsara_shared::{ApiError, ApiResponse, AppState, Request};
+
+enum Route {
+    Create,
+    Get(RestaurantId),
+    Patch(RestaurantId),
+}
+
+impl Route {
+    fn of(req: &Request) -> Result<Self, ApiError> {
+        match (
+            req.method().as_str(),
+            optional_path_id(req, "restaurantId")?,
+        ) {
+            ("POST", None) => Ok(Route::Create),
+            ("GET", Some(id)) => Ok(Route::Get(id)),
+            ("PATCH", Some(id)) => Ok(Route::Patch(id)),
+            _ => Err(ApiError::MethodNotAllowed),
+        }
+    }
+}
 
 pub async fn handle(state: &AppState, req: Request) -> Result<ApiResponse, ApiError> {
     state.auth.admin(&req).await?;
     let region = state.config.default_phone_region;
-    let id = match path_param(&req, "restaurantId") {
-        Ok(_) => Some(path_id(&req, "restaurantId", IdKind::Restaurant)?),
-        Err(_) => None,
-    };
-    match (req.method().as_str(), id) {
-        ("POST", None) => {
-            let input: RestaurantInput = json_body(&req, state.config.max_body_bytes)?;
+    let limit = state.config.max_body_bytes;
+    match Route::of(&req)? {
+        Route::Create => {
+            let input: RestaurantInput = json_body(&req, limit)?;
             let restaurant = create_restaurant(state, input, Utc::now()).await?;
             record_restaurant_id(&restaurant.restaurant_id);
             tracing::info!("restaurant created");
-            Ok(ApiResponse::created(restaurant.view(region))
-                .message("Restaurant created successfully"))
+            Ok(
+                ApiResponse::created(RestaurantOut::new(&restaurant, region))
+                    .message("Restaurant created successfully"),
+            )
         }
-        ("GET", Some(id)) => {
+        Route::Get(id) => {
             record_restaurant_id(&id);
             let restaurant = state
                 .restaurants
                 .get(&id)
                 .await?
                 .ok_or(ApiError::NotFound("restaurant"))?;
-            Ok(ApiResponse::ok(restaurant.view(region)))
+            Ok(ApiResponse::ok(RestaurantOut::new(&restaurant, region)))
         }
-        ("PATCH", Some(id)) => {
+        Route::Patch(id) => {
             record_restaurant_id(&id);
-            let patch: RestaurantPatch = json_body(&req, state.config.max_body_bytes)?;
-            if patch.is_empty() {
-                return Err(ApiError::validation("body", "names no field to update"));
-            }
-            let current = state
-                .restaurants
-                .get_latest(&id)
-                .await?
-                .ok_or(ApiError::NotFound("restaurant"))?;
-            let next = current.patched(patch, Utc::now(), region)?;
-            state
-                .restaurants
-                .update(&current, &next)
-                .await
-                .map_err(write_error)?;
-            pulsara_shared::faults::point("restaurant.update.after", &[&id])?;
-            tracing::info!(version = next.version, "restaurant updated");
-            Ok(ApiResponse::ok(next.view(region)).message("Restaurant updated successfully"))
+            let patch: RestaurantPatch = json_body(&req, limit)?;
+            let next = update_restaurant(state, &id, patch, Utc::now()).await?;
+            Ok(ApiResponse::ok(RestaurantOut::new(&next, region))
+                .message("Restaurant updated successfully"))
         }
-        _ => Err(ApiError::MethodNotAllowed),
     }
 }

@@ -11,9 +11,9 @@
 
 use chrono::Utc;
 use pulsara_shared::domain::api_key::ApiKeyRequest;
+use pulsara_shared::domain::email_address::EmailAddress;
 use pulsara_shared::domain::hashing::{self, Cost};
 use pulsara_shared::domain::restaurant::RestaurantInput;
-use pulsara_shared::domain::validate::is_email;
 use pulsara_shared::services;
 use pulsara_shared::store::admins::{AdminStore, AdminUser};
 use pulsara_shared::store::StoreError;
@@ -54,12 +54,9 @@ async fn admin_store() -> Result<AdminStore> {
 async fn create_admin(args: &[String]) -> Result<AdminUser> {
     let email = flag_value(args, "--email")
         .or_else(|| std::env::var("PULSARA_ADMIN_EMAIL").ok())
-        .ok_or("give --email or set PULSARA_ADMIN_EMAIL")?
-        .trim()
-        .to_ascii_lowercase();
-    if !is_email(&email) {
-        return Err(format!("'{email}' is not an e-mail address").into());
-    }
+        .ok_or("give --email or set PULSARA_ADMIN_EMAIL")?;
+    let email = EmailAddress::parse(&email)
+        .map_err(|_| format!("'{}' is not an e-mail address", email.trim()))?;
     let password =
         std::env::var("PULSARA_ADMIN_PASSWORD").map_err(|_| "set PULSARA_ADMIN_PASSWORD")?;
     if password.chars().count() < 12 {

@@ -7,6 +7,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::hashing;
+use super::ids::{ApiKeyId, Id, RestaurantId};
+use super::validate::{Errors, ValidationErrors};
 
 pub const PREFIX: &str = "psk_live_";
 pub const ID_LEN: usize = 8;
@@ -15,7 +17,7 @@ const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrst
 
 /// A freshly minted key: the plaintext is shown once, only the hash is kept.
 pub struct NewKey {
-    pub key_id: String,
+    pub key_id: ApiKeyId,
     pub plaintext: String,
     pub hash: String,
 }
@@ -35,29 +37,29 @@ pub fn generate() -> NewKey {
     }
     let plaintext = format!("{PREFIX}{body}");
     NewKey {
-        key_id: body[..ID_LEN].to_string(),
+        key_id: ApiKeyId::from_generated(&body),
         hash: hashing::hash(&plaintext, hashing::Cost::ApiKey),
         plaintext,
     }
 }
 
 /// The key id inside a well-formed key, or `None` for anything else.
-pub fn key_id(candidate: &str) -> Option<&str> {
+pub fn key_id(candidate: &str) -> Option<ApiKeyId> {
     let body = candidate.strip_prefix(PREFIX)?;
     (body.len() == BODY_LEN && body.bytes().all(|b| b.is_ascii_alphanumeric()))
-        .then(|| &body[..ID_LEN])
+        .then(|| ApiKeyId::from_generated(body))
 }
 
 /// The stored record of a key (never its plaintext).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ApiKeyRecord {
-    pub key_id: String,
+    pub key_id: ApiKeyId,
     pub key_hash: String,
     /// The key family: the first key's id, inherited by every rotated
     /// successor, so calls and webhooks stay with the vendor across rotations.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub owner_id: Option<String>,
+    pub owner_id: Option<ApiKeyId>,
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
@@ -72,19 +74,20 @@ pub struct ApiKeyRecord {
     pub revoked_at: Option<DateTime<Utc>>,
     /// Set on rotation: the key that replaced this one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rotated_to: Option<String>,
+    pub rotated_to: Option<ApiKeyId>,
     /// Set on rotation: this key keeps working until then.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grace_until: Option<DateTime<Utc>>,
     /// When set, the key may only see these restaurants.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub restaurant_ids: Option<Vec<String>>,
+    pub restaurant_ids: Option<Vec<RestaurantId>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit_per_minute: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 pub enum KeyStatus {
     Active,
     /// Rotated, still inside its grace period.
@@ -115,53 +118,20 @@ impl ApiKeyRecord {
         matches!(self.status(now), KeyStatus::Active | KeyStatus::Rotating)
     }
 
-    pub fn owner(&self) -> &str {
-        self.owner_id.as_deref().unwrap_or(&self.key_id)
+    /// The key family: calls and webhooks belong to it, across rotations.
+    pub fn owner(&self) -> &ApiKeyId {
+        self.owner_id.as_ref().unwrap_or(&self.key_id)
     }
 
-    pub fn may_access(&self, restaurant_id: &str) -> bool {
+    pub fn may_access(&self, restaurant_id: &RestaurantId) -> bool {
         self.restaurant_ids
             .as_ref()
-            .is_none_or(|ids| ids.iter().any(|id| id == restaurant_id))
+            .is_none_or(|ids| ids.contains(restaurant_id))
     }
-}
 
-/// What admins see of a key: everything but its hash.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ApiKeyView {
-    pub key_id: String,
-    pub name: String,
-    pub description: Option<String>,
-    pub status: KeyStatus,
-    pub created_by: String,
-    pub created_at: DateTime<Utc>,
-    pub last_used: Option<DateTime<Utc>>,
-    pub expires_at: Option<DateTime<Utc>>,
-    pub revoked_at: Option<DateTime<Utc>>,
-    pub rotated_to: Option<String>,
-    pub grace_until: Option<DateTime<Utc>>,
-    pub restaurant_ids: Option<Vec<String>>,
-    pub rate_limit_per_minute: Option<u32>,
-}
-
-impl ApiKeyRecord {
-    pub fn view(&self, now: DateTime<Utc>) -> ApiKeyView {
-        ApiKeyView {
-            key_id: self.key_id.clone(),
-            name: self.name.clone(),
-            description: self.description.clone(),
-            status: self.status(now),
-            created_by: self.created_by.clone(),
-            created_at: self.created_at,
-            last_used: self.last_used,
-            expires_at: self.expires_at,
-            revoked_at: self.revoked_at,
-            rotated_to: self.rotated_to.clone(),
-            grace_until: self.grace_until,
-            restaurant_ids: self.restaurant_ids.clone(),
-            rate_limit_per_minute: self.rate_limit_per_minute,
-        }
+    /// Rotation's rule: only a key in use and not yet replaced can be rotated.
+    pub fn rotatable(&self, now: DateTime<Utc>) -> bool {
+        self.usable(now) && self.rotated_to.is_none()
     }
 }
 
@@ -172,7 +142,7 @@ mod tests {
 
     fn record(now: DateTime<Utc>) -> ApiKeyRecord {
         ApiKeyRecord {
-            key_id: "abcd1234".into(),
+            key_id: ApiKeyId::parse("abcd1234").unwrap(),
             key_hash: String::new(),
             owner_id: None,
             name: "n".into(),
@@ -195,7 +165,7 @@ mod tests {
         let k = generate();
         assert!(k.plaintext.starts_with(PREFIX));
         assert_eq!(k.plaintext.len(), PREFIX.len() + BODY_LEN);
-        assert_eq!(key_id(&k.plaintext), Some(k.key_id.as_str()));
+        assert_eq!(key_id(&k.plaintext), Some(k.key_id.clone()));
         assert!(hashing::verify(&k.plaintext, &k.hash));
         assert!(!k.hash.contains(&k.plaintext[PREFIX.len()..]));
         assert_ne!(generate().plaintext, k.plaintext);
@@ -233,10 +203,11 @@ mod tests {
     #[test]
     fn restriction_to_restaurants() {
         let mut r = record(Utc::now());
-        assert!(r.may_access("rst_a"));
-        r.restaurant_ids = Some(vec!["rst_a".into()]);
-        assert!(r.may_access("rst_a"));
-        assert!(!r.may_access("rst_b"));
+        let (a, b) = (RestaurantId::generate(), RestaurantId::generate());
+        assert!(r.may_access(&a));
+        r.restaurant_ids = Some(vec![a.clone()]);
+        assert!(r.may_access(&a));
+        assert!(!r.may_access(&b));
     }
 }
 
@@ -260,10 +231,22 @@ pub struct ApiKeyRequest {
     pub rate_limit_per_minute: Option<u32>,
 }
 
+/// A key's settings, validated (trimmed, de-duplicated): what a new key is
+/// made with, and what a rotated key hands on to its successor.
+#[derive(Debug, Clone)]
+pub struct KeySettings {
+    pub name: String,
+    pub description: Option<String>,
+    /// Restaurant ids of our format; whether each exists is the caller's check.
+    pub restaurant_ids: Option<Vec<RestaurantId>>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub rate_limit_per_minute: Option<u32>,
+}
+
 impl ApiKeyRequest {
-    /// Validates the request and returns it cleaned (trimmed, de-duplicated).
-    pub fn validated(self, now: DateTime<Utc>) -> Result<ApiKeyRequest, crate::ApiError> {
-        let mut e = super::validate::Errors::new();
+    /// Validates the request into a key's settings.
+    pub fn validated(self, now: DateTime<Utc>) -> Result<KeySettings, ValidationErrors> {
+        let mut e = Errors::new();
         let name = e.text("name", &self.name, 100);
         let description = self.description.map(|d| d.trim().to_string());
         if let Some(d) = &description {
@@ -278,11 +261,15 @@ impl ApiKeyRequest {
                     format!("must list 1 to {MAX_RESTRICTED_RESTAURANTS} restaurant ids (omit it for all restaurants)"),
                 );
             }
-            let mut unique: Vec<String> = Vec::new();
-            for (i, id) in ids.into_iter().enumerate() {
-                e.token(&format!("restaurantIds[{i}]"), &id, 64);
-                if !unique.contains(&id) {
-                    unique.push(id);
+            let mut unique: Vec<RestaurantId> = Vec::new();
+            for (i, raw) in ids.into_iter().enumerate() {
+                let field = format!("restaurantIds[{i}]");
+                match RestaurantId::parse(&raw) {
+                    Some(id) if !unique.contains(&id) => unique.push(id),
+                    Some(_) => {}
+                    // A token, but never one of our ids: it names no restaurant.
+                    None if e.token(&field, &raw, 64) => e.add(field, "no such restaurant"),
+                    None => {}
                 }
             }
             unique
@@ -307,7 +294,7 @@ impl ApiKeyRequest {
             }
         }
         e.finish()?;
-        Ok(ApiKeyRequest {
+        Ok(KeySettings {
             name,
             description: description.filter(|d| !d.is_empty()),
             restaurant_ids,
@@ -315,20 +302,22 @@ impl ApiKeyRequest {
             rate_limit_per_minute: self.rate_limit_per_minute,
         })
     }
+}
 
+impl KeySettings {
     /// The record for a freshly generated key; `owner` is the key family of
     /// a rotated key, `None` to start a new family.
     pub fn record(
         &self,
         key: &NewKey,
-        owner: Option<&str>,
+        owner: Option<&ApiKeyId>,
         created_by: &str,
         now: DateTime<Utc>,
     ) -> ApiKeyRecord {
         ApiKeyRecord {
             key_id: key.key_id.clone(),
             key_hash: key.hash.clone(),
-            owner_id: Some(owner.unwrap_or(&key.key_id).to_string()),
+            owner_id: Some(owner.unwrap_or(&key.key_id).clone()),
             name: self.name.clone(),
             description: self.description.clone(),
             created_by: created_by.to_string(),
@@ -347,27 +336,13 @@ impl ApiKeyRequest {
 
 impl ApiKeyRecord {
     /// The settings a rotated key hands on to its successor.
-    pub fn successor_request(&self) -> ApiKeyRequest {
-        ApiKeyRequest {
+    pub fn successor_settings(&self) -> KeySettings {
+        KeySettings {
             name: self.name.clone(),
             description: self.description.clone(),
             restaurant_ids: self.restaurant_ids.clone(),
             expires_at: self.expires_at,
             rate_limit_per_minute: self.rate_limit_per_minute,
         }
-    }
-
-    /// The one-time response showing a new key's plaintext.
-    pub fn issued(&self, plaintext: &str) -> serde_json::Value {
-        serde_json::json!({
-            "apiKey": plaintext,
-            "keyId": self.key_id,
-            "name": self.name,
-            "description": self.description,
-            "createdAt": self.created_at,
-            "expiresAt": self.expires_at,
-            "restaurantIds": self.restaurant_ids,
-            "rateLimitPerMinute": self.rate_limit_per_minute,
-        })
     }
 }

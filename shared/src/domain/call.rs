@@ -7,12 +7,20 @@ use serde::{Deserialize, Serialize};
 
 use super::analysis::transcript::{TranscriptInput, Turn};
 use super::analysis::{analyze, Analysis};
-use super::hashing::sha256;
-use super::phone;
-use super::validate::Errors;
-use crate::error::ApiError;
+use super::email_address::EmailAddress;
+use super::ids::{ApiKeyId, CallId, RestaurantId};
+use super::phone::{self, E164};
+use super::validate::{Errors, ValidationErrors};
 
-pub const ID_PREFIX: &str = "call_";
+/// Why a call body was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallInputError {
+    #[error(transparent)]
+    Invalid(#[from] ValidationErrors),
+    /// A transcript over its byte limit (refused before anything else is read).
+    #[error("{field} exceeds the limit of {limit} bytes")]
+    TooLarge { field: &'static str, limit: usize },
+}
 /// Body limit of the call endpoints (a long transcript plus the rest).
 pub const BODY_LIMIT: usize = 256 * 1024;
 pub const MAX_TRANSCRIPT_BYTES: usize = 100 * 1024;
@@ -66,7 +74,7 @@ pub struct ValidProcess {
     pub restaurant_ident: String,
     pub external_call_id: String,
     pub started_at: DateTime<Utc>,
-    pub caller_number: Option<String>,
+    pub caller_number: Option<E164>,
     pub turns: Vec<Turn>,
     pub transcript_bytes: usize,
     pub audio_url: Option<String>,
@@ -110,10 +118,10 @@ fn check_transcript(
     e: &mut Errors,
     field: &'static str,
     t: &TranscriptInput,
-) -> Result<Option<(Vec<Turn>, usize)>, ApiError> {
+) -> Result<Option<(Vec<Turn>, usize)>, CallInputError> {
     let bytes = t.byte_len();
     if bytes > MAX_TRANSCRIPT_BYTES {
-        return Err(ApiError::FieldTooLarge {
+        return Err(CallInputError::TooLarge {
             field,
             limit: MAX_TRANSCRIPT_BYTES,
         });
@@ -140,7 +148,7 @@ impl ProcessCallRequest {
         self,
         now: DateTime<Utc>,
         region: country::Id,
-    ) -> Result<ValidProcess, ApiError> {
+    ) -> Result<ValidProcess, CallInputError> {
         let mut e = Errors::new();
         // A restaurant id or any of its phone numbers, in any format.
         e.text("restaurantId", &self.restaurant_id, 64);
@@ -211,7 +219,7 @@ impl ProcessCallRequest {
 }
 
 impl CompleteCallRequest {
-    pub fn validate(self) -> Result<ValidComplete, ApiError> {
+    pub fn validate(self) -> Result<ValidComplete, CallInputError> {
         let mut e = Errors::new();
         if self.duration > MAX_DURATION_SECONDS {
             e.add(
@@ -238,16 +246,9 @@ impl CompleteCallRequest {
     }
 }
 
-/// The Pulsara call id of a vendor's call: derived from who sent it, for which
-/// restaurant, and the vendor's own id, so a retry can never make a second call.
-pub fn call_id_for(owner_id: &str, restaurant_id: &str, external_call_id: &str) -> String {
-    let digest = sha256(format!("{owner_id}\n{restaurant_id}\n{external_call_id}").as_bytes());
-    let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
-    format!("{ID_PREFIX}{hex}")
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 pub enum CallStatus {
     InProgress,
     Completed,
@@ -255,6 +256,7 @@ pub enum CallStatus {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 pub enum EmailStatus {
     /// The call was completed: the e-mail is to be sent (by whichever sender
     /// claims it first: the completing request, or the job the completion
@@ -273,7 +275,7 @@ pub enum EmailStatus {
 #[serde(rename_all = "camelCase")]
 pub struct EmailState {
     pub status: EmailStatus,
-    pub recipients: Vec<String>,
+    pub recipients: Vec<EmailAddress>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message_id: Option<String>,
     #[serde(default)]
@@ -381,6 +383,7 @@ pub fn exhausted(
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 pub struct Completion {
     pub duration: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -395,15 +398,15 @@ pub struct Completion {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CallRecord {
-    pub call_id: String,
-    pub restaurant_id: String,
+    pub call_id: CallId,
+    pub restaurant_id: RestaurantId,
     /// The key family (a key and its rotated successors) that owns the call.
-    pub owner_id: String,
-    pub key_id: String,
+    pub owner_id: ApiKeyId,
+    pub key_id: ApiKeyId,
     pub external_call_id: String,
     pub started_at: DateTime<Utc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub caller_number: Option<String>,
+    pub caller_number: Option<E164>,
     #[serde(default)]
     pub transcript: Vec<Turn>,
     #[serde(default)]
@@ -424,30 +427,78 @@ pub struct CallRecord {
     pub list_key: String,
 }
 
-pub fn list_key(started_at: DateTime<Utc>, call_id: &str) -> String {
+pub fn list_key(started_at: DateTime<Utc>, call_id: &CallId) -> String {
     format!(
         "{}#{call_id}",
         started_at.to_rfc3339_opts(SecondsFormat::Millis, true)
     )
 }
 
+/// How far back a dashboard list reaches when `from` is not given.
+pub const DEFAULT_LIST_DAYS: i64 = 30;
+
+/// The time range of a call list: `to` defaults to now, `from` to 30 days
+/// before `to`; both RFC 3339 within the years 2000..=9998 (so every date we
+/// answer with has RFC 3339's four-digit year), `from` not after `to`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListRange {
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+}
+
+impl ListRange {
+    pub fn parse(
+        from: Option<&str>,
+        to: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<ListRange, ValidationErrors> {
+        fn instant(name: &str, raw: &str) -> Result<DateTime<Utc>, ValidationErrors> {
+            let t = DateTime::parse_from_rfc3339(raw)
+                .map(|t| t.with_timezone(&Utc))
+                .map_err(|_| ValidationErrors::one(name, "must be an RFC 3339 date-time"))?;
+            if !(2000..=9998).contains(&chrono::Datelike::year(&t)) {
+                return Err(ValidationErrors::one(
+                    name,
+                    "must be between the years 2000 and 9998",
+                ));
+            }
+            Ok(t)
+        }
+        let to = to.map(|raw| instant("to", raw)).transpose()?.unwrap_or(now);
+        let from = from
+            .map(|raw| instant("from", raw))
+            .transpose()?
+            .unwrap_or(to - Duration::days(DEFAULT_LIST_DAYS));
+        if from > to {
+            return Err(ValidationErrors::one("from", "must not be after `to`"));
+        }
+        Ok(ListRange { from, to })
+    }
+}
+
+/// Who posted a call: the key, and the key family that owns the call.
+#[derive(Debug, Clone, Copy)]
+pub struct Poster<'a> {
+    pub owner: &'a ApiKeyId,
+    pub key: &'a ApiKeyId,
+}
+
 impl CallRecord {
     pub fn new(
         v: ValidProcess,
-        restaurant_id: &str,
-        owner_id: &str,
-        key_id: &str,
+        restaurant_id: &RestaurantId,
+        by: Poster<'_>,
         now: DateTime<Utc>,
         retention_days: i64,
     ) -> CallRecord {
-        let call_id = call_id_for(owner_id, restaurant_id, &v.external_call_id);
+        let call_id = CallId::for_vendor_call(by.owner, restaurant_id, &v.external_call_id);
         CallRecord {
             list_key: list_key(v.started_at, &call_id),
             analysis: analyze(&v.turns),
             call_id,
-            restaurant_id: restaurant_id.to_string(),
-            owner_id: owner_id.to_string(),
-            key_id: key_id.to_string(),
+            restaurant_id: restaurant_id.clone(),
+            owner_id: by.owner.clone(),
+            key_id: by.key.clone(),
             external_call_id: v.external_call_id,
             started_at: v.started_at,
             caller_number: v.caller_number,
@@ -466,62 +517,6 @@ impl CallRecord {
     pub fn expired(&self, now: DateTime<Utc>) -> bool {
         self.expires_at <= now.timestamp()
     }
-
-    /// The seed's response `data` for process and complete.
-    pub fn result(&self) -> serde_json::Value {
-        let mut data = serde_json::json!({
-            "callId": self.call_id,
-            "sentimentScore": self.analysis.sentiment_score,
-            "sentimentLabel": self.analysis.sentiment_label,
-            "summary": self.analysis.summary,
-            "reason": self.analysis.reason,
-            "status": self.status,
-            "restaurantId": self.restaurant_id,
-            "externalCallId": self.external_call_id,
-        });
-        if let Some(c) = &self.completion {
-            data["duration"] = c.duration.into();
-            data["forwardedTo"] = serde_json::json!(c.forwarded_to);
-        }
-        if let Some(email) = &self.email {
-            data["emailSent"] = (email.status == EmailStatus::Sent).into();
-            data["emailRecipients"] = serde_json::json!(email.recipients);
-            data["emailStatus"] = serde_json::json!(email.status);
-        }
-        data
-    }
-
-    /// The dashboard's view: everything except the owner's internals.
-    pub fn view(&self) -> serde_json::Value {
-        let mut v = serde_json::to_value(self).unwrap_or_default();
-        if let Some(map) = v.as_object_mut() {
-            for k in ["ownerId", "listKey", "transcriptBytes"] {
-                map.remove(k);
-            }
-            // Which sender holds the e-mail is ours to know.
-            if let Some(email) = map.get_mut("email").and_then(|e| e.as_object_mut()) {
-                email.remove("claimId");
-                email.remove("claimedUntil");
-            }
-        }
-        v
-    }
-
-    /// A compact row for call lists (no transcripts).
-    pub fn row(&self) -> serde_json::Value {
-        serde_json::json!({
-            "callId": self.call_id,
-            "startedAt": self.started_at,
-            "callerNumber": self.caller_number,
-            "status": self.status,
-            "reason": self.analysis.reason,
-            "sentimentScore": self.analysis.sentiment_score,
-            "sentimentLabel": self.analysis.sentiment_label,
-            "summary": self.analysis.summary,
-            "duration": self.completion.as_ref().map(|c| c.duration),
-            "emailStatus": self.email.as_ref().map(|e| e.status),
-        })
-    }
 }
 
 #[cfg(test)]
@@ -534,8 +529,11 @@ mod tests {
         serde_json::from_value(json).unwrap()
     }
 
-    fn fields(err: ApiError) -> Vec<String> {
-        err.details().iter().map(|d| d.field.clone()).collect()
+    fn fields(err: CallInputError) -> Vec<String> {
+        match err {
+            CallInputError::Invalid(v) => v.0.into_iter().map(|f| f.field).collect(),
+            other => panic!("expected field errors, got {other:?}"),
+        }
     }
 
     #[test]
@@ -597,22 +595,19 @@ mod tests {
         let err = body(serde_json::json!({"restaurantId": "r", "callId": "c", "timestamp": now.to_rfc3339(), "transcript": big}))
             .validate(now, US)
             .unwrap_err();
-        assert_eq!(err.status_and_code().0, 413);
-    }
-
-    #[test]
-    fn call_ids_are_stable_per_owner_restaurant_and_vendor_id() {
-        let a = call_id_for("own1", "rst_1", "CA1");
-        assert_eq!(a, call_id_for("own1", "rst_1", "CA1"));
-        assert_ne!(a, call_id_for("own2", "rst_1", "CA1"));
-        assert_ne!(a, call_id_for("own1", "rst_2", "CA1"));
-        assert!(a.starts_with("call_") && a.len() == 29);
+        assert_eq!(
+            err,
+            CallInputError::TooLarge {
+                field: "transcript",
+                limit: MAX_TRANSCRIPT_BYTES
+            }
+        );
     }
 
     fn email(status: EmailStatus, attempts: u32) -> EmailState {
         EmailState {
             status,
-            recipients: vec!["owner@x.example".into()],
+            recipients: vec![EmailAddress::parse("owner@x.example").unwrap()],
             message_id: None,
             attempts,
             last_error: None,

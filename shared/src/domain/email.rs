@@ -106,7 +106,7 @@ fn duration_text(seconds: u64) -> String {
 }
 
 pub fn render(call: &CallRecord, restaurant: &Restaurant, region: country::Id) -> EmailContent {
-    let tz: Tz = restaurant.tz();
+    let tz: Tz = restaurant.timezone;
     let when = call
         .started_at
         .with_timezone(&tz)
@@ -211,7 +211,9 @@ pub fn render(call: &CallRecord, restaurant: &Restaurant, region: country::Id) -
 mod tests {
     use super::*;
     use crate::domain::analysis::transcript::parse_text;
+    use crate::domain::call::Poster;
     use crate::domain::call::{CallRecord, Completion, ProcessCallRequest};
+    use crate::domain::ids::{ApiKeyId, Id, RestaurantId};
     use crate::domain::restaurant::RestaurantInput;
     use chrono::{TimeZone, Utc};
 
@@ -223,17 +225,23 @@ mod tests {
             "name": "Luigi's <Trattoria>", "phoneNumbers": ["(555) 123-4567"], "timezone": "America/New_York"
         }))
         .unwrap();
-        let r = r.into_restaurant("rst_1".into(), now, US).unwrap();
+        let r = r
+            .into_restaurant(RestaurantId::generate(), now, US)
+            .unwrap();
         let req: ProcessCallRequest = serde_json::from_value(serde_json::json!({
             "restaurantId": "rst_1", "callId": "CA1", "timestamp": now.to_rfc3339(),
             "callerNumber": "+15559876543", "transcript": transcript
         }))
         .unwrap();
+        let key = ApiKeyId::parse("key12345").unwrap();
+        let poster = Poster {
+            owner: &key,
+            key: &key,
+        };
         let mut call = CallRecord::new(
             req.validate(now, US).unwrap(),
-            "rst_1",
-            "own",
-            "key",
+            &r.restaurant_id,
+            poster,
             now,
             365,
         );

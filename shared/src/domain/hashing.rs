@@ -53,6 +53,18 @@ pub fn sha256(data: &[u8]) -> [u8; 32] {
     Sha256::digest(data).into()
 }
 
+/// SHA-256 as 64 lowercase hex digits: stable, non-reversible names for ids
+/// and rate-limit buckets.
+pub fn sha256_hex(data: &[u8]) -> String {
+    use std::fmt::Write;
+    sha256(data)
+        .iter()
+        .fold(String::with_capacity(64), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
 /// Fills `buf` from the operating system's CSPRNG.
 pub fn random_bytes(buf: &mut [u8]) {
     OsRng.fill_bytes(buf);

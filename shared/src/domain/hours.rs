@@ -38,6 +38,9 @@ impl std::fmt::Display for TimeOfDay {
     }
 }
 
+#[cfg(test)]
+crate::string_schema!(TimeOfDay);
+
 impl Serialize for TimeOfDay {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(self)
@@ -55,6 +58,7 @@ impl<'de> Deserialize<'de> for TimeOfDay {
 /// into the next day (e.g. 18:00–02:00).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 pub struct Window {
     pub start: TimeOfDay,
     pub end: TimeOfDay,
@@ -93,6 +97,7 @@ impl Window {
 /// Per-weekday windows. A day that is absent uses the default daily window;
 /// a day given as `[]` has no AI call hours.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "lowercase")]
 pub struct WeeklySchedule {
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -14,6 +14,7 @@ use std::sync::{LazyLock, Mutex};
 use phonenumber::metadata::{Metadata, DATABASE};
 use phonenumber::{country, Mode, NationalNumber, PhoneNumber};
 use regex::Regex;
+use serde::{Deserialize, Deserializer, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PhoneError {
@@ -34,9 +35,71 @@ const MAX_NSN: usize = 17;
 /// Numbers pass when they are *possible* for their calling code (the general
 /// pattern at a possible length), so reserved ranges such as North America's
 /// fictional 555 numbers are accepted.
-pub fn normalize(input: &str, region: country::Id) -> Result<String, PhoneError> {
+pub fn normalize(input: &str, region: country::Id) -> Result<E164, PhoneError> {
     let (code, national) = parse(input, region)?;
-    Ok(format!("+{code}{national}"))
+    Ok(E164(format!("+{code}{national}")))
+}
+
+/// A phone number in E.164 ("+15551234567"), as `normalize` made it: the only
+/// form we store, compare and route by.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct E164(String);
+
+#[cfg(test)]
+crate::string_schema!(E164);
+
+impl E164 {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The form people read (see `display`).
+    pub fn display(&self, region: country::Id) -> String {
+        display(&self.0, region)
+    }
+}
+
+impl AsRef<str> for E164 {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for E164 {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for E164 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl PartialEq<&str> for E164 {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
+/// Stored numbers were normalized on the way in; reading one back checks
+/// only its shape (the full parse costs more than a ring-path read should).
+impl<'de> Deserialize<'de> for E164 {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(d)?;
+        let digits = raw.strip_prefix('+').unwrap_or("");
+        if (MIN_NSN + 1..=MAX_NSN + 3).contains(&digits.len())
+            && digits.bytes().all(|b| b.is_ascii_digit())
+            && !digits.starts_with('0')
+        {
+            Ok(E164(raw))
+        } else {
+            Err(serde::de::Error::custom("is not an E.164 phone number"))
+        }
+    }
 }
 
 /// Formats an E.164 number for people: national style when it belongs to
@@ -452,7 +515,7 @@ mod tests {
             };
             total += 1;
             let default: country::Id = default.parse().expect("fixture region");
-            let ours = normalize(text, default).ok();
+            let ours = normalize(text, default).ok().map(|n| n.to_string());
             let theirs = (expected != "-").then(|| expected.to_string());
             if ours != theirs {
                 failures.push(format!("{region} {form} {text:?} ({default:?}): ours {ours:?}, libphonenumber {theirs:?}"));

@@ -1,7 +1,40 @@
-//! Small helpers that collect every field error of a request before failing.
+//! Validation errors as data: every field problem of an input, collected
+//! before failing. `error` maps them to a 422; nothing here knows HTTP.
 
-use crate::error::{ApiError, FieldError};
+use serde::Serialize;
 
+/// One invalid input field, reported back to the caller.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Every problem of one input (never empty).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("request has invalid fields")]
+pub struct ValidationErrors(pub Vec<FieldError>);
+
+impl ValidationErrors {
+    pub fn one(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self(vec![FieldError::new(field, message)])
+    }
+
+    pub fn fields(&self) -> Vec<&str> {
+        self.0.iter().map(|f| f.field.as_str()).collect()
+    }
+}
+
+/// Collects field errors; `finish` fails with all of them at once.
 #[derive(Debug, Default)]
 pub struct Errors(Vec<FieldError>);
 
@@ -14,8 +47,13 @@ impl Errors {
         self.0.push(FieldError::new(field, message));
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+    /// The value parsed by `parse`, or its error recorded against `field`.
+    pub fn parsed<T, E: std::fmt::Display>(
+        &mut self,
+        field: impl Into<String>,
+        parse: Result<T, E>,
+    ) -> Option<T> {
+        parse.map_err(|err| self.add(field, err.to_string())).ok()
     }
 
     /// Checks a required text field: trimmed, non-empty, at most `max` characters.
@@ -31,46 +69,30 @@ impl Errors {
         trimmed.to_string()
     }
 
-    /// Checks an identifier-like token: 1..=max chars of `[A-Za-z0-9_-]`.
-    pub fn token(&mut self, field: &str, value: &str, max: usize) {
+    /// Checks an identifier-like token: 1..=max chars of `[A-Za-z0-9_-]`;
+    /// whether it passed.
+    pub fn token(&mut self, field: &str, value: &str, max: usize) -> bool {
         if value.is_empty() || value.len() > max {
             self.add(field, format!("must be 1 to {max} characters"));
+            false
         } else if !value
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
         {
             self.add(field, "may contain only letters, digits, '_' and '-'");
+            false
+        } else {
+            true
         }
     }
 
-    pub fn finish(self) -> Result<(), ApiError> {
+    pub fn finish(self) -> Result<(), ValidationErrors> {
         if self.0.is_empty() {
             Ok(())
         } else {
-            Err(ApiError::Validation(self.0))
+            Err(ValidationErrors(self.0))
         }
     }
-}
-
-/// A pragmatic e-mail address check (one '@', a dotted domain, no spaces);
-/// SES is the final judge of deliverability.
-pub fn is_email(value: &str) -> bool {
-    if value.len() > 254 || value.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return false;
-    }
-    let Some((local, domain)) = value.split_once('@') else {
-        return false;
-    };
-    !local.is_empty()
-        && local.len() <= 64
-        && !domain.contains('@')
-        && domain.contains('.')
-        && !domain.starts_with('.')
-        && !domain.ends_with('.')
-        && !domain.contains("..")
-        && domain
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
 }
 
 #[cfg(test)]
@@ -78,28 +100,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn emails() {
-        assert!(is_email("owner@restaurant.com"));
-        assert!(is_email("a.b+c@mail.example.co.uk"));
-        for bad in [
-            "",
-            "owner",
-            "@x.com",
-            "a@b",
-            "a@@b.com",
-            "a b@c.com",
-            "a@.com",
-            "a@b..com",
-        ] {
-            assert!(!is_email(bad), "{bad}");
-        }
-    }
-
-    #[test]
     fn collects_all_errors() {
         let mut e = Errors::new();
         e.text("name", "  ", 10);
         e.token("id", "bad id", 10);
-        assert!(matches!(e.finish(), Err(ApiError::Validation(v)) if v.len() == 2));
+        assert_eq!(e.finish().unwrap_err().fields(), vec!["name", "id"]);
     }
 }

@@ -8,15 +8,53 @@ use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
-use super::hashing::{random_bytes, sha256};
+use super::hashing::random_bytes;
+use super::ids::{ApiKeyId, DeliveryId, RestaurantId, WebhookId};
 use super::restaurant::Restaurant;
 
-pub const RESTAURANT_UPDATED: &str = "restaurant.updated";
-pub const SETTINGS_UPDATED: &str = "settings.updated";
-pub const AGENT_UPDATED: &str = "agent.updated";
-pub const EVENT_TYPES: [&str; 3] = [RESTAURANT_UPDATED, SETTINGS_UPDATED, AGENT_UPDATED];
-/// Sent by `POST /ivr/webhooks/{id}/test`; not subscribable.
-pub const TEST_EVENT: &str = "webhook.test";
+/// The events a webhook can receive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+pub enum EventType {
+    #[serde(rename = "restaurant.updated")]
+    RestaurantUpdated,
+    #[serde(rename = "settings.updated")]
+    SettingsUpdated,
+    #[serde(rename = "agent.updated")]
+    AgentUpdated,
+    /// Sent by `POST /ivr/webhooks/{id}/test`; not subscribable.
+    #[serde(rename = "webhook.test")]
+    Test,
+}
+
+impl EventType {
+    /// What `events` of a registration may name.
+    pub const SUBSCRIBABLE: [EventType; 3] = [
+        EventType::RestaurantUpdated,
+        EventType::SettingsUpdated,
+        EventType::AgentUpdated,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::RestaurantUpdated => "restaurant.updated",
+            EventType::SettingsUpdated => "settings.updated",
+            EventType::AgentUpdated => "agent.updated",
+            EventType::Test => "webhook.test",
+        }
+    }
+
+    /// A subscribable event type by its wire name.
+    pub fn subscribable(name: &str) -> Option<EventType> {
+        Self::SUBSCRIBABLE.into_iter().find(|e| e.as_str() == name)
+    }
+}
+
+impl std::fmt::Display for EventType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 pub const MAX_WEBHOOKS_PER_OWNER: usize = 10;
 pub const SECRET_PREFIX: &str = "whsec_";
 pub const DELIVERY_RETENTION_DAYS: i64 = 30;
@@ -62,6 +100,7 @@ pub fn signature_header(secrets: &[&str], msg_id: &str, timestamp: i64, body: &s
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 pub enum WebhookStatus {
     Active,
     Disabled,
@@ -70,12 +109,12 @@ pub enum WebhookStatus {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct WebhookRecord {
-    pub webhook_id: String,
+    pub webhook_id: WebhookId,
     /// Key family that registered it; only it can see or change it.
-    pub owner_id: String,
-    pub key_id: String,
+    pub owner_id: ApiKeyId,
+    pub key_id: ApiKeyId,
     pub callback_url: String,
-    pub events: Vec<String>,
+    pub events: Vec<EventType>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     pub secret: String,
@@ -85,7 +124,7 @@ pub struct WebhookRecord {
     pub previous_secret_expires_at: Option<DateTime<Utc>>,
     /// The registering key's restaurant restriction, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub restaurant_ids: Option<Vec<String>>,
+    pub restaurant_ids: Option<Vec<RestaurantId>>,
     pub status: WebhookStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disabled_reason: Option<String>,
@@ -107,35 +146,20 @@ impl WebhookRecord {
         s
     }
 
-    pub fn wants(&self, event_type: &str, restaurant_id: &str) -> bool {
+    pub fn wants(&self, event_type: EventType, restaurant_id: &RestaurantId) -> bool {
         self.status == WebhookStatus::Active
-            && self.events.iter().any(|e| e == event_type)
+            && self.events.contains(&event_type)
             && self
                 .restaurant_ids
                 .as_ref()
-                .is_none_or(|ids| ids.iter().any(|id| id == restaurant_id))
-    }
-
-    /// What its owner sees: never the secrets.
-    pub fn view(&self) -> serde_json::Value {
-        serde_json::json!({
-            "webhookId": self.webhook_id,
-            "callbackUrl": self.callback_url,
-            "events": self.events,
-            "description": self.description,
-            "status": self.status,
-            "disabledReason": self.disabled_reason,
-            "failingSince": self.failing_since,
-            "createdAt": self.created_at,
-            "updatedAt": self.updated_at,
-        })
+                .is_none_or(|ids| ids.contains(restaurant_id))
     }
 }
 
 /// One kind of change to a restaurant, with the fields that changed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Change {
-    pub event_type: &'static str,
+    pub event_type: EventType,
     pub changed_fields: Vec<&'static str>,
 }
 
@@ -162,9 +186,9 @@ pub fn changes(old: &Restaurant, new: &Restaurant) -> Vec<Change> {
     cmp!(settings, notification_emails, "notificationEmails");
     cmp!(agent, agent, "agent");
     [
-        (RESTAURANT_UPDATED, restaurant),
-        (SETTINGS_UPDATED, settings),
-        (AGENT_UPDATED, agent),
+        (EventType::RestaurantUpdated, restaurant),
+        (EventType::SettingsUpdated, settings),
+        (EventType::AgentUpdated, agent),
     ]
     .into_iter()
     .filter(|(_, fields)| !fields.is_empty())
@@ -177,32 +201,21 @@ pub fn changes(old: &Restaurant, new: &Restaurant) -> Vec<Change> {
 
 /// The payload: only what a receiver needs to go and fetch the config.
 pub fn payload(
-    event_type: &str,
-    restaurant_id: Option<&str>,
+    event_type: EventType,
+    restaurant_id: Option<&RestaurantId>,
     changed_fields: &[&str],
     at: DateTime<Utc>,
 ) -> String {
     let mut data = serde_json::json!({ "changedFields": changed_fields });
     if let Some(id) = restaurant_id {
-        data["restaurantId"] = id.into();
+        data["restaurantId"] = id.as_str().into();
     }
     serde_json::json!({ "type": event_type, "timestamp": at, "data": data }).to_string()
 }
 
-/// Deterministic message id: the same source event for the same webhook
-/// always maps to the same delivery (so a replayed stream record adds none).
-pub fn delivery_id(source_event_id: &str, webhook_id: &str, event_type: &str) -> String {
-    let d = sha256(format!("{source_event_id}\n{webhook_id}\n{event_type}").as_bytes());
-    let hex: String = d[..12].iter().map(|b| format!("{b:02x}")).collect();
-    format!("msg_{hex}")
-}
-
-pub fn random_id(prefix: &str) -> String {
-    format!("{prefix}{}", uuid::Uuid::now_v7().simple())
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 pub enum DeliveryStatus {
     Pending,
     Succeeded,
@@ -211,6 +224,7 @@ pub enum DeliveryStatus {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 pub struct Attempt {
     pub at: DateTime<Utc>,
     pub status_code: Option<u16>,
@@ -221,16 +235,16 @@ pub struct Attempt {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DeliveryRecord {
-    pub delivery_id: String,
-    pub webhook_id: String,
-    pub owner_id: String,
-    pub event_type: String,
+    pub delivery_id: DeliveryId,
+    pub webhook_id: WebhookId,
+    pub owner_id: ApiKeyId,
+    pub event_type: EventType,
     pub payload: String,
     pub status: DeliveryStatus,
     #[serde(default)]
     pub attempts: Vec<Attempt>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub replay_of: Option<String>,
+    pub replay_of: Option<DeliveryId>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub expires_at: i64,
@@ -340,9 +354,9 @@ pub fn judge(
 
 impl DeliveryRecord {
     pub fn new(
-        delivery_id: String,
+        delivery_id: DeliveryId,
         webhook: &WebhookRecord,
-        event_type: &str,
+        event_type: EventType,
         payload: String,
         now: DateTime<Utc>,
     ) -> Self {
@@ -350,7 +364,7 @@ impl DeliveryRecord {
             delivery_id,
             webhook_id: webhook.webhook_id.clone(),
             owner_id: webhook.owner_id.clone(),
-            event_type: event_type.to_string(),
+            event_type,
             payload,
             status: DeliveryStatus::Pending,
             attempts: Vec::new(),
@@ -364,20 +378,6 @@ impl DeliveryRecord {
             next_attempt_at: None,
             failure: None,
         }
-    }
-
-    pub fn view(&self) -> serde_json::Value {
-        serde_json::json!({
-            "deliveryId": self.delivery_id,
-            "webhookId": self.webhook_id,
-            "eventType": self.event_type,
-            "status": self.status,
-            "attempts": self.attempts,
-            "replayOf": self.replay_of,
-            "failure": self.failure,
-            "createdAt": self.created_at,
-            "updatedAt": self.updated_at,
-        })
     }
 }
 
@@ -419,8 +419,15 @@ impl RetrySchedule {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::ids::Id;
     use crate::domain::restaurant::RestaurantInput;
-    use phonenumber::country::Id;
+
+    const RST_1: &str = "rst_0197d8c0f1e27b6a9c3d4e5f60718293";
+    const RST_2: &str = "rst_0197d8c0f1e27b6a9c3d4e5f60718294";
+
+    fn rst(id: &str) -> RestaurantId {
+        RestaurantId::parse(id).unwrap()
+    }
 
     fn restaurant() -> Restaurant {
         let input: RestaurantInput = serde_json::from_value(serde_json::json!({
@@ -429,7 +436,7 @@ mod tests {
         }))
         .unwrap();
         input
-            .into_restaurant("rst_1".into(), Utc::now(), Id::US)
+            .into_restaurant(rst(RST_1), Utc::now(), phonenumber::country::Id::US)
             .unwrap()
     }
 
@@ -461,35 +468,28 @@ mod tests {
         assert_eq!(
             c[0],
             Change {
-                event_type: RESTAURANT_UPDATED,
+                event_type: EventType::RestaurantUpdated,
                 changed_fields: vec!["name"]
             }
         );
         assert_eq!(c[1].changed_fields, vec!["aiEnabled", "callHoursEnd"]);
-        assert_eq!(c[2].event_type, AGENT_UPDATED);
+        assert_eq!(c[2].event_type, EventType::AgentUpdated);
     }
 
     #[test]
     fn payload_carries_only_what_is_needed() {
         let p: serde_json::Value = serde_json::from_str(&payload(
-            SETTINGS_UPDATED,
-            Some("rst_1"),
+            EventType::SettingsUpdated,
+            Some(&rst(RST_1)),
             &["callHoursEnd"],
             Utc::now(),
         ))
         .unwrap();
-        assert_eq!(p["type"], SETTINGS_UPDATED);
+        assert_eq!(p["type"], "settings.updated");
         assert_eq!(
             p["data"],
-            serde_json::json!({"restaurantId": "rst_1", "changedFields": ["callHoursEnd"]})
+            serde_json::json!({"restaurantId": RST_1, "changedFields": ["callHoursEnd"]})
         );
-    }
-
-    #[test]
-    fn delivery_ids_are_deterministic() {
-        assert_eq!(delivery_id("e1", "wh1", "a"), delivery_id("e1", "wh1", "a"));
-        assert_ne!(delivery_id("e1", "wh1", "a"), delivery_id("e2", "wh1", "a"));
-        assert_ne!(delivery_id("e1", "wh1", "a"), delivery_id("e1", "wh2", "a"));
     }
 
     #[test]
@@ -508,15 +508,16 @@ mod tests {
 
     fn delivery() -> DeliveryRecord {
         let w: WebhookRecord = serde_json::from_value(serde_json::json!({
-            "webhookId": "wh_1", "ownerId": "o", "keyId": "k", "callbackUrl": "https://x.example",
+            "webhookId": "wh_0197d8c0f1e27b6a9c3d4e5f60718293", "ownerId": "owner123",
+            "keyId": "key12345", "callbackUrl": "https://x.example",
             "events": ["restaurant.updated"], "secret": "whsec_x", "status": "active",
             "createdAt": "2026-01-01T00:00:00Z", "updatedAt": "2026-01-01T00:00:00Z"
         }))
         .unwrap();
         DeliveryRecord::new(
-            "msg_1".into(),
+            DeliveryId::generate(),
             &w,
-            "restaurant.updated",
+            EventType::RestaurantUpdated,
             "{}".into(),
             Utc::now(),
         )
@@ -590,28 +591,29 @@ mod tests {
     #[test]
     fn wants_respects_events_status_and_restriction() {
         let mut w = WebhookRecord {
-            webhook_id: "wh".into(),
-            owner_id: "o".into(),
-            key_id: "k".into(),
+            webhook_id: WebhookId::generate(),
+            owner_id: ApiKeyId::parse("owner123").unwrap(),
+            key_id: ApiKeyId::parse("key12345").unwrap(),
             callback_url: "https://x.example/h".into(),
-            events: vec![SETTINGS_UPDATED.into()],
+            events: vec![EventType::SettingsUpdated],
             description: None,
             secret: generate_secret(),
             previous_secret: Some("whsec_old".into()),
             previous_secret_expires_at: Some(Utc::now() + Duration::hours(1)),
-            restaurant_ids: Some(vec!["rst_1".into()]),
+            restaurant_ids: Some(vec![rst(RST_1)]),
             status: WebhookStatus::Active,
             disabled_reason: None,
             failing_since: None,
             created_at: Utc::now(),
             updated_at: Utc::now(),
         };
-        assert!(w.wants(SETTINGS_UPDATED, "rst_1"));
-        assert!(!w.wants(AGENT_UPDATED, "rst_1"));
-        assert!(!w.wants(SETTINGS_UPDATED, "rst_2"));
+        assert!(w.wants(EventType::SettingsUpdated, &rst(RST_1)));
+        assert!(!w.wants(EventType::AgentUpdated, &rst(RST_1)));
+        assert!(!w.wants(EventType::SettingsUpdated, &rst(RST_2)));
         assert_eq!(w.signing_secrets(Utc::now()).len(), 2);
-        assert!(!w.view().to_string().contains("whsec_"));
+        let out = serde_json::to_string(&crate::responses::WebhookOut::new(&w)).unwrap();
+        assert!(!out.contains("whsec_"));
         w.status = WebhookStatus::Disabled;
-        assert!(!w.wants(SETTINGS_UPDATED, "rst_1"));
+        assert!(!w.wants(EventType::SettingsUpdated, &rst(RST_1)));
     }
 }

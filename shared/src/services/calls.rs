@@ -13,8 +13,9 @@ use crate::auth::IvrCaller;
 use crate::domain::analysis::analyze;
 use crate::domain::call::{
     after_send, email_step, exhausted, CallRecord, CompleteCallRequest, Completion, EmailNext,
-    EmailState, EmailStatus, EmailStep, ProcessCallRequest,
+    EmailState, EmailStatus, EmailStep, Poster, ProcessCallRequest,
 };
+use crate::domain::ids::CallId;
 use crate::domain::{claim, email};
 use crate::error::ApiError;
 use crate::faults;
@@ -40,11 +41,14 @@ pub async fn process_call(
         .ok_or(ApiError::NotFound("restaurant"))?;
     caller.ensure_access(&restaurant.restaurant_id)?;
     record_restaurant_id(&restaurant.restaurant_id);
+    let poster = Poster {
+        owner: caller.key.owner(),
+        key: &caller.key.key_id,
+    };
     let call = CallRecord::new(
         valid,
         &restaurant.restaurant_id,
-        caller.key.owner(),
-        &caller.key.key_id,
+        poster,
         now,
         state.config.call_retention_days,
     );
@@ -52,7 +56,7 @@ pub async fn process_call(
         Ok(()) => {
             faults::point(
                 "call.insert.after",
-                &[&call.call_id, &restaurant.restaurant_id],
+                &[call.call_id.as_str(), restaurant.restaurant_id.as_str()],
             )?;
             crate::metrics::count(crate::metrics::CALLS_PROCESSED, 1);
             return Ok((call, true));
@@ -78,7 +82,7 @@ pub async fn process_call(
             )
             .await?;
         if changed {
-            faults::point("call.extend.after", &[&call.call_id])?;
+            faults::point("call.extend.after", &[call.call_id.as_str()])?;
             let mut updated = existing;
             updated.transcript = call.transcript;
             updated.transcript_bytes = call.transcript_bytes;
@@ -98,14 +102,14 @@ pub async fn process_call(
 pub async fn own_call(
     state: &AppState,
     caller: &IvrCaller,
-    call_id: &str,
+    call_id: &CallId,
     now: DateTime<Utc>,
 ) -> Result<CallRecord, ApiError> {
     let call = state.calls.get(call_id).await?;
     match call {
         Some(c)
             if !c.expired(now)
-                && c.owner_id == caller.key.owner()
+                && &c.owner_id == caller.key.owner()
                 && caller.key.may_access(&c.restaurant_id) =>
         {
             record_restaurant_id(&c.restaurant_id);
@@ -119,7 +123,7 @@ pub async fn own_call(
 pub async fn complete_call(
     state: &AppState,
     caller: &IvrCaller,
-    call_id: &str,
+    call_id: &CallId,
     body: CompleteCallRequest,
     now: DateTime<Utc>,
 ) -> Result<CallRecord, ApiError> {
@@ -162,7 +166,7 @@ pub async fn complete_call(
         claim_id: None,
         claimed_until: None,
     };
-    faults::point("call.complete.before", &[call_id])?;
+    faults::point("call.complete.before", &[call_id.as_str()])?;
     let completed = state
         .calls
         .complete(
@@ -182,7 +186,7 @@ pub async fn complete_call(
             .await?
             .ok_or_else(|| ApiError::internal("completed call vanished"));
     };
-    faults::point("call.complete.after", &[call_id])?;
+    faults::point("call.complete.after", &[call_id.as_str()])?;
     tracing::info!(reason = done.analysis.reason.as_str(), "call completed");
     crate::metrics::count(crate::metrics::CALLS_COMPLETED, 1);
     if done.email.as_ref().is_some_and(EmailState::open) {
@@ -222,25 +226,25 @@ impl EmailOutcome {
     }
 }
 
-fn email_job(call_id: &str) -> String {
+fn email_job(call_id: &CallId) -> String {
     serde_json::json!({ "callId": call_id }).to_string()
 }
 
 /// The e-mail job a completion causes (from the calls table's stream). Its
 /// delay gives the completing request time to send at once.
-pub async fn queue_email_job(state: &AppState, call_id: &str) -> Result<(), ApiError> {
-    faults::point("email.job.before", &[call_id])?;
+pub async fn queue_email_job(state: &AppState, call_id: &CallId) -> Result<(), ApiError> {
+    faults::point("email.job.before", &[call_id.as_str()])?;
     state
         .email_queue()
         .send(&email_job(call_id), state.config.email_retry_base_seconds)
         .await
         .map_err(ApiError::internal)?;
-    faults::point("email.job.after", &[call_id])?;
+    faults::point("email.job.after", &[call_id.as_str()])?;
     Ok(())
 }
 
 /// One e-mail job: the call's e-mail, as far as it has got.
-pub async fn email_job_step(state: &AppState, call_id: &str) -> Result<EmailOutcome, ApiError> {
+pub async fn email_job_step(state: &AppState, call_id: &CallId) -> Result<EmailOutcome, ApiError> {
     match state.calls.get(call_id).await? {
         Some(call) => {
             record_restaurant_id(&call.restaurant_id);
@@ -259,7 +263,7 @@ pub async fn attempt_email(
 ) -> Result<EmailOutcome, ApiError> {
     let now = Utc::now();
     let cfg = &state.config;
-    let call_id = call.call_id.as_str();
+    let call_id = &call.call_id;
     match email_step(call.email.as_ref(), now) {
         EmailStep::Finished => return Ok(EmailOutcome::Finished(call.email)),
         EmailStep::Busy { secs } => return Ok(EmailOutcome::Busy { secs }),
@@ -277,7 +281,7 @@ pub async fn attempt_email(
             secs: cfg.claim_lease_seconds,
         });
     };
-    faults::point("email.claim.after", &[call_id])?;
+    faults::point("email.claim.after", &[call_id.as_str()])?;
     let email = claimed
         .email
         .clone()
@@ -344,12 +348,12 @@ pub async fn attempt_email(
 /// this write would mean sending again: it gets a few more tries.
 async fn record_email(
     state: &AppState,
-    call_id: &str,
+    call_id: &CallId,
     claim_id: &str,
     next: &EmailState,
 ) -> Result<(), ApiError> {
     let stored = persist("recording the e-mail status", || async move {
-        faults::point("email.ses.after", &[call_id])?;
+        faults::point("email.ses.after", &[call_id.as_str()])?;
         state.calls.finish_email(call_id, claim_id, next).await
     })
     .await?;
@@ -357,7 +361,7 @@ async fn record_email(
         // A retry of our own write that had landed, or a successor took over.
         tracing::warn!("e-mail status not written: the claim is no longer ours");
     }
-    faults::point("email.status.after", &[call_id])?;
+    faults::point("email.status.after", &[call_id.as_str()])?;
     Ok(())
 }
 
@@ -365,7 +369,7 @@ async fn record_email(
 /// only adds a duplicate dead letter), then records it failed.
 async fn give_up(
     state: &AppState,
-    call_id: &str,
+    call_id: &CallId,
     claim_id: &str,
     failed: EmailState,
 ) -> Result<EmailOutcome, ApiError> {

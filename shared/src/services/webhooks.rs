@@ -11,13 +11,13 @@ use crate::store::webhooks::InsertError;
 
 use crate::app::AppState;
 use crate::auth::IvrCaller;
+use crate::domain::ids::{DeliveryId, WebhookId};
 use crate::domain::restaurant::Restaurant;
 use crate::domain::ssrf::TargetRules;
 use crate::domain::validate::Errors;
 use crate::domain::webhook::{
-    self, changes, delivery_id, delivery_step, judge, payload, random_id, Attempt, DeliveryRecord,
-    DeliveryStatus, DeliveryStep, RegisterRequest, WebhookRecord, WebhookStatus, EVENT_TYPES,
-    MAX_WEBHOOKS_PER_OWNER, TEST_EVENT,
+    self, changes, delivery_step, judge, payload, Attempt, DeliveryRecord, DeliveryStatus,
+    DeliveryStep, EventType, RegisterRequest, WebhookRecord, WebhookStatus, MAX_WEBHOOKS_PER_OWNER,
 };
 use crate::error::ApiError;
 use crate::store::StoreError;
@@ -31,7 +31,7 @@ pub const DEFAULT_SECRET_GRACE_SECONDS: i64 = 86_400;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DeliveryJob {
-    pub delivery_id: String,
+    pub delivery_id: DeliveryId,
 }
 
 fn rules(state: &AppState) -> TargetRules {
@@ -40,9 +40,9 @@ fn rules(state: &AppState) -> TargetRules {
     }
 }
 
-pub async fn enqueue(state: &AppState, delivery_id: &str) -> Result<(), ApiError> {
+pub async fn enqueue(state: &AppState, delivery_id: &DeliveryId) -> Result<(), ApiError> {
     let job = DeliveryJob {
-        delivery_id: delivery_id.to_string(),
+        delivery_id: delivery_id.clone(),
     };
     let body = serde_json::to_string(&job).map_err(ApiError::internal)?;
     state
@@ -66,29 +66,24 @@ pub async fn register(
             None
         }
     };
-    let mut events: Vec<String> = Vec::new();
+    let names = EventType::SUBSCRIBABLE.map(EventType::as_str).join(", ");
+    let mut events: Vec<EventType> = Vec::new();
     if req.events.is_empty() {
-        e.add(
-            "events",
-            format!("must list at least one of {}", EVENT_TYPES.join(", ")),
-        );
+        e.add("events", format!("must list at least one of {names}"));
     }
-    for (i, ev) in req.events.iter().enumerate() {
-        if !EVENT_TYPES.contains(&ev.as_str()) {
-            e.add(
-                format!("events[{i}]"),
-                format!("must be one of {}", EVENT_TYPES.join(", ")),
-            );
-        } else if !events.contains(ev) {
-            events.push(ev.clone());
+    for (i, name) in req.events.iter().enumerate() {
+        match EventType::subscribable(name) {
+            None => e.add(format!("events[{i}]"), format!("must be one of {names}")),
+            Some(ev) if !events.contains(&ev) => events.push(ev),
+            Some(_) => {}
         }
     }
     let description = req.description.map(|d| e.text("description", &d, 200));
     e.finish()?;
     let owner = caller.key.owner();
     let record = WebhookRecord {
-        webhook_id: random_id("wh_"),
-        owner_id: owner.to_string(),
+        webhook_id: WebhookId::generate(),
+        owner_id: owner.clone(),
         key_id: caller.key.key_id.clone(),
         callback_url: url.map(|u| u.to_string()).unwrap_or_default(),
         events,
@@ -116,23 +111,30 @@ pub async fn register(
 pub async fn own(
     state: &AppState,
     caller: &IvrCaller,
-    webhook_id: &str,
+    webhook_id: &WebhookId,
 ) -> Result<WebhookRecord, ApiError> {
     match state.webhooks.get(webhook_id).await? {
-        Some(w) if w.owner_id == caller.key.owner() => Ok(w),
+        Some(w) if &w.owner_id == caller.key.owner() => Ok(w),
         _ => Err(ApiError::NotFound("webhook")),
     }
 }
 
 /// Rotates the signing secret of an active webhook, keeping the old one
-/// valid for `grace` seconds. Only the secret changes: a webhook the
+/// valid for `grace_seconds` (a day when `None`). Only the secret changes: a webhook the
 /// dispatcher disabled meanwhile stays disabled (409).
 pub async fn rotate_secret(
     state: &AppState,
     w: WebhookRecord,
-    grace: i64,
+    grace_seconds: Option<i64>,
     now: DateTime<Utc>,
 ) -> Result<WebhookRecord, ApiError> {
+    let grace = grace_seconds.unwrap_or(DEFAULT_SECRET_GRACE_SECONDS);
+    if !(0..=MAX_SECRET_GRACE_SECONDS).contains(&grace) {
+        return Err(ApiError::validation(
+            "gracePeriodSeconds",
+            format!("must be from 0 to {MAX_SECRET_GRACE_SECONDS}"),
+        ));
+    }
     if w.status != WebhookStatus::Active {
         return Err(disabled_conflict());
     }
@@ -166,10 +168,10 @@ fn disabled_conflict() -> ApiError {
 async fn new_delivery(
     state: &AppState,
     w: &WebhookRecord,
-    id: String,
-    event_type: &str,
+    id: DeliveryId,
+    event_type: EventType,
     body: String,
-    replay_of: Option<String>,
+    replay_of: Option<DeliveryId>,
     now: DateTime<Utc>,
 ) -> Result<DeliveryRecord, ApiError> {
     let mut d = DeliveryRecord::new(id, w, event_type, body, now);
@@ -191,14 +193,23 @@ pub async fn send_test(
     w: &WebhookRecord,
     now: DateTime<Utc>,
 ) -> Result<DeliveryRecord, ApiError> {
-    let body = payload(TEST_EVENT, None, &[], now);
-    new_delivery(state, w, random_id("msg_"), TEST_EVENT, body, None, now).await
+    let body = payload(EventType::Test, None, &[], now);
+    new_delivery(
+        state,
+        w,
+        DeliveryId::generate(),
+        EventType::Test,
+        body,
+        None,
+        now,
+    )
+    .await
 }
 
 pub async fn replay(
     state: &AppState,
     w: &WebhookRecord,
-    delivery_id: &str,
+    delivery_id: &DeliveryId,
     now: DateTime<Utc>,
 ) -> Result<DeliveryRecord, ApiError> {
     let original = match state.webhooks.delivery(delivery_id).await? {
@@ -206,15 +217,13 @@ pub async fn replay(
         _ => return Err(ApiError::NotFound("delivery")),
     };
     if w.status != WebhookStatus::Active {
-        return Err(ApiError::conflict(
-            "the webhook is disabled; register it again to receive deliveries",
-        ));
+        return Err(disabled_conflict());
     }
     new_delivery(
         state,
         w,
-        random_id("msg_"),
-        &original.event_type,
+        DeliveryId::generate(),
+        original.event_type,
         original.payload.clone(),
         Some(original.delivery_id),
         now,
@@ -244,9 +253,14 @@ pub async fn fan_out(
             .iter()
             .filter(|w| w.wants(change.event_type, &new.restaurant_id))
         {
-            let id = delivery_id(source_event_id, &w.webhook_id, change.event_type);
+            let id =
+                DeliveryId::for_event(source_event_id, &w.webhook_id, change.event_type.as_str());
             let d = DeliveryRecord::new(id, w, change.event_type, body.clone(), now);
-            let ids = [w.webhook_id.as_str(), &d.delivery_id, &new.restaurant_id];
+            let ids = [
+                w.webhook_id.as_str(),
+                d.delivery_id.as_str(),
+                new.restaurant_id.as_str(),
+            ];
             match state.webhooks.insert_delivery(&d).await {
                 Ok(()) => {
                     faults::point("fanout.delivery.after", &ids)?;
@@ -359,7 +373,7 @@ pub async fn dispatch(state: &AppState, job: &DeliveryJob) -> Result<Dispatched,
         &d.payload,
     );
     let headers = [
-        ("webhook-id", d.delivery_id.clone()),
+        ("webhook-id", d.delivery_id.to_string()),
         ("webhook-timestamp", timestamp.to_string()),
         ("webhook-signature", signature),
     ];

@@ -1,5 +1,6 @@
 //! Admin users, keyed by lower-cased e-mail.
 
+use crate::domain::email_address::EmailAddress;
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -9,7 +10,7 @@ use super::{get_by_key, is_condition_failure, sdk_error, to_item, StoreError};
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AdminUser {
-    pub email: String,
+    pub email: EmailAddress,
     pub user_id: String,
     /// argon2id PHC string; the password itself is never stored.
     pub password_hash: String,
@@ -29,8 +30,8 @@ impl AdminStore {
         Self { client, table }
     }
 
-    pub async fn get(&self, email: &str) -> Result<Option<AdminUser>, StoreError> {
-        get_by_key(&self.client, &self.table, "email", email, true).await
+    pub async fn get(&self, email: &EmailAddress) -> Result<Option<AdminUser>, StoreError> {
+        get_by_key(&self.client, &self.table, "email", email.as_str(), true).await
     }
 
     /// Inserts a user; with `replace` an existing user's password is reset.

@@ -9,7 +9,7 @@ use super::{
     to_item, transact, ts, StoreError, TransactError,
 };
 use crate::domain::api_key::ApiKeyRecord;
-use crate::domain::ids::IdKind;
+use crate::domain::ids::{ApiKeyId, Id};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RotateError {
@@ -30,7 +30,7 @@ impl ApiKeyStore {
         Self { client, table }
     }
 
-    pub async fn get(&self, key_id: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
+    pub async fn get(&self, key_id: &ApiKeyId) -> Result<Option<ApiKeyRecord>, StoreError> {
         get_by_key(&self.client, &self.table, "keyId", key_id, true).await
     }
 
@@ -48,7 +48,7 @@ impl ApiKeyStore {
         let well_formed = |k: &super::Item| {
             k.get("keyId")
                 .and_then(|v| v.as_s().ok())
-                .is_some_and(|id| IdKind::ApiKey.matches(id))
+                .is_some_and(|id| ApiKeyId::parse(id).is_some())
         };
         if start.as_ref().is_some_and(|k| !well_formed(k)) {
             return Err(StoreError::BadCursor);

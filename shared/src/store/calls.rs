@@ -12,7 +12,7 @@ use super::{
 use crate::domain::analysis::transcript::Turn;
 use crate::domain::analysis::Analysis;
 use crate::domain::call::{CallRecord, CallStatus, Completion, EmailState, EmailStatus};
-use crate::domain::ids::IdKind;
+use crate::domain::ids::{CallId, Id};
 
 pub const BY_RESTAURANT_INDEX: &str = "byRestaurant";
 
@@ -27,7 +27,7 @@ impl CallStore {
         Self { client, table }
     }
 
-    pub async fn get(&self, call_id: &str) -> Result<Option<CallRecord>, StoreError> {
+    pub async fn get(&self, call_id: &CallId) -> Result<Option<CallRecord>, StoreError> {
         get_by_key(&self.client, &self.table, "callId", call_id, true).await
     }
 
@@ -199,7 +199,7 @@ impl CallStore {
             // A cursor is only valid for the restaurant and the window it was
             // issued for (DynamoDB refuses a start key outside the key condition).
             let ours = attr("restaurantId") == Some(restaurant_id)
-                && attr("callId").is_some_and(|id| IdKind::Call.matches(id))
+                && attr("callId").is_some_and(|id| CallId::parse(id).is_some())
                 && attr("listKey").is_some_and(|k| (lower.as_str()..=upper.as_str()).contains(&k));
             if !ours {
                 return Err(StoreError::BadCursor);

@@ -15,18 +15,16 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
 
-use crate::error::ApiError;
-
 pub type Item = HashMap<String, AttributeValue>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("an item with this key already exists")]
     AlreadyExists,
-    #[error("dynamodb request failed: {0}")]
-    Dynamo(String),
-    #[error("stored item could not be read: {0}")]
-    Corrupt(String),
+    #[error("dynamodb request failed")]
+    Dynamo(#[source] Cause),
+    #[error("stored item could not be read or written")]
+    Corrupt(#[source] Cause),
     #[error("pagination cursor is invalid")]
     BadCursor,
     /// Concurrent transactions kept colliding on the same items.
@@ -34,15 +32,12 @@ pub enum StoreError {
     Conflict,
 }
 
-impl From<StoreError> for ApiError {
-    fn from(err: StoreError) -> Self {
-        match err {
-            StoreError::BadCursor => ApiError::validation("cursor", "is not a cursor we issued"),
-            StoreError::Conflict => {
-                ApiError::conflict("the record was being changed concurrently; retry the request")
-            }
-            other => ApiError::internal(other),
-        }
+/// The underlying error of a store failure, kept whole for the log.
+pub type Cause = Box<dyn std::error::Error + Send + Sync>;
+
+impl From<crate::faults::Injected> for StoreError {
+    fn from(e: crate::faults::Injected) -> Self {
+        StoreError::Dynamo(Box::new(e))
     }
 }
 
@@ -51,7 +46,9 @@ where
     E: std::error::Error + ProvideErrorMetadata + 'static,
     R: std::fmt::Debug,
 {
-    StoreError::Dynamo(DisplayErrorContext(&err).to_string())
+    // The SDK's error chain ends at the service's own message; one string
+    // with all of it, as `DisplayErrorContext` renders it, is what a log needs.
+    StoreError::Dynamo(DisplayErrorContext(&err).to_string().into())
 }
 
 pub(crate) fn is_condition_failure<E, R>(err: &SdkError<E, R>) -> bool
@@ -80,7 +77,7 @@ pub(crate) fn cancellation_reasons<R>(
 
 /// A request builder's result (a missing required field) as a store error.
 pub(crate) fn build<T, E: std::fmt::Display>(r: Result<T, E>) -> Result<T, StoreError> {
-    r.map_err(|e| StoreError::Dynamo(e.to_string()))
+    r.map_err(|e| StoreError::Dynamo(e.to_string().into()))
 }
 
 /// A conditional write's answer: `None` when its condition did not hold.
@@ -178,15 +175,15 @@ async fn backoff(try_no: u32) {
 }
 
 pub(crate) fn to_item<T: serde::Serialize>(value: &T) -> Result<Item, StoreError> {
-    serde_dynamo::to_item(value).map_err(|e| StoreError::Corrupt(e.to_string()))
+    serde_dynamo::to_item(value).map_err(|e| StoreError::Corrupt(Box::new(e)))
 }
 
 pub(crate) fn from_item<T: serde::de::DeserializeOwned>(item: Item) -> Result<T, StoreError> {
-    serde_dynamo::from_item(item).map_err(|e| StoreError::Corrupt(e.to_string()))
+    serde_dynamo::from_item(item).map_err(|e| StoreError::Corrupt(Box::new(e)))
 }
 
-pub(crate) fn s(value: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(value.into())
+pub(crate) fn s(value: impl AsRef<str>) -> AttributeValue {
+    AttributeValue::S(value.as_ref().to_string())
 }
 
 /// A timestamp attribute, encoded exactly as serde encodes the records' own.
@@ -199,7 +196,7 @@ pub(crate) fn ts(t: chrono::DateTime<chrono::Utc>) -> AttributeValue {
 
 /// Any serializable value as an attribute (for update expressions).
 pub(crate) fn value<T: serde::Serialize>(v: &T) -> Result<AttributeValue, StoreError> {
-    serde_dynamo::to_attribute_value(v).map_err(|e| StoreError::Corrupt(e.to_string()))
+    serde_dynamo::to_attribute_value(v).map_err(|e| StoreError::Corrupt(Box::new(e)))
 }
 
 /// Reads the item whose string key attribute `key` is `id`. Strongly

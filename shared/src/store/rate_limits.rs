@@ -4,49 +4,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use aws_sdk_dynamodb::Client;
 
 use super::s;
-use crate::error::ApiError;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RateStatus {
-    pub limit: u32,
-    pub remaining: u32,
-    /// Seconds until the current window ends.
-    pub reset_secs: u64,
-    pub allowed: bool,
-}
-
-impl RateStatus {
-    /// IETF `RateLimit-*` headers for a response.
-    pub fn headers(&self) -> Vec<(&'static str, String)> {
-        vec![
-            ("ratelimit-limit", self.limit.to_string()),
-            ("ratelimit-remaining", self.remaining.to_string()),
-            ("ratelimit-reset", self.reset_secs.to_string()),
-        ]
-    }
-
-    pub fn check(&self) -> Result<(), ApiError> {
-        if self.allowed {
-            Ok(())
-        } else {
-            Err(ApiError::RateLimited {
-                limit: self.limit,
-                retry_after: self.reset_secs.max(1),
-            })
-        }
-    }
-
-    /// Pure window arithmetic: the count after this hit decides.
-    pub fn from_count(count: u64, limit: u32, window_secs: u64, now_unix: i64) -> Self {
-        let into_window = now_unix.rem_euclid(window_secs as i64) as u64;
-        RateStatus {
-            limit,
-            remaining: (limit as u64).saturating_sub(count) as u32,
-            reset_secs: window_secs - into_window,
-            allowed: count <= limit as u64,
-        }
-    }
-}
+pub use crate::domain::rate_limit::RateStatus;
 
 #[derive(Clone)]
 pub struct RateLimiter {
@@ -96,21 +54,5 @@ impl RateLimiter {
             }
         };
         RateStatus::from_count(count, limit, window_secs, now_unix)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn window_arithmetic() {
-        let s = RateStatus::from_count(3, 5, 60, 125);
-        assert_eq!((s.allowed, s.remaining, s.reset_secs), (true, 2, 55));
-        let s = RateStatus::from_count(6, 5, 60, 179);
-        assert_eq!((s.allowed, s.remaining, s.reset_secs), (false, 0, 1));
-        assert!(s.check().is_err());
-        let s = RateStatus::from_count(5, 5, 60, 120);
-        assert!(s.allowed && s.reset_secs == 60);
     }
 }

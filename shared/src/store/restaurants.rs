@@ -4,7 +4,8 @@
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, KeysAndAttributes, Put, TransactWriteItem};
 use aws_sdk_dynamodb::Client;
 
-use crate::domain::ids::IdKind;
+use crate::domain::ids::{Id, RestaurantId};
+use crate::domain::phone::E164;
 
 use super::{build, get_by_key, s, sdk_error, to_item, transact, Item, StoreError, TransactError};
 use crate::domain::restaurant::Restaurant;
@@ -12,7 +13,7 @@ use crate::domain::restaurant::Restaurant;
 #[derive(Debug, thiserror::Error)]
 pub enum RestaurantWriteError {
     #[error("phone number {0} belongs to another restaurant")]
-    PhoneTaken(String),
+    PhoneTaken(E164),
     #[error("the restaurant changed concurrently")]
     Stale,
     #[error(transparent)]
@@ -37,7 +38,10 @@ impl RestaurantStore {
 
     /// An eventually consistent read: the ring path's, where a change a
     /// second old may still show the previous settings.
-    pub async fn get(&self, restaurant_id: &str) -> Result<Option<Restaurant>, StoreError> {
+    pub async fn get(
+        &self,
+        restaurant_id: &RestaurantId,
+    ) -> Result<Option<Restaurant>, StoreError> {
         get_by_key(
             &self.client,
             &self.table,
@@ -50,7 +54,10 @@ impl RestaurantStore {
 
     /// The latest version, for a read-modify-write (PATCH) that must not
     /// be refused as stale because it read a replica that lagged.
-    pub async fn get_latest(&self, restaurant_id: &str) -> Result<Option<Restaurant>, StoreError> {
+    pub async fn get_latest(
+        &self,
+        restaurant_id: &RestaurantId,
+    ) -> Result<Option<Restaurant>, StoreError> {
         get_by_key(
             &self.client,
             &self.table,
@@ -62,7 +69,7 @@ impl RestaurantStore {
     }
 
     /// The restaurant that owns an E.164 number.
-    pub async fn id_for_phone(&self, e164: &str) -> Result<Option<String>, StoreError> {
+    pub async fn id_for_phone(&self, e164: &E164) -> Result<Option<RestaurantId>, StoreError> {
         let out = self
             .client
             .get_item()
@@ -73,16 +80,15 @@ impl RestaurantStore {
             .map_err(sdk_error)?;
         Ok(out
             .item
-            .and_then(|i| i.get("restaurantId").and_then(|v| v.as_s().ok()).cloned()))
+            .and_then(|i| i.get("restaurantId").and_then(|v| v.as_s().ok()).cloned())
+            .and_then(|id| RestaurantId::parse(&id)))
     }
 
     /// Which of `ids` (at most 100) don't exist.
-    pub async fn missing(&self, ids: &[String]) -> Result<Vec<String>, StoreError> {
-        // An id we could never have issued is missing without asking DynamoDB.
-        let (mut unique, malformed): (Vec<&String>, Vec<&String>) =
-            ids.iter().partition(|id| IdKind::Restaurant.matches(id));
+    pub async fn missing(&self, ids: &[RestaurantId]) -> Result<Vec<RestaurantId>, StoreError> {
+        let mut unique: Vec<&RestaurantId> = ids.iter().collect();
         if unique.is_empty() {
-            return Ok(malformed.into_iter().cloned().collect());
+            return Ok(Vec::new());
         }
         let mut keys = KeysAndAttributes::builder().projection_expression("restaurantId");
         unique.sort();
@@ -116,8 +122,7 @@ impl RestaurantStore {
         }
         Ok(unique
             .into_iter()
-            .filter(|id| !found.contains(id))
-            .chain(malformed)
+            .filter(|id| !found.iter().any(|f| f == id.as_str()))
             .cloned()
             .collect())
     }
@@ -166,7 +171,7 @@ impl RestaurantStore {
                 .build(),
         )?;
         let mut items = vec![TransactWriteItem::builder().put(put).build()];
-        let added: Vec<String> = new
+        let added: Vec<E164> = new
             .phone_numbers
             .iter()
             .filter(|p| !old.phone_numbers.contains(p))
@@ -197,7 +202,7 @@ impl RestaurantStore {
     async fn transact(
         &self,
         items: Vec<TransactWriteItem>,
-        phones: &[String],
+        phones: &[E164],
         phone_offset: usize,
     ) -> Result<(), RestaurantWriteError> {
         let reasons = match transact(&self.client, items).await {
@@ -216,8 +221,8 @@ impl RestaurantStore {
                 return Err(RestaurantWriteError::PhoneTaken(phone.clone()));
             }
         }
-        Err(RestaurantWriteError::Store(StoreError::Dynamo(format!(
-            "transaction cancelled: {reasons:?}"
-        ))))
+        Err(RestaurantWriteError::Store(StoreError::Dynamo(
+            format!("transaction cancelled: {reasons:?}").into(),
+        )))
     }
 }

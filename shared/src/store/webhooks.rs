@@ -11,6 +11,7 @@ use super::{
     build, conditional, from_item, get_by_key, is_condition_failure, put_new, s, sdk_error,
     to_item, transact, ts, value, StoreError, TransactError,
 };
+use crate::domain::ids::{DeliveryId, WebhookId};
 use crate::domain::webhook::{
     Attempt, DeliveryRecord, DeliveryStatus, WebhookRecord, WebhookStatus,
 };
@@ -86,7 +87,7 @@ impl WebhookStore {
         }
     }
 
-    pub async fn get(&self, webhook_id: &str) -> Result<Option<WebhookRecord>, StoreError> {
+    pub async fn get(&self, webhook_id: &WebhookId) -> Result<Option<WebhookRecord>, StoreError> {
         get_by_key(&self.client, &self.webhooks, "webhookId", webhook_id, true).await
     }
 
@@ -290,7 +291,10 @@ impl WebhookStore {
         put_new(&self.client, &self.deliveries, "deliveryId", d).await
     }
 
-    pub async fn delivery(&self, delivery_id: &str) -> Result<Option<DeliveryRecord>, StoreError> {
+    pub async fn delivery(
+        &self,
+        delivery_id: &DeliveryId,
+    ) -> Result<Option<DeliveryRecord>, StoreError> {
         get_by_key(
             &self.client,
             &self.deliveries,

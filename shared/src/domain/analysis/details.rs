@@ -9,6 +9,7 @@ use super::{Reason, SentimentLabel};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 pub struct Details {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub party_size: Option<u32>,

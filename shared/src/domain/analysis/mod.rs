@@ -16,6 +16,7 @@ use matcher::{tokenize, PhraseMatcher, Token};
 use transcript::{Speaker, Turn};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 pub enum Reason {
     Hours,
     Reservation,
@@ -68,6 +69,7 @@ impl Reason {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 pub enum SentimentLabel {
     Positive,
     Neutral,
@@ -86,6 +88,7 @@ impl SentimentLabel {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 pub struct Analysis {
     pub sentiment_score: u8,
     pub sentiment_label: SentimentLabel,

@@ -1,0 +1,361 @@
+//! The admin's create and patch bodies, and the one validation both pass
+//! through: a patch is merged into the stored record and the whole is
+//! validated again, so a patch can never make what create would refuse.
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use phonenumber::country;
+use serde::{Deserialize, Deserializer};
+
+use super::{Agent, Restaurant, MAX_NOTIFICATION_EMAILS, MAX_PHONE_NUMBERS, MAX_TOOLS};
+use crate::domain::email_address::EmailAddress;
+use crate::domain::hours::{TimeOfDay, WeeklySchedule, Window, MAX_WINDOWS_PER_DAY};
+use crate::domain::ids::RestaurantId;
+use crate::domain::phone::{self, E164};
+use crate::domain::validate::{Errors, ValidationErrors};
+
+fn default_start() -> TimeOfDay {
+    TimeOfDay::MIDNIGHT
+}
+fn default_end() -> TimeOfDay {
+    TimeOfDay::END_OF_DAY
+}
+
+/// `POST /ivr/restaurants` body. Unknown fields (including `restaurantId`,
+/// `createdAt`, `version`) are rejected, so nothing server-owned is assignable.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RestaurantInput {
+    pub name: String,
+    pub phone_numbers: Vec<String>,
+    pub timezone: String,
+    #[serde(default)]
+    pub ai_enabled: bool,
+    #[serde(default = "default_start")]
+    pub call_hours_start: TimeOfDay,
+    #[serde(default = "default_end")]
+    pub call_hours_end: TimeOfDay,
+    #[serde(default)]
+    pub schedule: Option<WeeklySchedule>,
+    #[serde(default)]
+    pub agent: Option<Agent>,
+    #[serde(rename = "forwarding_number", default)]
+    pub forwarding_number: Option<String>,
+    #[serde(default)]
+    pub notification_emails: Vec<String>,
+}
+
+/// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`).
+fn nullable<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// `PATCH /ivr/restaurants/{id}` body: every field optional; `null` clears
+/// `schedule`, `agent` and `forwarding_number`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RestaurantPatch {
+    pub name: Option<String>,
+    pub phone_numbers: Option<Vec<String>>,
+    pub timezone: Option<String>,
+    pub ai_enabled: Option<bool>,
+    pub call_hours_start: Option<TimeOfDay>,
+    pub call_hours_end: Option<TimeOfDay>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub schedule: Option<Option<WeeklySchedule>>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub agent: Option<Option<Agent>>,
+    #[serde(rename = "forwarding_number", default, deserialize_with = "nullable")]
+    pub forwarding_number: Option<Option<String>>,
+    pub notification_emails: Option<Vec<String>>,
+}
+
+impl RestaurantPatch {
+    pub fn is_empty(&self) -> bool {
+        self.name.is_none()
+            && self.phone_numbers.is_none()
+            && self.timezone.is_none()
+            && self.ai_enabled.is_none()
+            && self.call_hours_start.is_none()
+            && self.call_hours_end.is_none()
+            && self.schedule.is_none()
+            && self.agent.is_none()
+            && self.forwarding_number.is_none()
+            && self.notification_emails.is_none()
+    }
+}
+
+impl RestaurantInput {
+    /// Validates every field and builds the record; all problems are reported at once.
+    pub fn into_restaurant(
+        self,
+        restaurant_id: RestaurantId,
+        now: DateTime<Utc>,
+        region: country::Id,
+    ) -> Result<Restaurant, ValidationErrors> {
+        let mut e = Errors::new();
+        let name = e.text("name", &self.name, 200);
+        let phone_numbers = phone_numbers(&mut e, &self.phone_numbers, region);
+        let timezone = e.parsed(
+            "timezone",
+            self.timezone
+                .parse::<Tz>()
+                .map_err(|_| "must be an IANA timezone name such as America/New_York"),
+        );
+        check_hours(
+            &mut e,
+            self.call_hours_start,
+            self.call_hours_end,
+            &self.schedule,
+        );
+        if let Some(agent) = &self.agent {
+            check_agent(&mut e, agent);
+        }
+        let forwarding_number = self
+            .forwarding_number
+            .as_deref()
+            .and_then(|raw| forwarding_number(&mut e, raw, &phone_numbers, region));
+        let notification_emails = notification_emails(&mut e, &self.notification_emails);
+        e.finish()?;
+        Ok(Restaurant {
+            restaurant_id,
+            name,
+            phone_numbers,
+            timezone: timezone.unwrap_or(Tz::UTC),
+            ai_enabled: self.ai_enabled,
+            call_hours_start: self.call_hours_start,
+            call_hours_end: self.call_hours_end,
+            schedule: self.schedule,
+            agent: self.agent,
+            forwarding_number,
+            notification_emails,
+            created_at: now,
+            updated_at: now,
+            version: 1,
+        })
+    }
+}
+
+fn phone_numbers(e: &mut Errors, raw: &[String], region: country::Id) -> Vec<E164> {
+    if raw.is_empty() {
+        e.add("phoneNumbers", "must contain at least one phone number");
+    } else if raw.len() > MAX_PHONE_NUMBERS {
+        e.add(
+            "phoneNumbers",
+            format!("must contain at most {MAX_PHONE_NUMBERS} numbers"),
+        );
+    }
+    let mut phones: Vec<E164> = Vec::with_capacity(raw.len());
+    for (i, text) in raw.iter().enumerate() {
+        match phone::normalize(text, region) {
+            Ok(n) if phones.contains(&n) => e.add(format!("phoneNumbers[{i}]"), "is listed twice"),
+            Ok(n) => phones.push(n),
+            Err(err) => e.add(format!("phoneNumbers[{i}]"), err.to_string()),
+        }
+    }
+    phones
+}
+
+fn check_hours(
+    e: &mut Errors,
+    start: TimeOfDay,
+    end: TimeOfDay,
+    schedule: &Option<WeeklySchedule>,
+) {
+    if let Some(problem) = (Window { start, end }).problem() {
+        e.add("callHoursEnd", problem);
+    }
+    let Some(schedule) = schedule else { return };
+    for (day, windows) in schedule.days() {
+        let Some(windows) = windows else { continue };
+        if windows.len() > MAX_WINDOWS_PER_DAY {
+            e.add(
+                format!("schedule.{day}"),
+                format!("at most {MAX_WINDOWS_PER_DAY} windows per day"),
+            );
+        }
+        for (i, w) in windows.iter().enumerate() {
+            if let Some(problem) = w.problem() {
+                e.add(format!("schedule.{day}[{i}]"), problem);
+            }
+        }
+    }
+}
+
+fn check_agent(e: &mut Errors, agent: &Agent) {
+    e.token("agent.elevenlabs_agent_id", &agent.elevenlabs_agent_id, 128);
+    e.token("agent.voice_id", &agent.voice_id, 128);
+    if agent.tools.len() > MAX_TOOLS {
+        e.add("agent.tools", format!("at most {MAX_TOOLS} tools"));
+    }
+    for (i, tool) in agent.tools.iter().enumerate() {
+        let ok = !tool.is_empty()
+            && tool.len() <= 64
+            && tool
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        if !ok {
+            e.add(
+                format!("agent.tools[{i}]"),
+                "must be 1 to 64 characters of a-z, 0-9 and '_'",
+            );
+        } else if agent.tools[..i].contains(tool) {
+            e.add(format!("agent.tools[{i}]"), "is listed twice");
+        }
+    }
+}
+
+fn forwarding_number(e: &mut Errors, raw: &str, own: &[E164], region: country::Id) -> Option<E164> {
+    let number = e.parsed("forwarding_number", phone::normalize(raw, region))?;
+    if own.contains(&number) {
+        e.add(
+            "forwarding_number",
+            "must not be one of the restaurant's own numbers (the call would loop)",
+        );
+        return None;
+    }
+    Some(number)
+}
+
+fn notification_emails(e: &mut Errors, raw: &[String]) -> Vec<EmailAddress> {
+    if raw.len() > MAX_NOTIFICATION_EMAILS {
+        e.add(
+            "notificationEmails",
+            format!("must contain at most {MAX_NOTIFICATION_EMAILS} addresses"),
+        );
+    }
+    let mut emails: Vec<EmailAddress> = Vec::new();
+    for (i, text) in raw.iter().enumerate() {
+        let field = format!("notificationEmails[{i}]");
+        match e.parsed(field.clone(), EmailAddress::parse(text)) {
+            Some(addr) if emails.contains(&addr) => e.add(field, "is listed twice"),
+            Some(addr) => emails.push(addr),
+            None => {}
+        }
+    }
+    emails
+}
+
+impl Restaurant {
+    /// Applies a patch by re-validating the merged whole, so a patch can never
+    /// produce a record that create would have refused.
+    pub fn patched(
+        &self,
+        patch: RestaurantPatch,
+        now: DateTime<Utc>,
+        region: country::Id,
+    ) -> Result<Restaurant, ValidationErrors> {
+        let strings = |v: &[E164]| v.iter().map(|n| n.to_string()).collect();
+        let merged = RestaurantInput {
+            name: patch.name.unwrap_or_else(|| self.name.clone()),
+            phone_numbers: patch
+                .phone_numbers
+                .unwrap_or_else(|| strings(&self.phone_numbers)),
+            timezone: patch
+                .timezone
+                .unwrap_or_else(|| self.timezone.name().to_string()),
+            ai_enabled: patch.ai_enabled.unwrap_or(self.ai_enabled),
+            call_hours_start: patch.call_hours_start.unwrap_or(self.call_hours_start),
+            call_hours_end: patch.call_hours_end.unwrap_or(self.call_hours_end),
+            schedule: patch.schedule.unwrap_or_else(|| self.schedule.clone()),
+            agent: patch.agent.unwrap_or_else(|| self.agent.clone()),
+            forwarding_number: patch
+                .forwarding_number
+                .unwrap_or_else(|| self.forwarding_number.as_ref().map(|n| n.to_string())),
+            notification_emails: patch.notification_emails.unwrap_or_else(|| {
+                self.notification_emails
+                    .iter()
+                    .map(|a| a.to_string())
+                    .collect()
+            }),
+        };
+        let mut next = merged.into_restaurant(self.restaurant_id.clone(), now, region)?;
+        next.created_at = self.created_at;
+        next.version = self.version + 1;
+        Ok(next)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::fixtures::{demo, demo_json, input, US};
+    use super::*;
+
+    fn fields(err: ValidationErrors) -> Vec<String> {
+        err.0.into_iter().map(|f| f.field).collect()
+    }
+
+    #[test]
+    fn valid_input_is_normalized() {
+        let r = demo();
+        assert_eq!(r.phone_numbers, vec!["+15551234567"]);
+        assert_eq!(r.forwarding_number.as_deref(), Some("+15559876543"));
+        assert_eq!(r.notification_emails[0].as_str(), "owner@restaurant.com");
+        assert_eq!(r.timezone, chrono_tz::America::New_York);
+        assert_eq!(r.version, 1);
+    }
+
+    #[test]
+    fn every_bad_field_is_reported() {
+        let mut j = demo_json();
+        j["phoneNumbers"] = serde_json::json!(["12", "+15551234567", "(555) 123-4567"]);
+        j["timezone"] = "Mars/Olympus".into();
+        j["callHoursStart"] = "10:00".into();
+        j["callHoursEnd"] = "10:00".into();
+        j["forwarding_number"] = "+1 555 123 4567".into();
+        j["notificationEmails"] = serde_json::json!(["nope"]);
+        j["agent"]["tools"] = serde_json::json!(["End Call"]);
+        let errs = fields(
+            input(j)
+                .into_restaurant(RestaurantId::generate(), Utc::now(), US)
+                .unwrap_err(),
+        );
+        for f in [
+            "phoneNumbers[0]",
+            "phoneNumbers[2]",
+            "timezone",
+            "callHoursEnd",
+            "forwarding_number",
+            "notificationEmails[0]",
+            "agent.tools[0]",
+        ] {
+            assert!(errs.contains(&f.to_string()), "{f} missing from {errs:?}");
+        }
+    }
+
+    #[test]
+    fn unknown_and_server_owned_fields_are_rejected() {
+        let mut j = demo_json();
+        j["restaurantId"] = "rst_mine".into();
+        assert!(serde_json::from_value::<RestaurantInput>(j).is_err());
+        let p = serde_json::json!({"version": 99});
+        assert!(serde_json::from_value::<RestaurantPatch>(p).is_err());
+    }
+
+    #[test]
+    fn patch_merges_revalidates_and_clears() {
+        let now = Utc::now();
+        let r = demo();
+        let p: RestaurantPatch =
+            serde_json::from_value(serde_json::json!({"name": "Luigi's Two", "agent": null}))
+                .unwrap();
+        let next = r.patched(p, now, US).unwrap();
+        assert_eq!(next.name, "Luigi's Two");
+        assert_eq!(next.agent, None);
+        assert_eq!(next.forwarding_number, r.forwarding_number);
+        assert_eq!(next.timezone, r.timezone);
+        assert_eq!(next.version, 2);
+
+        let loop_patch: RestaurantPatch =
+            serde_json::from_value(serde_json::json!({"forwarding_number": "(555) 123-4567"}))
+                .unwrap();
+        assert_eq!(
+            fields(r.patched(loop_patch, now, US).unwrap_err()),
+            vec!["forwarding_number"]
+        );
+    }
+}

@@ -1,0 +1,115 @@
+//! Restaurants: the stored record (here), the admin's create/patch bodies and
+//! their validation (`input`), and what an IVR is told while the phone rings
+//! (`config`).
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use phonenumber::country;
+use serde::{Deserialize, Serialize};
+
+use super::email_address::EmailAddress;
+use super::hours::{CallHours, TimeOfDay, WeeklySchedule, Window};
+use super::ids::RestaurantId;
+use super::phone::E164;
+
+mod config;
+mod input;
+
+pub use config::{ConfigView, RouteAction, RouteReason, Routing};
+pub use input::{RestaurantInput, RestaurantPatch};
+
+/// What an id-or-phone path segment of ours starts with when it is an id.
+pub const ID_PREFIX: &str = "rst_";
+pub const MAX_PHONE_NUMBERS: usize = 10;
+pub const MAX_NOTIFICATION_EMAILS: usize = 10;
+pub const MAX_TOOLS: usize = 32;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+pub struct Agent {
+    pub elevenlabs_agent_id: String,
+    pub voice_id: String,
+    #[serde(default)]
+    pub tools: Vec<String>,
+}
+
+/// The stored restaurant. Field names follow the seed (camelCase, except the
+/// seed's own snake_case `agent.*` and `forwarding_number`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Restaurant {
+    pub restaurant_id: RestaurantId,
+    pub name: String,
+    /// Unique across restaurants.
+    pub phone_numbers: Vec<E164>,
+    pub timezone: Tz,
+    pub ai_enabled: bool,
+    pub call_hours_start: TimeOfDay,
+    pub call_hours_end: TimeOfDay,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<WeeklySchedule>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<Agent>,
+    #[serde(
+        rename = "forwarding_number",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub forwarding_number: Option<E164>,
+    #[serde(default)]
+    pub notification_emails: Vec<EmailAddress>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// Optimistic-concurrency counter, bumped on every write.
+    pub version: u64,
+}
+
+impl Restaurant {
+    pub fn call_hours(&self) -> CallHours {
+        CallHours {
+            default: Window {
+                start: self.call_hours_start,
+                end: self.call_hours_end,
+            },
+            schedule: self.schedule.clone(),
+        }
+    }
+
+    /// The forwarding number for people (the same form in every response).
+    pub fn forwarding_display(&self, region: country::Id) -> Option<String> {
+        self.forwarding_number.as_ref().map(|n| n.display(region))
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use super::*;
+
+    pub const US: country::Id = country::Id::US;
+
+    pub fn demo_json() -> serde_json::Value {
+        serde_json::json!({
+            "name": "Luigi's",
+            "phoneNumbers": ["(555) 123-4567"],
+            "timezone": "America/New_York",
+            "aiEnabled": true,
+            "callHoursStart": "09:00",
+            "callHoursEnd": "21:00",
+            "agent": {"elevenlabs_agent_id": "agent_1", "voice_id": "tnSpp4vdxKPjI9w0GnoV",
+                      "tools": ["end_call", "forward_call"]},
+            "forwarding_number": "555-987-6543",
+            "notificationEmails": ["Owner@Restaurant.com"]
+        })
+    }
+
+    pub fn input(json: serde_json::Value) -> RestaurantInput {
+        serde_json::from_value(json).unwrap()
+    }
+
+    pub fn demo() -> Restaurant {
+        input(demo_json())
+            .into_restaurant(RestaurantId::generate(), Utc::now(), US)
+            .unwrap()
+    }
+}

@@ -1,0 +1,98 @@
+//! Restaurants: creating, patching, and finding one by id or phone number.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use chrono::{DateTime, Utc};
+
+use crate::app::AppState;
+use crate::domain::ids::{Id, RestaurantId};
+use crate::domain::phone::{self, E164};
+use crate::domain::restaurant::{self, Restaurant, RestaurantInput, RestaurantPatch};
+use crate::error::ApiError;
+
+pub async fn create_restaurant(
+    state: &AppState,
+    input: RestaurantInput,
+    now: DateTime<Utc>,
+) -> Result<Restaurant, ApiError> {
+    let restaurant = input.into_restaurant(
+        RestaurantId::generate(),
+        now,
+        state.config.default_phone_region,
+    )?;
+    state.restaurants.create(&restaurant).await?;
+    Ok(restaurant)
+}
+
+/// Applies a patch to the latest stored version; a concurrent write in
+/// between is a 409, never a lost update.
+pub async fn update_restaurant(
+    state: &AppState,
+    id: &RestaurantId,
+    patch: RestaurantPatch,
+    now: DateTime<Utc>,
+) -> Result<Restaurant, ApiError> {
+    if patch.is_empty() {
+        return Err(ApiError::validation("body", "names no field to update"));
+    }
+    let current = state
+        .restaurants
+        .get_latest(id)
+        .await?
+        .ok_or(ApiError::NotFound("restaurant"))?;
+    let next = current.patched(patch, now, state.config.default_phone_region)?;
+    state.restaurants.update(&current, &next).await?;
+    crate::faults::point("restaurant.update.after", &[id.as_str()])?;
+    tracing::info!(version = next.version, "restaurant updated");
+    Ok(next)
+}
+
+/// Phone → restaurant id, cached per instance. A cached mapping is checked
+/// against the restaurant it leads to, so a number that moved is re-read:
+/// the warm path costs one DynamoDB read.
+static PHONE_CACHE: Mutex<Option<HashMap<E164, RestaurantId>>> = Mutex::new(None);
+const MAX_CACHED_PHONES: usize = 4096;
+
+/// Finds a restaurant by its id (`rst_…`) or any of its phone numbers in any
+/// common format. Anything else is simply not found.
+pub async fn find_restaurant(
+    state: &AppState,
+    id_or_phone: &str,
+) -> Result<Option<Restaurant>, ApiError> {
+    let ident = id_or_phone.trim();
+    if ident.starts_with(restaurant::ID_PREFIX) {
+        let Some(id) = RestaurantId::parse(ident) else {
+            return Ok(None);
+        };
+        return Ok(state.restaurants.get(&id).await?);
+    }
+    let Ok(e164) = phone::normalize(ident, state.config.default_phone_region) else {
+        return Ok(None);
+    };
+    let cached = PHONE_CACHE
+        .lock()
+        .expect("phone cache lock")
+        .as_ref()
+        .and_then(|m| m.get(&e164).cloned());
+    if let Some(id) = cached {
+        if let Some(r) = state.restaurants.get(&id).await? {
+            if r.phone_numbers.contains(&e164) {
+                return Ok(Some(r));
+            }
+        }
+    }
+    let Some(id) = state.restaurants.id_for_phone(&e164).await? else {
+        return Ok(None);
+    };
+    let found = state.restaurants.get(&id).await?;
+    if found.is_some() {
+        let mut cache = PHONE_CACHE.lock().expect("phone cache lock");
+        let map = cache.get_or_insert_with(HashMap::new);
+        if map.len() >= MAX_CACHED_PHONES {
+            map.clear();
+        }
+        map.insert(e164, id);
+    }
+    Ok(found)
+}
