@@ -3,7 +3,8 @@
 //!
 //!   cargo run -p pulsara-shared --example analysis_eval [-- path.jsonl] [--misses]
 
-use pulsara_shared::domain::analysis::eval;
+#[path = "../tests/support/eval.rs"]
+mod eval;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -7,6 +7,7 @@
 //! or rotated-out key keeps working on an instance that saw it. Admin tokens
 //! name an admin user that must still exist, checked with the same bound.
 
+use crate::error::Chain;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -224,7 +225,7 @@ impl Authenticator {
                 .is_none_or(|t| (now - t).num_seconds() >= LAST_USED_RESOLUTION_SECS);
             if stale && r.usable(now) {
                 if let Err(e) = self.keys.touch(&r.key_id, now).await {
-                    tracing::warn!(error = %e, "could not stamp lastUsed");
+                    tracing::warn!(error = %Chain(&e), "could not stamp lastUsed");
                 }
             }
         }

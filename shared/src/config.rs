@@ -187,10 +187,6 @@ impl Config {
             webhook_timeout_ms: number("WEBHOOK_TIMEOUT_MS", 5_000, 30_000)?.max(100),
         })
     }
-
-    pub fn is_local(&self) -> bool {
-        self.stage == "local"
-    }
 }
 
 #[cfg(test)]

@@ -45,7 +45,7 @@ pub enum ApiError {
 /// A failure that is ours, not the caller's: its cause (with its chain) and
 /// where in our code it became an API error.
 #[derive(Debug, thiserror::Error)]
-#[error("{source} (at {location})")]
+#[error("at {location}")]
 pub struct Internal {
     source: Box<dyn StdError + Send + Sync>,
     location: &'static Location<'static>,
@@ -54,18 +54,26 @@ pub struct Internal {
 impl Internal {
     /// The cause and each of its sources, outermost first.
     pub fn chain(&self) -> String {
-        let mut text = self.source.to_string();
-        let mut next = self.source.source();
-        while let Some(cause) = next {
-            text.push_str(": ");
-            text.push_str(&cause.to_string());
-            next = cause.source();
-        }
-        text
+        Chain(self.source.as_ref()).to_string()
     }
 
     pub fn location(&self) -> &'static Location<'static> {
         self.location
+    }
+}
+
+/// An error and each of its causes, outermost first, for a log line.
+pub struct Chain<'a>(pub &'a (dyn StdError + 'static));
+
+impl std::fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut next = self.0.source();
+        while let Some(cause) = next {
+            write!(f, ": {cause}")?;
+            next = cause.source();
+        }
+        Ok(())
     }
 }
 

@@ -1,7 +1,8 @@
 //! The analysis must hold its targets on the labeled evaluation set:
 //! reason ≥ 90 %, sentiment label ≥ 85 %.
 
-use pulsara_shared::domain::analysis::eval;
+#[path = "support/eval.rs"]
+mod eval;
 
 #[test]
 fn evaluation_set_meets_targets() {

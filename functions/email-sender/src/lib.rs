@@ -14,6 +14,7 @@ use aws_lambda_events::event::dynamodb::{Event as StreamEvent, EventRecord};
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use pulsara_shared::domain::call::EmailStatus;
 use pulsara_shared::domain::ids::CallId;
+use pulsara_shared::error::Chain;
 use pulsara_shared::services::calls::{email_job_step, queue_email_job, EmailOutcome};
 use pulsara_shared::AppState;
 use serde::de::IgnoredAny;
@@ -65,7 +66,7 @@ async fn on_completions(state: &AppState, event: StreamEvent) -> SqsBatchRespons
             continue;
         };
         if let Err(e) = queue_email_job(state, &call_id).await {
-            tracing::error!(error = %e, "could not queue a completion's e-mail job; the stream retries");
+            tracing::error!(error = %Chain(&e), "could not queue a completion's e-mail job; the stream retries");
             let seq = record.change.sequence_number.clone().unwrap_or_default();
             response.batch_item_failures.push(failure(seq));
             break;
@@ -90,7 +91,7 @@ async fn on_job(state: &AppState, record: &SqsMessage) -> bool {
         Ok(EmailOutcome::Busy { secs }) => secs,
         Ok(EmailOutcome::Retry { delay, .. }) => delay,
         Err(e) => {
-            tracing::error!(error = %e, "e-mail job failed; SQS will redeliver");
+            tracing::error!(error = %Chain(&e), "e-mail job failed; SQS will redeliver");
             return false;
         }
     };

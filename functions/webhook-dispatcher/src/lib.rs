@@ -6,6 +6,7 @@
 //! lost, and the per-delivery claim keeps copies from sending twice.
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use pulsara_shared::error::Chain;
 use pulsara_shared::services::webhooks::{dispatch, DeliveryJob, Dispatched};
 use pulsara_shared::AppState;
 use tokio::task::JoinSet;
@@ -36,7 +37,7 @@ async fn process(state: &AppState, record: &SqsMessage) -> bool {
             false
         }
         Err(e) => {
-            tracing::error!(error = %e, delivery_id = %job.delivery_id, "webhook job failed; SQS will redeliver");
+            tracing::error!(error = %Chain(&e), delivery_id = %job.delivery_id, "webhook job failed; SQS will redeliver");
             false
         }
     }
@@ -54,7 +55,9 @@ pub async fn handle(
         let span = tracing::info_span!("webhook_job", message_id = %message_id);
         tasks.spawn(async move { (message_id, process(state, &record).await) }.instrument(span));
     }
-    // Whatever did not report success (errors, even a panicked task) is a failure.
+    // Whatever did not report success is a failure. (Release builds abort on
+    // a panic, so a task that panics ends the invocation and Lambda retries
+    // the whole batch; only debug builds reach the `Err` arm.)
     while let Some(joined) = tasks.join_next().await {
         match joined {
             Ok((message_id, true)) => pending.retain(|id| *id != message_id),

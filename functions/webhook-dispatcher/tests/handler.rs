@@ -20,9 +20,12 @@ async fn unknown_deliveries_are_done_and_garbage_fails_towards_the_dlq() {
         return;
     };
     let state: &'static _ = Box::leak(Box::new(state));
-    let out = webhook_dispatcher::handle(state, event(r#"{"deliveryId":"msg_unknown"}"#))
-        .await
-        .unwrap();
+    let out = webhook_dispatcher::handle(
+        state,
+        event(r#"{"deliveryId":"msg_00000000000000000000000000000000"}"#),
+    )
+    .await
+    .unwrap();
     assert!(out.batch_item_failures.is_empty());
     let out = webhook_dispatcher::handle(state, event("garbage"))
         .await

@@ -6,6 +6,7 @@
 //! claims it before calling SES. The one window left is a sender dying (or
 //! losing SES's answer) after SES accepted and before the status is written.
 
+use crate::error::Chain;
 use chrono::{DateTime, Utc};
 
 use crate::app::AppState;
@@ -197,7 +198,9 @@ pub async fn complete_call(
                     done.email = Some(e.clone());
                 }
             }
-            Err(e) => tracing::warn!(error = %e, "first e-mail attempt failed; its job retries"),
+            Err(e) => {
+                tracing::warn!(error = %Chain(&e), "first e-mail attempt failed; its job retries")
+            }
         }
     }
     Ok(done)

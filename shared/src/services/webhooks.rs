@@ -1,6 +1,7 @@
 //! Webhook workflows: registration and management by the owning key family,
 //! fan-out of restaurant changes, and delivery with retries.
 
+use crate::error::Chain;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -430,13 +431,13 @@ pub async fn dispatch(state: &AppState, job: &DeliveryJob) -> Result<Dispatched,
     // Endpoint health: best effort, the delivery itself is settled.
     if ok && w.failing_since.is_some() {
         if let Err(e) = state.webhooks.mark_healthy(&w.webhook_id).await {
-            tracing::warn!(error = %e, "could not mark the webhook healthy");
+            tracing::warn!(error = %Chain(&e), "could not mark the webhook healthy");
         }
     }
     if let Some(why) = &verdict.disable {
         match state.webhooks.disable(&w.webhook_id, why, sent_at).await {
             Ok(()) => tracing::warn!(webhook_id = %w.webhook_id, "webhook disabled: {why}"),
-            Err(e) => tracing::warn!(error = %e, "could not disable the webhook"),
+            Err(e) => tracing::warn!(error = %Chain(&e), "could not disable the webhook"),
         }
     }
     match (verdict.status, verdict.retry_in) {

@@ -8,9 +8,10 @@ pub mod rate_limits;
 pub mod restaurants;
 pub mod webhooks;
 
+use crate::error::Chain;
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::AttributeValue;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
@@ -41,14 +42,14 @@ impl From<crate::faults::Injected> for StoreError {
     }
 }
 
+/// The SDK's error, kept whole: its source chain reaches the service's own
+/// code and message, which the 500's log prints.
 pub(crate) fn sdk_error<E, R>(err: SdkError<E, R>) -> StoreError
 where
-    E: std::error::Error + ProvideErrorMetadata + 'static,
-    R: std::fmt::Debug,
+    E: std::error::Error + ProvideErrorMetadata + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
 {
-    // The SDK's error chain ends at the service's own message; one string
-    // with all of it, as `DisplayErrorContext` renders it, is what a log needs.
-    StoreError::Dynamo(DisplayErrorContext(&err).to_string().into())
+    StoreError::Dynamo(Box::new(err))
 }
 
 pub(crate) fn is_condition_failure<E, R>(err: &SdkError<E, R>) -> bool
@@ -85,8 +86,8 @@ pub(crate) fn conditional<O, E, R>(
     result: Result<O, SdkError<E, R>>,
 ) -> Result<Option<O>, StoreError>
 where
-    E: std::error::Error + ProvideErrorMetadata + 'static,
-    R: std::fmt::Debug,
+    E: std::error::Error + ProvideErrorMetadata + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
 {
     match result {
         Ok(out) => Ok(Some(out)),
@@ -156,7 +157,7 @@ where
         match write().await {
             Ok(v) => return Ok(v),
             Err(e @ (StoreError::Dynamo(_) | StoreError::Conflict)) if try_no < PERSIST_TRIES => {
-                tracing::warn!(error = %e, try_no, "{what} failed; retrying");
+                tracing::warn!(error = %Chain(&e), try_no, "{what} failed; retrying");
             }
             Err(e) => return Err(e),
         }

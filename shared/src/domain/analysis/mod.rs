@@ -4,9 +4,9 @@
 //! restatements weigh little.
 
 mod details;
-pub mod eval;
 mod lexicon;
 mod matcher;
+mod summary;
 pub mod transcript;
 
 use serde::{Deserialize, Serialize};
@@ -153,7 +153,7 @@ pub fn analyze(turns: &[Turn]) -> Analysis {
         .flat_map(|(_, t)| t.iter())
         .collect();
     let details = details::extract(&caller_tokens, reason);
-    let summary = details::summarize(reason, label, &details, turns);
+    let summary = summary::summarize(reason, label, &details, turns);
     Analysis {
         sentiment_score: score,
         sentiment_label: label,

@@ -1,12 +1,13 @@
 //! Scoring the analysis against a labeled set: accuracy and confusion tables.
+//! Shared by the accuracy test and the `analysis_eval` example; not part of the library.
 
 use std::collections::HashMap;
 use std::fmt::Write;
 
 use serde::Deserialize;
 
-use super::transcript::TranscriptInput;
-use super::{analyze, Reason, SentimentLabel};
+use pulsara_shared::domain::analysis::transcript::TranscriptInput;
+use pulsara_shared::domain::analysis::{analyze, Reason, SentimentLabel};
 
 #[derive(Debug, Deserialize)]
 pub struct Labeled {

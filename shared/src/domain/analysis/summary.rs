@@ -1,0 +1,182 @@
+//! The one-sentence summary an owner reads: the reason, the details that
+//! make the call actionable, and how the caller left.
+
+use super::details::Details;
+use super::transcript::{Speaker, Turn};
+use super::{Reason, SentimentLabel};
+
+fn list(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [init @ .., last] => format!("{} and {last}", init.join(", ")),
+    }
+}
+
+fn when(d: &Details) -> String {
+    let mut s = String::new();
+    if let Some(date) = &d.date {
+        s.push(' ');
+        s.push_str(date);
+    }
+    if let Some(time) = &d.time {
+        s.push_str(" at ");
+        s.push_str(time);
+    }
+    s
+}
+
+fn caller_says(turns: &[Turn], words: &[&str]) -> bool {
+    turns.iter().filter(|t| t.role != Speaker::Agent).any(|t| {
+        let lower = t.message.to_lowercase();
+        words.iter().any(|w| lower.contains(w))
+    })
+}
+
+/// One sentence for the owner's e-mail and the dashboard.
+pub fn summarize(reason: Reason, label: SentimentLabel, d: &Details, turns: &[Turn]) -> String {
+    let says = |words: &[&str]| caller_says(turns, words);
+    let mut s = match reason {
+        Reason::Hours => format!(
+            "Caller asked about opening hours{}",
+            d.date
+                .as_deref()
+                .map(|x| format!(" {x}"))
+                .unwrap_or_default()
+        ),
+        Reason::Reservation => {
+            let action = if says(&["cancel"]) {
+                "cancel a reservation"
+            } else if says(&["change", "move", "reschedul", "push it"]) {
+                "change a reservation"
+            } else {
+                "book a table"
+            };
+            let party = d
+                .party_size
+                .map(|n| format!(" for {n}"))
+                .unwrap_or_default();
+            format!("Caller wanted to {action}{party}{}", when(d))
+        }
+        Reason::Order => {
+            if d.items.is_empty() {
+                format!("Caller called about a takeout order{}", when(d))
+            } else {
+                format!(
+                    "Caller placed a pickup order: {}{}",
+                    list(&d.items),
+                    d.time
+                        .as_deref()
+                        .map(|t| format!(", for {t}"))
+                        .unwrap_or_default()
+                )
+            }
+        }
+        Reason::Delivery => {
+            if says(&[
+                "where", "late", "never", "still", "hasn't", "not here", "haven't",
+            ]) {
+                "Caller asked about a delivery that had not arrived".to_string()
+            } else if d.items.is_empty() {
+                "Caller asked about delivery".to_string()
+            } else {
+                format!("Caller asked about delivering {}", list(&d.items))
+            }
+        }
+        Reason::Menu => {
+            let topic = if says(&["gluten", "glutton", "celiac"]) {
+                "gluten-free options"
+            } else if says(&["vegan", "vegetarian", "plant based"]) {
+                "vegan and vegetarian options"
+            } else if says(&["allerg", "nut", "dairy", "lactose", "shellfish"]) {
+                "allergens in the food"
+            } else if says(&["special"]) {
+                "the specials"
+            } else if says(&["price", "how much", "cost"]) {
+                "menu prices"
+            } else {
+                "the menu"
+            };
+            format!("Caller asked about {topic}")
+        }
+        Reason::Location => {
+            if says(&["parking", "park "]) {
+                "Caller asked about parking".to_string()
+            } else {
+                "Caller asked for the address or directions".to_string()
+            }
+        }
+        Reason::Catering => {
+            let people = d
+                .party_size
+                .map(|n| format!(" for {n} people"))
+                .unwrap_or_default();
+            format!("Caller asked about catering{people}{}", when(d))
+        }
+        Reason::Complaint => {
+            let topic = if says(&[
+                "rude", "server", "waiter", "waitress", "staff", "attitude", "ignored", "service",
+            ]) {
+                "the service"
+            } else if says(&["dirty", "bug", "roach", "filthy", "mouse"]) {
+                "cleanliness"
+            } else if says(&["noise", "loud", "music"]) {
+                "noise"
+            } else if says(&[
+                "cold",
+                "raw",
+                "burnt",
+                "undercooked",
+                "stale",
+                "hair",
+                "sick",
+                "taste",
+                "food",
+            ]) {
+                "the food"
+            } else {
+                "a recent visit"
+            };
+            format!("Caller complained about {topic}")
+        }
+        Reason::Billing => {
+            if says(&["twice", "double"]) {
+                "Caller reported being charged twice".to_string()
+            } else if says(&["refund"]) {
+                "Caller asked about a refund".to_string()
+            } else if says(&["gift card", "gift certificate"]) {
+                "Caller asked about a gift card".to_string()
+            } else {
+                "Caller had a question about a bill or charge".to_string()
+            }
+        }
+        Reason::Employment => "Caller asked about job openings".to_string(),
+        Reason::Other => {
+            if says(&["left my", "lost", "forgot my"]) {
+                "Caller asked about an item left behind".to_string()
+            } else {
+                let first = turns
+                    .iter()
+                    .find(|t| t.role != Speaker::Agent)
+                    .map(|t| t.message.as_str())
+                    .unwrap_or("");
+                if first.is_empty() {
+                    "Caller did not say why they called".to_string()
+                } else {
+                    let snippet: String = first.chars().take(80).collect();
+                    let ellipsis = if first.chars().count() > 80 {
+                        "…"
+                    } else {
+                        ""
+                    };
+                    format!("Caller called about something else: \"{snippet}{ellipsis}\"")
+                }
+            }
+        }
+    };
+    if label == SentimentLabel::Negative && !matches!(reason, Reason::Complaint) {
+        s.push_str(" and sounded unhappy");
+    }
+    s.push('.');
+    s
+}
