@@ -15,17 +15,11 @@ use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent
 use pulsara_shared::domain::call::EmailStatus;
 use pulsara_shared::domain::ids::CallId;
 use pulsara_shared::error::Chain;
-use pulsara_shared::services::calls::{email_job_step, queue_email_job, EmailOutcome};
+use pulsara_shared::services::calls::{email_job_step, queue_email_job, EmailJob, EmailOutcome};
 use pulsara_shared::AppState;
 use serde::de::IgnoredAny;
 use serde::Deserialize;
 use tracing::Instrument;
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Job {
-    call_id: CallId,
-}
 
 /// The parts of a call image the stream consumer looks at.
 #[derive(Deserialize)]
@@ -80,7 +74,7 @@ async fn on_job(state: &AppState, record: &SqsMessage) -> bool {
     let Some(job) = record
         .body
         .as_deref()
-        .and_then(|b| serde_json::from_str::<Job>(b).ok())
+        .and_then(|b| serde_json::from_str::<EmailJob>(b).ok())
     else {
         // Unreadable: let it fail its way to the dead-letter queue for a human.
         tracing::error!("e-mail job is not {{\"callId\": ...}}");

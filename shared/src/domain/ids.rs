@@ -146,24 +146,21 @@ fn derived(prefix: &str, parts: &[&str]) -> String {
     format!("{prefix}{}", &sha256_hex(parts.join("\n").as_bytes())[..24])
 }
 
-impl RestaurantId {
-    pub fn generate() -> Self {
-        Self(time_ordered("rst_"))
-    }
+/// `generate()` for the ids we mint at random: prefix + a UUIDv7.
+macro_rules! time_ordered_ids {
+    ($($name:ident => $prefix:literal),+) => {$(
+        impl $name {
+            pub fn generate() -> Self {
+                Self(time_ordered($prefix))
+            }
+        }
+    )+};
 }
 
-impl WebhookId {
-    pub fn generate() -> Self {
-        Self(time_ordered("wh_"))
-    }
-}
+// Deliveries nothing else could cause (a test event, a replay) are minted too.
+time_ordered_ids!(RestaurantId => "rst_", WebhookId => "wh_", DeliveryId => "msg_");
 
 impl DeliveryId {
-    /// A delivery nothing else could cause (a test event, a replay).
-    pub fn generate() -> Self {
-        Self(time_ordered("msg_"))
-    }
-
     /// The delivery of one source event to one webhook: a stream record
     /// replayed by Lambda maps to the same delivery.
     pub fn for_event(source_event_id: &str, webhook_id: &WebhookId, event_type: &str) -> Self {

@@ -199,18 +199,38 @@ pub fn changes(old: &Restaurant, new: &Restaurant) -> Vec<Change> {
     .collect()
 }
 
-/// The payload: only what a receiver needs to go and fetch the config.
+/// An event as receivers get it: only what they need to go and fetch the config.
+#[derive(Debug, Serialize)]
+struct Payload<'a> {
+    #[serde(rename = "type")]
+    event_type: EventType,
+    timestamp: DateTime<Utc>,
+    data: PayloadData<'a>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PayloadData<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    restaurant_id: Option<&'a RestaurantId>,
+    changed_fields: &'a [&'a str],
+}
+
 pub fn payload(
     event_type: EventType,
     restaurant_id: Option<&RestaurantId>,
     changed_fields: &[&str],
     at: DateTime<Utc>,
 ) -> String {
-    let mut data = serde_json::json!({ "changedFields": changed_fields });
-    if let Some(id) = restaurant_id {
-        data["restaurantId"] = id.as_str().into();
-    }
-    serde_json::json!({ "type": event_type, "timestamp": at, "data": data }).to_string()
+    let payload = Payload {
+        event_type,
+        timestamp: at,
+        data: PayloadData {
+            restaurant_id,
+            changed_fields,
+        },
+    };
+    serde_json::to_string(&payload).expect("a payload serializes")
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -8,6 +8,7 @@
 
 use crate::error::Chain;
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 
 use crate::app::AppState;
 use crate::auth::IvrCaller;
@@ -229,8 +230,19 @@ impl EmailOutcome {
     }
 }
 
+/// An e-mail job: one SQS message per call's e-mail, alive until it is sent
+/// or given up on.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EmailJob {
+    pub call_id: CallId,
+}
+
 fn email_job(call_id: &CallId) -> String {
-    serde_json::json!({ "callId": call_id }).to_string()
+    let job = EmailJob {
+        call_id: call_id.clone(),
+    };
+    serde_json::to_string(&job).expect("a job serializes")
 }
 
 /// The e-mail job a completion causes (from the calls table's stream). Its

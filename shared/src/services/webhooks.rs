@@ -298,12 +298,23 @@ pub enum Dispatched {
     Later { secs: u64 },
 }
 
+/// What the dead-letter queue holds of a failed delivery: enough to find it.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct DeadLetter<'a> {
+    delivery_id: &'a DeliveryId,
+    webhook_id: &'a WebhookId,
+    event_type: EventType,
+}
+
 async fn to_dead_letter(state: &AppState, d: &DeliveryRecord) -> Result<(), ApiError> {
     crate::metrics::count(crate::metrics::DELIVERIES_FAILED, 1);
-    let body = serde_json::json!({
-        "deliveryId": d.delivery_id, "webhookId": d.webhook_id, "eventType": d.event_type,
-    })
-    .to_string();
+    let letter = DeadLetter {
+        delivery_id: &d.delivery_id,
+        webhook_id: &d.webhook_id,
+        event_type: d.event_type,
+    };
+    let body = serde_json::to_string(&letter).map_err(ApiError::internal)?;
     state
         .webhook_dlq()
         .send(&body, 0)

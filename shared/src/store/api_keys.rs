@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 
 use super::{
     build, conditional, decode_cursor, encode_cursor, from_item, get_by_key, put_new, s, sdk_error,
-    to_item, transact, ts, StoreError, TransactError,
+    to_item, transact, ts, updated, StoreError, TransactError,
 };
 use crate::domain::api_key::ApiKeyRecord;
 use crate::domain::ids::{ApiKeyId, Id};
@@ -78,7 +78,7 @@ impl ApiKeyStore {
         key_id: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<ApiKeyRecord>, StoreError> {
-        conditional(
+        updated(
             self.client
                 .update_item()
                 .table_name(&self.table)
@@ -91,10 +91,7 @@ impl ApiKeyStore {
                 .return_values(ReturnValue::AllNew)
                 .send()
                 .await,
-        )?
-        .and_then(|out| out.attributes)
-        .map(from_item)
-        .transpose()
+        )
     }
 
     /// Stores `new` and puts `old_id` into its grace period, atomically.

@@ -1,13 +1,14 @@
 //! Call records, keyed by Pulsara call id, listed per restaurant through the
 //! `byRestaurant` index (partition restaurantId, sort listKey = start time#id).
 
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
+use aws_sdk_dynamodb::types::ReturnValue;
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, SecondsFormat, Utc};
 
 use super::{
-    conditional, decode_cursor, encode_cursor, from_item, get_by_key, put_new, s, sdk_error, ts,
-    value, StoreError,
+    claim_free, conditional, decode_cursor, encode_cursor, from_item, get_by_key, n, put_new, s,
+    sdk_error, ts, updated, value, with_claim, StoreError,
 };
 use crate::domain::analysis::transcript::Turn;
 use crate::domain::analysis::Analysis;
@@ -23,6 +24,14 @@ pub struct CallStore {
 }
 
 impl CallStore {
+    /// An update of one call.
+    fn update(&self, call_id: &str) -> UpdateItemFluentBuilder {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("callId", s(call_id))
+    }
+
     pub fn new(client: Client, table: String) -> Self {
         Self { client, table }
     }
@@ -46,11 +55,7 @@ impl CallStore {
         analysis: &Analysis,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let sent = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("callId", s(call_id))
+        let sent = self.update(call_id)
             .update_expression(
                 "SET transcript = :t, transcriptBytes = :b, analysis = :a, updatedAt = :now",
             )
@@ -58,7 +63,7 @@ impl CallStore {
                 "attribute_exists(callId) AND transcriptBytes < :b AND attribute_not_exists(completion)",
             )
             .expression_attribute_values(":t", value(&transcript)?)
-            .expression_attribute_values(":b", AttributeValue::N(bytes.to_string()))
+            .expression_attribute_values(":b", n(bytes))
             .expression_attribute_values(":a", value(analysis)?)
             .expression_attribute_values(":now", ts(now))
             .send()
@@ -81,10 +86,7 @@ impl CallStore {
     ) -> Result<Option<CallRecord>, StoreError> {
         let mut set = vec!["completion = :c", "#st = :completed", "updatedAt = :now"];
         let mut req = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("callId", s(call_id))
+            .update(call_id)
             .condition_expression("attribute_exists(callId) AND attribute_not_exists(completion)")
             .expression_attribute_names("#st", "status")
             .expression_attribute_values(":c", value(completion)?)
@@ -96,20 +98,17 @@ impl CallStore {
             set.push("transcriptBytes = :b");
             req = req
                 .expression_attribute_values(":a", value(analysis)?)
-                .expression_attribute_values(":b", AttributeValue::N(bytes.to_string()));
+                .expression_attribute_values(":b", n(bytes));
         }
         if let Some(email) = email {
             set.push("email = :e");
             req = req.expression_attribute_values(":e", value(email)?);
         }
-        conditional(
+        updated(
             req.update_expression(format!("SET {}", set.join(", ")))
                 .send()
                 .await,
-        )?
-        .and_then(|out| out.attributes)
-        .map(from_item)
-        .transpose()
+        )
     }
 
     /// Claims the call's e-mail for one send until `until_ms`, if it is
@@ -122,33 +121,23 @@ impl CallStore {
         now: DateTime<Utc>,
         until_ms: i64,
     ) -> Result<Option<CallRecord>, StoreError> {
-        let sent = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("callId", s(call_id))
+        let req = self
+            .update(call_id)
             .update_expression(
                 "SET #em.claimId = :claim, #em.claimedUntil = :until, #em.attempts = #em.attempts + :one, #em.updatedAt = :now",
             )
-            .condition_expression(
-                "(#em.#st = :sending OR #em.#st = :queued) AND (attribute_not_exists(#em.claimId) OR #em.claimedUntil < :nowms OR #em.claimId = :claim)",
-            )
+            .condition_expression(format!(
+                "(#em.#st = :sending OR #em.#st = :queued) AND {}",
+                claim_free("#em.")
+            ))
             .expression_attribute_names("#em", "email")
             .expression_attribute_names("#st", "status")
-            .expression_attribute_values(":claim", s(claim_id))
-            .expression_attribute_values(":until", AttributeValue::N(until_ms.to_string()))
-            .expression_attribute_values(":nowms", AttributeValue::N(now.timestamp_millis().to_string()))
-            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":now", ts(now))
             .expression_attribute_values(":sending", value(&EmailStatus::Sending)?)
             .expression_attribute_values(":queued", value(&EmailStatus::Queued)?)
-            .return_values(ReturnValue::AllNew)
-            .send()
-            .await;
-        conditional(sent)?
-            .and_then(|out| out.attributes)
-            .map(from_item)
-            .transpose()
+            .return_values(ReturnValue::AllNew);
+        updated(with_claim(req, claim_id, now, until_ms).send().await)
     }
 
     /// Records how the claimed send ended, if the claim is still ours
@@ -160,10 +149,7 @@ impl CallStore {
         next: &EmailState,
     ) -> Result<bool, StoreError> {
         Ok(conditional(
-            self.client
-                .update_item()
-                .table_name(&self.table)
-                .key("callId", s(call_id))
+            self.update(call_id)
                 .update_expression("SET #em = :next, updatedAt = :now")
                 .condition_expression("#em.claimId = :claim")
                 .expression_attribute_names("#em", "email")

@@ -96,6 +96,43 @@ where
     }
 }
 
+/// The item a conditional update wrote (it must ask for
+/// `ReturnValue::AllNew`), or `None` when its condition did not hold.
+pub(crate) fn updated<T, E, R>(
+    result: Result<aws_sdk_dynamodb::operation::update_item::UpdateItemOutput, SdkError<E, R>>,
+) -> Result<Option<T>, StoreError>
+where
+    T: serde::de::DeserializeOwned,
+    E: std::error::Error + ProvideErrorMetadata + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    conditional(result)?
+        .and_then(|out| out.attributes)
+        .map(from_item)
+        .transpose()
+}
+
+/// A lease-style claim (e-mails, deliveries): the condition that nobody
+/// else holds a fresh claim on the item at `path` ("" for the item itself,
+/// "#em." for a map attribute) — a retry of our own claim passes again —
+/// and the values it and the claim's `SET` use (`:claim`, `:until`, `:nowms`).
+pub(crate) fn claim_free(path: &str) -> String {
+    format!(
+        "(attribute_not_exists({path}claimId) OR {path}claimedUntil < :nowms OR {path}claimId = :claim)"
+    )
+}
+
+pub(crate) fn with_claim(
+    req: aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder,
+    claim_id: &str,
+    now: chrono::DateTime<chrono::Utc>,
+    until_ms: i64,
+) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+    req.expression_attribute_values(":claim", s(claim_id))
+        .expression_attribute_values(":until", n(until_ms))
+        .expression_attribute_values(":nowms", n(now.timestamp_millis()))
+}
+
 /// Tries of a transaction that DynamoDB cancels for a conflict with another
 /// transaction (not retried by the SDK): after that, `StoreError::Conflict`.
 const TRANSACTION_TRIES: u32 = 4;
@@ -181,6 +218,10 @@ pub(crate) fn to_item<T: serde::Serialize>(value: &T) -> Result<Item, StoreError
 
 pub(crate) fn from_item<T: serde::de::DeserializeOwned>(item: Item) -> Result<T, StoreError> {
     serde_dynamo::from_item(item).map_err(|e| StoreError::Corrupt(Box::new(e)))
+}
+
+pub(crate) fn n(value: impl std::fmt::Display) -> AttributeValue {
+    AttributeValue::N(value.to_string())
 }
 
 pub(crate) fn s(value: impl AsRef<str>) -> AttributeValue {

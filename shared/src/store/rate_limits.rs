@@ -1,9 +1,9 @@
 //! Fixed-window rate counters in DynamoDB, shared by every Lambda instance.
 
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use aws_sdk_dynamodb::types::ReturnValue;
 use aws_sdk_dynamodb::Client;
 
-use super::s;
+use super::{n, s};
 pub use crate::domain::rate_limit::RateStatus;
 
 #[derive(Clone)]
@@ -37,8 +37,8 @@ impl RateLimiter {
             .table_name(&self.table)
             .key("bucket", s(bucket))
             .update_expression("ADD hits :one SET expiresAt = :exp")
-            .expression_attribute_values(":one", AttributeValue::N("1".into()))
-            .expression_attribute_values(":exp", AttributeValue::N(expires.to_string()))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":exp", n(expires))
             .return_values(ReturnValue::UpdatedNew)
             .send()
             .await;

@@ -1,13 +1,15 @@
 //! Restaurants and the phone-number index that keeps every number on exactly
 //! one restaurant (enforced by conditional writes in one transaction).
 
-use aws_sdk_dynamodb::types::{AttributeValue, Delete, KeysAndAttributes, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{Delete, KeysAndAttributes, Put, TransactWriteItem};
 use aws_sdk_dynamodb::Client;
 
 use crate::domain::ids::{Id, RestaurantId};
 use crate::domain::phone::E164;
 
-use super::{build, get_by_key, s, sdk_error, to_item, transact, Item, StoreError, TransactError};
+use super::{
+    build, get_by_key, n, s, sdk_error, to_item, transact, Item, StoreError, TransactError,
+};
 use crate::domain::restaurant::Restaurant;
 
 #[derive(Debug, thiserror::Error)]
@@ -42,14 +44,7 @@ impl RestaurantStore {
         &self,
         restaurant_id: &RestaurantId,
     ) -> Result<Option<Restaurant>, StoreError> {
-        get_by_key(
-            &self.client,
-            &self.table,
-            "restaurantId",
-            restaurant_id,
-            false,
-        )
-        .await
+        self.read(restaurant_id, false).await
     }
 
     /// The latest version, for a read-modify-write (PATCH) that must not
@@ -58,12 +53,21 @@ impl RestaurantStore {
         &self,
         restaurant_id: &RestaurantId,
     ) -> Result<Option<Restaurant>, StoreError> {
+        self.read(restaurant_id, true).await
+    }
+
+    async fn read(
+        &self,
+        restaurant_id: &RestaurantId,
+        consistent: bool,
+    ) -> Result<Option<Restaurant>, StoreError> {
+        let table = &self.table;
         get_by_key(
             &self.client,
-            &self.table,
+            table,
             "restaurantId",
             restaurant_id,
-            true,
+            consistent,
         )
         .await
     }
@@ -167,7 +171,7 @@ impl RestaurantStore {
                 .table_name(&self.table)
                 .set_item(Some(to_item(new)?))
                 .condition_expression("version = :v")
-                .expression_attribute_values(":v", AttributeValue::N(old.version.to_string()))
+                .expression_attribute_values(":v", n(old.version))
                 .build(),
         )?;
         let mut items = vec![TransactWriteItem::builder().put(put).build()];

@@ -1,15 +1,14 @@
 //! Webhook subscriptions (listed per key family through `byOwner`) and their
 //! deliveries (listed per webhook through `byWebhook`, newest first).
 
-use aws_sdk_dynamodb::types::{
-    AttributeValue, Delete, Put, ReturnValue, TransactWriteItem, Update,
-};
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
+use aws_sdk_dynamodb::types::{Delete, Put, ReturnValue, TransactWriteItem, Update};
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
 
 use super::{
-    build, conditional, from_item, get_by_key, is_condition_failure, put_new, s, sdk_error,
-    to_item, transact, ts, value, StoreError, TransactError,
+    build, claim_free, conditional, from_item, get_by_key, is_condition_failure, n, put_new, s,
+    sdk_error, to_item, transact, ts, updated, value, with_claim, StoreError, TransactError,
 };
 use crate::domain::ids::{DeliveryId, WebhookId};
 use crate::domain::webhook::{
@@ -35,6 +34,20 @@ pub struct WebhookStore {
 }
 
 impl WebhookStore {
+    fn update_webhook(&self, webhook_id: &str) -> UpdateItemFluentBuilder {
+        self.client
+            .update_item()
+            .table_name(&self.webhooks)
+            .key("webhookId", s(webhook_id))
+    }
+
+    fn update_delivery(&self, delivery_id: &str) -> UpdateItemFluentBuilder {
+        self.client
+            .update_item()
+            .table_name(&self.deliveries)
+            .key("deliveryId", s(delivery_id))
+    }
+
     pub fn new(client: Client, webhooks: String, deliveries: String) -> Self {
         Self {
             client,
@@ -59,9 +72,9 @@ impl WebhookStore {
                 .key("webhookId", s(Self::counter_key(&w.owner_id)))
                 .update_expression("SET webhookCount = if_not_exists(webhookCount, :zero) + :one")
                 .condition_expression("attribute_not_exists(webhookCount) OR webhookCount < :max")
-                .expression_attribute_values(":zero", AttributeValue::N("0".into()))
-                .expression_attribute_values(":one", AttributeValue::N("1".into()))
-                .expression_attribute_values(":max", AttributeValue::N(max.to_string()))
+                .expression_attribute_values(":zero", n(0))
+                .expression_attribute_values(":one", n(1))
+                .expression_attribute_values(":max", n(max))
                 .build(),
         )?;
         let put = build(
@@ -107,8 +120,8 @@ impl WebhookStore {
                 .key("webhookId", s(Self::counter_key(&w.owner_id)))
                 .update_expression("SET webhookCount = if_not_exists(webhookCount, :one) - :one")
                 .condition_expression("attribute_not_exists(webhookCount) OR webhookCount > :zero")
-                .expression_attribute_values(":zero", AttributeValue::N("0".into()))
-                .expression_attribute_values(":one", AttributeValue::N("1".into()))
+                .expression_attribute_values(":zero", n(0))
+                .expression_attribute_values(":one", n(1))
                 .build(),
         )?;
         let items = vec![
@@ -150,11 +163,7 @@ impl WebhookStore {
         previous_until: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<Option<WebhookRecord>, StoreError> {
-        let sent = self
-            .client
-            .update_item()
-            .table_name(&self.webhooks)
-            .key("webhookId", s(webhook_id))
+        let sent = self.update_webhook(webhook_id)
             .update_expression(
                 "SET secret = :next, previousSecret = :current, previousSecretExpiresAt = :until, updatedAt = :now",
             )
@@ -168,10 +177,7 @@ impl WebhookStore {
             .return_values(ReturnValue::AllNew)
             .send()
             .await;
-        conditional(sent)?
-            .and_then(|out| out.attributes)
-            .map(from_item)
-            .transpose()
+        updated(sent)
     }
 
     /// Every webhook of a key family (at most a handful), oldest first.
@@ -228,10 +234,7 @@ impl WebhookStore {
         now: DateTime<Utc>,
     ) -> Result<Option<DateTime<Utc>>, StoreError> {
         let out = self
-            .client
-            .update_item()
-            .table_name(&self.webhooks)
-            .key("webhookId", s(webhook_id))
+            .update_webhook(webhook_id)
             .update_expression("SET failingSince = if_not_exists(failingSince, :now)")
             .condition_expression("attribute_exists(webhookId)")
             .expression_attribute_values(":now", ts(now))
@@ -251,10 +254,7 @@ impl WebhookStore {
 
     pub async fn mark_healthy(&self, webhook_id: &str) -> Result<(), StoreError> {
         conditional(
-            self.client
-                .update_item()
-                .table_name(&self.webhooks)
-                .key("webhookId", s(webhook_id))
+            self.update_webhook(webhook_id)
                 .update_expression("REMOVE failingSince")
                 .condition_expression("attribute_exists(webhookId)")
                 .send()
@@ -270,10 +270,7 @@ impl WebhookStore {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         conditional(
-            self.client
-                .update_item()
-                .table_name(&self.webhooks)
-                .key("webhookId", s(webhook_id))
+            self.update_webhook(webhook_id)
                 .update_expression("SET #st = :disabled, disabledReason = :why, updatedAt = :now")
                 .condition_expression("attribute_exists(webhookId)")
                 .expression_attribute_names("#st", "status")
@@ -316,27 +313,21 @@ impl WebhookStore {
         now: DateTime<Utc>,
         until_ms: i64,
     ) -> Result<bool, StoreError> {
-        let sent = self
-            .client
-            .update_item()
-            .table_name(&self.deliveries)
-            .key("deliveryId", s(delivery_id))
+        let req = self
+            .update_delivery(delivery_id)
             .update_expression(
                 "SET claimId = :claim, claimedUntil = :until, claims = if_not_exists(claims, :zero) + :one",
             )
-            .condition_expression(
-                "#st = :pending AND size(attempts) = :n AND (attribute_not_exists(claimId) OR claimedUntil < :nowms OR claimId = :claim)",
-            )
+            .condition_expression(format!(
+                "#st = :pending AND size(attempts) = :n AND {}",
+                claim_free("")
+            ))
             .expression_attribute_names("#st", "status")
             .expression_attribute_values(":pending", value(&DeliveryStatus::Pending)?)
-            .expression_attribute_values(":n", AttributeValue::N(attempts.to_string()))
-            .expression_attribute_values(":claim", s(claim_id))
-            .expression_attribute_values(":until", AttributeValue::N(until_ms.to_string()))
-            .expression_attribute_values(":nowms", AttributeValue::N(now.timestamp_millis().to_string()))
-            .expression_attribute_values(":zero", AttributeValue::N("0".into()))
-            .expression_attribute_values(":one", AttributeValue::N("1".into()))
-            .send()
-            .await;
+            .expression_attribute_values(":n", n(attempts))
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":one", n(1));
+        let sent = with_claim(req, claim_id, now, until_ms).send().await;
         Ok(conditional(sent)?.is_some())
     }
 
@@ -352,10 +343,7 @@ impl WebhookStore {
         next_attempt_at: Option<i64>,
     ) -> Result<bool, StoreError> {
         let mut req = self
-            .client
-            .update_item()
-            .table_name(&self.deliveries)
-            .key("deliveryId", s(delivery_id))
+            .update_delivery(delivery_id)
             .condition_expression("claimId = :claim")
             .expression_attribute_names("#st", "status")
             .expression_attribute_values(":a", value(&vec![attempt])?)
@@ -368,7 +356,7 @@ impl WebhookStore {
                 .update_expression(format!(
                     "{set}, nextAttemptAt = :next REMOVE claimId, claimedUntil"
                 ))
-                .expression_attribute_values(":next", AttributeValue::N(at.to_string())),
+                .expression_attribute_values(":next", n(at)),
             None => {
                 req.update_expression(format!("{set} REMOVE claimId, claimedUntil, nextAttemptAt"))
             }
@@ -384,11 +372,7 @@ impl WebhookStore {
         reason: &str,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let sent = self
-            .client
-            .update_item()
-            .table_name(&self.deliveries)
-            .key("deliveryId", s(delivery_id))
+        let sent = self.update_delivery(delivery_id)
             .update_expression(
                 "SET #st = :failed, failure = :why, updatedAt = :now REMOVE claimId, claimedUntil, nextAttemptAt",
             )
