@@ -21,10 +21,11 @@ pub use lambda_http::Request;
 /// A successful response: `{"success": true, "message"?: ..., "data": ...}`.
 #[derive(Debug)]
 pub struct ApiResponse {
-    pub status: u16,
-    pub message: Option<String>,
-    pub data: Value,
-    pub headers: Vec<(&'static str, String)>,
+    status: u16,
+    message: Option<String>,
+    /// Only ever a `Payload` type, serialized.
+    data: Value,
+    headers: Vec<(&'static str, String)>,
 }
 
 /// A response body type: only types that say so can be a response's `data`,

@@ -8,6 +8,7 @@ use pulsara_shared::http::{
     limit_param, optional_path_id, path_id, query_param, record_restaurant_id,
 };
 use pulsara_shared::responses::{CallDetailOut, CallListOut, CallRowOut};
+use pulsara_shared::services::calls::{dashboard_call, list_calls};
 use pulsara_shared::{ApiError, ApiResponse, AppState, Request};
 
 pub const MAX_PAGE: i32 = 100;
@@ -34,47 +35,23 @@ pub async fn handle(state: &AppState, req: Request) -> Result<ApiResponse, ApiEr
     let now = Utc::now();
     match Route::of(&req)? {
         Route::Get(call_id) => {
-            let call = state
-                .calls
-                .get(&call_id)
-                .await?
-                .filter(|c| !c.expired(now))
-                .ok_or(ApiError::NotFound("call"))?;
-            record_restaurant_id(&call.restaurant_id);
+            let call = dashboard_call(state, &call_id, now).await?;
             Ok(ApiResponse::ok(CallDetailOut::new(&call)))
         }
         Route::List(restaurant_id) => {
             record_restaurant_id(&restaurant_id);
-            let range = ListRange::parse(
-                query_param(&req, "from").as_deref(),
-                query_param(&req, "to").as_deref(),
-                now,
-            )?;
+            let from = query_param(&req, "from");
+            let to = query_param(&req, "to");
+            let range = ListRange::parse(from.as_deref(), to.as_deref(), now)?;
             let limit = limit_param(&req, 25, MAX_PAGE)?;
-            if state.restaurants.get(&restaurant_id).await?.is_none() {
-                return Err(ApiError::NotFound("restaurant"));
-            }
             let cursor = query_param(&req, "cursor");
-            let (calls, next_cursor) = state
-                .calls
-                .list(
-                    &restaurant_id,
-                    range.from,
-                    range.to,
-                    limit,
-                    cursor.as_deref(),
-                )
-                .await?;
-            let calls = calls
-                .iter()
-                .filter(|c| !c.expired(now))
-                .map(CallRowOut::new)
-                .collect();
+            let (calls, next_cursor) =
+                list_calls(state, &restaurant_id, range, limit, cursor.as_deref(), now).await?;
             Ok(ApiResponse::ok(CallListOut {
                 restaurant_id,
                 from: range.from,
                 to: range.to,
-                calls,
+                calls: calls.iter().map(CallRowOut::new).collect(),
                 next_cursor,
             }))
         }

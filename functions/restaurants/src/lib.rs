@@ -6,7 +6,7 @@ use pulsara_shared::domain::ids::RestaurantId;
 use pulsara_shared::domain::restaurant::{RestaurantInput, RestaurantPatch};
 use pulsara_shared::http::{json_body, optional_path_id, record_restaurant_id};
 use pulsara_shared::responses::RestaurantOut;
-use pulsara_shared::services::restaurants::{create_restaurant, update_restaurant};
+use pulsara_shared::services::restaurants::{create_restaurant, get_restaurant, update_restaurant};
 use pulsara_shared::{ApiError, ApiResponse, AppState, Request};
 
 enum Route {
@@ -46,11 +46,7 @@ pub async fn handle(state: &AppState, req: Request) -> Result<ApiResponse, ApiEr
         }
         Route::Get(id) => {
             record_restaurant_id(&id);
-            let restaurant = state
-                .restaurants
-                .get(&id)
-                .await?
-                .ok_or(ApiError::NotFound("restaurant"))?;
+            let restaurant = get_restaurant(state, &id).await?;
             Ok(ApiResponse::ok(RestaurantOut::new(&restaurant, region)))
         }
         Route::Patch(id) => {

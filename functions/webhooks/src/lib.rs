@@ -12,7 +12,9 @@ use pulsara_shared::responses::{
     DeliveryListOut, DeliveryOut, DeliveryQueuedOut, SecretRotatedOut, WebhookDeletedOut,
     WebhookListOut, WebhookOut,
 };
-use pulsara_shared::services::webhooks::{own, replay, rotate_secret, send_test};
+use pulsara_shared::services::webhooks::{
+    delete_webhook, deliveries, own, replay, rotate_secret, send_test,
+};
 use pulsara_shared::{ApiError, ApiResponse, AppState, Request};
 use serde::Deserialize;
 
@@ -60,9 +62,7 @@ pub async fn handle(state: &AppState, req: Request) -> Result<ApiResponse, ApiEr
             ApiResponse::ok(WebhookListOut { webhooks })
         }
         Route::Delete(id) => {
-            let w = own(state, &caller, &id).await?;
-            state.webhooks.delete(&w).await?;
-            tracing::info!(webhook_id = %id, "webhook deleted");
+            delete_webhook(state, &caller, &id).await?;
             ApiResponse::ok(WebhookDeletedOut {
                 webhook_id: id,
                 deleted: true,
@@ -87,8 +87,7 @@ pub async fn handle(state: &AppState, req: Request) -> Result<ApiResponse, ApiEr
         }
         Route::Deliveries(id) => {
             let limit = limit_param(&req, 20, 100)?;
-            let w = own(state, &caller, &id).await?;
-            let list = state.webhooks.deliveries_of(&w.webhook_id, limit).await?;
+            let list = deliveries(state, &caller, &id, limit).await?;
             ApiResponse::ok(DeliveryListOut {
                 webhook_id: id,
                 deliveries: list.iter().map(DeliveryOut::new).collect(),

@@ -17,10 +17,14 @@ pub trait Id: Sized + AsRef<str> {
     fn parse(raw: &str) -> Option<Self>;
 }
 
-fn is_lower_hex(s: &str, lens: &[usize]) -> bool {
-    lens.contains(&s.len())
-        && s.bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+/// `prefix` then lowercase hex digits, as many as one of `lens`.
+fn prefixed_hex(s: &str, prefix: &str, lens: &[usize]) -> bool {
+    s.strip_prefix(prefix).is_some_and(|hex| {
+        lens.contains(&hex.len())
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
 }
 
 /// Defines an id newtype: its format check, display, and serde as a plain
@@ -105,34 +109,26 @@ crate::string_schema!(RestaurantId, CallId, WebhookId, DeliveryId, ApiKeyId);
 
 id_type!(
     /// `rst_` + 32 hex digits (a UUIDv7).
-    RestaurantId,
-    noun = "restaurant",
-    valid = |s| s.strip_prefix("rst_").is_some_and(|h| is_lower_hex(h, &[32]))
+    RestaurantId, noun = "restaurant", valid = |s| prefixed_hex(s, "rst_", &[32])
 );
 id_type!(
     /// `call_` + 24 hex digits, derived from the vendor's id.
-    CallId,
-    noun = "call",
-    valid = |s| s.strip_prefix("call_").is_some_and(|h| is_lower_hex(h, &[24]))
+    CallId, noun = "call", valid = |s| prefixed_hex(s, "call_", &[24])
 );
 id_type!(
     /// `wh_` + 32 hex digits (a UUIDv7).
-    WebhookId,
-    noun = "webhook",
-    valid = |s| s.strip_prefix("wh_").is_some_and(|h| is_lower_hex(h, &[32]))
+    WebhookId, noun = "webhook", valid = |s| prefixed_hex(s, "wh_", &[32])
 );
 id_type!(
     /// `msg_` + 24 hex digits (derived from a change) or 32 (a UUIDv7).
-    DeliveryId,
-    noun = "delivery",
-    valid = |s| s.strip_prefix("msg_").is_some_and(|h| is_lower_hex(h, &[24, 32]))
+    DeliveryId, noun = "delivery", valid = |s| prefixed_hex(s, "msg_", &[24, 32])
 );
 id_type!(
     /// 8 base62 characters: the public part of an API key. A key family
     /// (the owner of calls and webhooks) is named by its first key's id.
-    ApiKeyId,
-    noun = "API key",
-    valid = |s| s.len() == super::api_key::ID_LEN && s.bytes().all(|b| b.is_ascii_alphanumeric())
+    ApiKeyId, noun = "API key", valid = |s| {
+        s.len() == super::api_key::ID_LEN && s.bytes().all(|b| b.is_ascii_alphanumeric())
+    }
 );
 
 /// `prefix` + a UUIDv7: unique, and sortable by creation time.

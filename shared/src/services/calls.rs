@@ -15,9 +15,9 @@ use crate::auth::IvrCaller;
 use crate::domain::analysis::analyze;
 use crate::domain::call::{
     after_send, email_step, exhausted, CallRecord, CompleteCallRequest, Completion, EmailNext,
-    EmailState, EmailStatus, EmailStep, Poster, ProcessCallRequest,
+    EmailState, EmailStatus, EmailStep, ListRange, Poster, ProcessCallRequest,
 };
-use crate::domain::ids::CallId;
+use crate::domain::ids::{CallId, RestaurantId};
 use crate::domain::{claim, email};
 use crate::error::ApiError;
 use crate::faults;
@@ -119,6 +119,45 @@ pub async fn own_call(
         }
         _ => Err(ApiError::NotFound("call")),
     }
+}
+
+/// A call for the dashboard (admin): any restaurant's, within retention.
+pub async fn dashboard_call(
+    state: &AppState,
+    call_id: &CallId,
+    now: DateTime<Utc>,
+) -> Result<CallRecord, ApiError> {
+    let call = state
+        .calls
+        .get(call_id)
+        .await?
+        .filter(|c| !c.expired(now))
+        .ok_or(ApiError::NotFound("call"))?;
+    record_restaurant_id(&call.restaurant_id);
+    Ok(call)
+}
+
+/// One page of a restaurant's calls in `range`, newest first, and the
+/// cursor of the next page.
+pub async fn list_calls(
+    state: &AppState,
+    restaurant_id: &RestaurantId,
+    range: ListRange,
+    limit: i32,
+    cursor: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<(Vec<CallRecord>, Option<String>), ApiError> {
+    if state.restaurants.get(restaurant_id).await?.is_none() {
+        return Err(ApiError::NotFound("restaurant"));
+    }
+    let (calls, next) = state
+        .calls
+        .list(restaurant_id, range.from, range.to, limit, cursor)
+        .await?;
+    Ok((
+        calls.into_iter().filter(|c| !c.expired(now)).collect(),
+        next,
+    ))
 }
 
 /// `POST /ivr/call/{callId}/complete`.

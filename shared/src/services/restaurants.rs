@@ -25,6 +25,14 @@ pub async fn create_restaurant(
     Ok(restaurant)
 }
 
+pub async fn get_restaurant(state: &AppState, id: &RestaurantId) -> Result<Restaurant, ApiError> {
+    state
+        .restaurants
+        .get(id)
+        .await?
+        .ok_or(ApiError::NotFound("restaurant"))
+}
+
 /// Applies a patch to the latest stored version; a concurrent write in
 /// between is a 409, never a lost update.
 pub async fn update_restaurant(

@@ -120,6 +120,29 @@ pub async fn own(
     }
 }
 
+/// Deletes one of the caller's webhooks.
+pub async fn delete_webhook(
+    state: &AppState,
+    caller: &IvrCaller,
+    webhook_id: &WebhookId,
+) -> Result<(), ApiError> {
+    let w = own(state, caller, webhook_id).await?;
+    state.webhooks.delete(&w).await?;
+    tracing::info!(webhook_id = %webhook_id, "webhook deleted");
+    Ok(())
+}
+
+/// The latest `limit` deliveries of one of the caller's webhooks.
+pub async fn deliveries(
+    state: &AppState,
+    caller: &IvrCaller,
+    webhook_id: &WebhookId,
+    limit: i32,
+) -> Result<Vec<DeliveryRecord>, ApiError> {
+    let w = own(state, caller, webhook_id).await?;
+    Ok(state.webhooks.deliveries_of(&w.webhook_id, limit).await?)
+}
+
 /// Rotates the signing secret of an active webhook, keeping the old one
 /// valid for `grace_seconds` (a day when `None`). Only the secret changes: a webhook the
 /// dispatcher disabled meanwhile stays disabled (409).

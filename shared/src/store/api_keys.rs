@@ -1,12 +1,12 @@
 //! API key records, keyed by the public key id embedded in each key.
 
-use aws_sdk_dynamodb::types::{Put, ReturnValue, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{Put, ReturnValue, Update};
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
 
 use super::{
     build, conditional, decode_cursor, encode_cursor, from_item, get_by_key, put_new, s, sdk_error,
-    to_item, transact, ts, updated, StoreError, TransactError,
+    to_item, transact, ts, tx, updated, StoreError, TransactError,
 };
 use crate::domain::api_key::ApiKeyRecord;
 use crate::domain::ids::{ApiKeyId, Id};
@@ -121,17 +121,10 @@ impl ApiKeyStore {
             .expression_attribute_values(":now", ts(now))
             .build();
         let update = build(update)?;
-        let items = vec![
-            TransactWriteItem::builder().put(put).build(),
-            TransactWriteItem::builder().update(update).build(),
-        ];
+        let items = vec![tx::put(put), tx::update(update)];
         match transact(&self.client, items).await {
             Ok(()) => Ok(()),
-            Err(TransactError::Cancelled(r))
-                if r.get(1).map(String::as_str) == Some("ConditionalCheckFailed") =>
-            {
-                Err(RotateError::NotRotatable)
-            }
+            Err(e) if e.failed_at(1) => Err(RotateError::NotRotatable),
             Err(TransactError::Cancelled(_)) => Err(RotateError::Store(StoreError::AlreadyExists)),
             Err(TransactError::Store(e)) => Err(RotateError::Store(e)),
         }

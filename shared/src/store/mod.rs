@@ -133,6 +133,21 @@ pub(crate) fn with_claim(
         .expression_attribute_values(":nowms", n(now.timestamp_millis()))
 }
 
+/// The items of a write transaction.
+pub(crate) mod tx {
+    use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem, Update};
+
+    pub(crate) fn put(p: Put) -> TransactWriteItem {
+        TransactWriteItem::builder().put(p).build()
+    }
+    pub(crate) fn update(u: Update) -> TransactWriteItem {
+        TransactWriteItem::builder().update(u).build()
+    }
+    pub(crate) fn delete(d: Delete) -> TransactWriteItem {
+        TransactWriteItem::builder().delete(d).build()
+    }
+}
+
 /// Tries of a transaction that DynamoDB cancels for a conflict with another
 /// transaction (not retried by the SDK): after that, `StoreError::Conflict`.
 const TRANSACTION_TRIES: u32 = 4;
@@ -142,6 +157,14 @@ pub(crate) enum TransactError {
     /// Cancelled by a condition: the reason code of each item, in order.
     Cancelled(Vec<String>),
     Store(StoreError),
+}
+
+impl TransactError {
+    /// Whether the transaction was cancelled by the condition of item `i`.
+    pub(crate) fn failed_at(&self, i: usize) -> bool {
+        matches!(self, TransactError::Cancelled(r)
+            if r.get(i).map(String::as_str) == Some("ConditionalCheckFailed"))
+    }
 }
 
 /// Runs a write transaction, retrying with jitter while it is cancelled only
@@ -218,6 +241,17 @@ pub(crate) fn to_item<T: serde::Serialize>(value: &T) -> Result<Item, StoreError
 
 pub(crate) fn from_item<T: serde::de::DeserializeOwned>(item: Item) -> Result<T, StoreError> {
     serde_dynamo::from_item(item).map_err(|e| StoreError::Corrupt(Box::new(e)))
+}
+
+/// The records of a query or scan page.
+pub(crate) fn from_items<T: serde::de::DeserializeOwned>(
+    items: Option<Vec<Item>>,
+) -> Result<Vec<T>, StoreError> {
+    items
+        .unwrap_or_default()
+        .into_iter()
+        .map(from_item)
+        .collect()
 }
 
 pub(crate) fn n(value: impl std::fmt::Display) -> AttributeValue {

@@ -8,7 +8,7 @@ use crate::domain::ids::{Id, RestaurantId};
 use crate::domain::phone::E164;
 
 use super::{
-    build, get_by_key, n, s, sdk_error, to_item, transact, Item, StoreError, TransactError,
+    build, get_by_key, n, s, sdk_error, to_item, transact, tx, Item, StoreError, TransactError,
 };
 use crate::domain::restaurant::Restaurant;
 
@@ -140,7 +140,7 @@ impl RestaurantStore {
                 .condition_expression("attribute_not_exists(phoneNumber)")
                 .build(),
         )?;
-        Ok(TransactWriteItem::builder().put(put).build())
+        Ok(tx::put(put))
     }
 
     /// Creates the restaurant and claims its numbers, atomically.
@@ -152,7 +152,7 @@ impl RestaurantStore {
                 .condition_expression("attribute_not_exists(restaurantId)")
                 .build(),
         )?;
-        let mut items = vec![TransactWriteItem::builder().put(put).build()];
+        let mut items = vec![tx::put(put)];
         for phone in &r.phone_numbers {
             items.push(self.phone_put(phone, &r.restaurant_id)?);
         }
@@ -174,7 +174,7 @@ impl RestaurantStore {
                 .expression_attribute_values(":v", n(old.version))
                 .build(),
         )?;
-        let mut items = vec![TransactWriteItem::builder().put(put).build()];
+        let mut items = vec![tx::put(put)];
         let added: Vec<E164> = new
             .phone_numbers
             .iter()
@@ -197,7 +197,7 @@ impl RestaurantStore {
                     .expression_attribute_values(":me", s(&new.restaurant_id))
                     .build(),
             )?;
-            items.push(TransactWriteItem::builder().delete(del).build());
+            items.push(tx::delete(del));
         }
         self.transact(items, &added, 1).await
     }

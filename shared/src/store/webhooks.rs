@@ -2,13 +2,15 @@
 //! deliveries (listed per webhook through `byWebhook`, newest first).
 
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
-use aws_sdk_dynamodb::types::{Delete, Put, ReturnValue, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::builders::UpdateBuilder;
+use aws_sdk_dynamodb::types::{Delete, Put, ReturnValue, Update};
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
 
 use super::{
-    build, claim_free, conditional, from_item, get_by_key, is_condition_failure, n, put_new, s,
-    sdk_error, to_item, transact, ts, updated, value, with_claim, StoreError, TransactError,
+    build, claim_free, conditional, from_item, from_items, get_by_key, is_condition_failure, n,
+    put_new, s, sdk_error, to_item, transact, ts, tx, updated, value, with_claim, StoreError,
+    TransactError,
 };
 use crate::domain::ids::{DeliveryId, WebhookId};
 use crate::domain::webhook::{
@@ -62,20 +64,29 @@ impl WebhookStore {
         format!("owner#{owner_id}")
     }
 
+    /// A change to a key family's webhook count (`:zero` and `:one` bound).
+    fn count_change(&self, owner_id: &str, update: &str, condition: &str) -> UpdateBuilder {
+        Update::builder()
+            .table_name(&self.webhooks)
+            .key("webhookId", s(Self::counter_key(owner_id)))
+            .update_expression(update)
+            .condition_expression(condition)
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":one", n(1))
+    }
+
     /// Stores a new webhook if its key family has fewer than `max`: the
     /// count and the webhook are written in one transaction, so concurrent
     /// registrations can't pass the cap together.
     pub async fn insert(&self, w: &WebhookRecord, max: usize) -> Result<(), InsertError> {
         let count = build(
-            Update::builder()
-                .table_name(&self.webhooks)
-                .key("webhookId", s(Self::counter_key(&w.owner_id)))
-                .update_expression("SET webhookCount = if_not_exists(webhookCount, :zero) + :one")
-                .condition_expression("attribute_not_exists(webhookCount) OR webhookCount < :max")
-                .expression_attribute_values(":zero", n(0))
-                .expression_attribute_values(":one", n(1))
-                .expression_attribute_values(":max", n(max))
-                .build(),
+            self.count_change(
+                &w.owner_id,
+                "SET webhookCount = if_not_exists(webhookCount, :zero) + :one",
+                "attribute_not_exists(webhookCount) OR webhookCount < :max",
+            )
+            .expression_attribute_values(":max", n(max))
+            .build(),
         )?;
         let put = build(
             Put::builder()
@@ -84,17 +95,9 @@ impl WebhookStore {
                 .condition_expression("attribute_not_exists(webhookId)")
                 .build(),
         )?;
-        let items = vec![
-            TransactWriteItem::builder().update(count).build(),
-            TransactWriteItem::builder().put(put).build(),
-        ];
-        match transact(&self.client, items).await {
+        match transact(&self.client, vec![tx::update(count), tx::put(put)]).await {
             Ok(()) => Ok(()),
-            Err(TransactError::Cancelled(r))
-                if r.first().is_some_and(|c| c == "ConditionalCheckFailed") =>
-            {
-                Err(InsertError::LimitReached)
-            }
+            Err(e) if e.failed_at(0) => Err(InsertError::LimitReached),
             Err(TransactError::Cancelled(_)) => Err(InsertError::Store(StoreError::AlreadyExists)),
             Err(TransactError::Store(e)) => Err(InsertError::Store(e)),
         }
@@ -115,27 +118,18 @@ impl WebhookStore {
         )?;
         // Never below zero, even for webhooks stored before there was a count.
         let count = build(
-            Update::builder()
-                .table_name(&self.webhooks)
-                .key("webhookId", s(Self::counter_key(&w.owner_id)))
-                .update_expression("SET webhookCount = if_not_exists(webhookCount, :one) - :one")
-                .condition_expression("attribute_not_exists(webhookCount) OR webhookCount > :zero")
-                .expression_attribute_values(":zero", n(0))
-                .expression_attribute_values(":one", n(1))
-                .build(),
+            self.count_change(
+                &w.owner_id,
+                "SET webhookCount = if_not_exists(webhookCount, :one) - :one",
+                "attribute_not_exists(webhookCount) OR webhookCount > :zero",
+            )
+            .build(),
         )?;
-        let items = vec![
-            TransactWriteItem::builder().delete(delete).build(),
-            TransactWriteItem::builder().update(count).build(),
-        ];
-        match transact(&self.client, items).await {
+        match transact(&self.client, vec![tx::delete(delete), tx::update(count)]).await {
             Ok(()) => Ok(()),
-            // Deleted meanwhile (first item), or a count already at zero.
-            Err(TransactError::Cancelled(r))
-                if r.first().is_some_and(|c| c == "ConditionalCheckFailed") =>
-            {
-                Ok(())
-            }
+            // Deleted meanwhile: nothing is left to do.
+            Err(e) if e.failed_at(0) => Ok(()),
+            // The count is already at zero: delete without counting.
             Err(TransactError::Cancelled(_)) => self.delete_uncounted(&w.webhook_id).await,
             Err(TransactError::Store(e)) => Err(e),
         }
@@ -193,11 +187,7 @@ impl WebhookStore {
             .send()
             .await
             .map_err(sdk_error)?;
-        out.items
-            .unwrap_or_default()
-            .into_iter()
-            .map(from_item)
-            .collect()
+        from_items(out.items)
     }
 
     /// Every active webhook: the fan-out's audience. Subscriptions are few
@@ -406,10 +396,6 @@ impl WebhookStore {
             .send()
             .await
             .map_err(sdk_error)?;
-        out.items
-            .unwrap_or_default()
-            .into_iter()
-            .map(from_item)
-            .collect()
+        from_items(out.items)
     }
 }

@@ -57,23 +57,26 @@ pub fn evaluate(set: &[Labeled]) -> Report {
         *r.sentiment_confusion
             .entry((case.sentiment, a.sentiment_label))
             .or_default() += 1;
-        if a.reason == case.reason {
-            r.reason_correct += 1;
-        } else {
-            r.misses.push((
-                case.id.clone(),
-                case.reason.as_str().into(),
-                a.reason.as_str().into(),
-            ));
-        }
-        if a.sentiment_label == case.sentiment {
-            r.sentiment_correct += 1;
-        } else {
-            r.misses.push((
-                case.id.clone(),
-                case.sentiment.as_str().into(),
-                format!("{} ({})", a.sentiment_label.as_str(), a.sentiment_score),
-            ));
+        let reason_ok = a.reason == case.reason;
+        let sentiment_ok = a.sentiment_label == case.sentiment;
+        r.reason_correct += usize::from(reason_ok);
+        r.sentiment_correct += usize::from(sentiment_ok);
+        let got_sentiment = format!("{} ({})", a.sentiment_label.as_str(), a.sentiment_score);
+        for (ok, expected, got) in [
+            (
+                reason_ok,
+                case.reason.as_str().to_string(),
+                a.reason.as_str().to_string(),
+            ),
+            (
+                sentiment_ok,
+                case.sentiment.as_str().to_string(),
+                got_sentiment,
+            ),
+        ] {
+            if !ok {
+                r.misses.push((case.id.clone(), expected, got));
+            }
         }
     }
     r
@@ -83,20 +86,18 @@ pub fn evaluate(set: &[Labeled]) -> Report {
 pub fn render(r: &Report) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "calls: {}", r.total);
-    let _ = writeln!(
-        out,
-        "reason accuracy:    {:.1} % ({}/{})",
-        100.0 * r.reason_accuracy(),
-        r.reason_correct,
-        r.total
-    );
-    let _ = writeln!(
-        out,
-        "sentiment accuracy: {:.1} % ({}/{})",
-        100.0 * r.sentiment_accuracy(),
-        r.sentiment_correct,
-        r.total
-    );
+    for (name, accuracy, correct) in [
+        ("reason", r.reason_accuracy(), r.reason_correct),
+        ("sentiment", r.sentiment_accuracy(), r.sentiment_correct),
+    ] {
+        let label = format!("{name} accuracy:");
+        let _ = writeln!(
+            out,
+            "{label:<20}{:.1} % ({correct}/{})",
+            100.0 * accuracy,
+            r.total
+        );
+    }
     let _ = writeln!(out, "\nreason confusion (rows expected, columns got)");
     let short = |x: Reason| &x.as_str()[..4];
     let _ = write!(out, "{:>12}", "");
