@@ -1,28 +1,31 @@
 #!/usr/bin/env python3
-"""Local event sources: what Lambda's event source mappings do in AWS, for the
-local stack. Reads the SQS (and DynamoDB stream) events of every function in
-template.yaml, polls the local queues/streams in moto, and invokes the function
-through `cargo lambda watch`'s Lambda invoke API with the same event shape AWS
-sends. With ReportBatchItemFailures, only the messages the function reports as
-failed stay in the queue (and come back after their visibility timeout, or go
-to the dead-letter queue after maxReceiveCount); the rest are deleted.
+"""Local event sources: what Lambda's event source mappings do in AWS, for the local stack.
+Reads the SQS and DynamoDB stream events of every function in template.yaml, polls the local
+queues and streams in moto, and invokes the function through `cargo lambda watch`'s Lambda
+invoke API with the event shape AWS sends.
 
-DynamoDB streams are read shard by shard, in order, from StartingPosition
-(new shards from their start, a child only after its parent). A batch that
-fails (function error, or ReportBatchItemFailures naming records) is sent again
-from its first failed record after a second; records are only passed once they
-succeeded, or were discarded after MaximumRetryAttempts / MaximumRecordAgeInSeconds
-(then an OnFailure SQS destination gets Lambda's invocation record).
+Only the event source properties template.yaml uses are emulated (EVENT_PROPERTIES); anything
+else is refused at load time with a local_stack.TemplateError naming the template and property.
+
+Partial batch responses, as Lambda reads them (reported_failures()): no answer body, null, no
+or an empty batchItemFailures list: the whole batch succeeded; a function error (or timeout),
+a body that is not JSON or not an object, a batchItemFailures that is not a list, or an
+item whose itemIdentifier is missing, empty or not in the batch: the whole batch failed.
+SQS: the messages named (all, when the whole batch failed) stay in the queue and come back
+after their visibility timeout (or go to the dead-letter queue after maxReceiveCount); the rest
+are deleted. Streams, read shard by shard in order from the trim horizon (a child shard after
+its parent): the batch is checkpointed before its first failed record and retried from there a
+second later; a function error with BisectBatchOnFunctionError halves the batch instead (not a
+retry); after MaximumRetryAttempts the records are discarded and the OnFailure queue gets
+Lambda's invocation record (condition RetryAttemptsExhausted).
 
 Each invocation gets the function's Timeout (its Properties.Timeout, else
-Globals.Function.Timeout, else Lambda's 3 s), times EVENT_SOURCE_TIME_SCALE: an
-invocation not answered by then counts as a function error, as in Lambda (SQS:
-the batch comes back after the queue's visibility timeout; stream: the batch is
-retried). The local function runner cannot stop the abandoned invocation; the
-fault points' `hang` action (infra/FAULTS.md) is what ends it. While a function
-may still be starting (its first invocations, and those after a timeout or a
-failed invoke), EVENT_SOURCE_COLD_START_SECONDS (default 5, not scaled) is added,
-as Lambda doesn't count a cold start's init against the timeout.
+Globals.Function.Timeout, else Lambda's 3 s), times EVENT_SOURCE_TIME_SCALE: an invocation not
+answered by then counts as a function error, as in Lambda. The local function runner cannot
+stop the abandoned invocation; the fault points' `hang` action (infra/FAULTS.md) is what ends
+it. While a function may still be starting (its first invocations, and those after a timeout
+or a failed invoke), EVENT_SOURCE_COLD_START_SECONDS (default 5, not scaled) is added, as
+Lambda doesn't count a cold start's init against the timeout.
 
 Environment:
   EVENT_SOURCE_TIME_SCALE           multiplies every function Timeout (default 1.0)
@@ -39,42 +42,107 @@ import base64
 import http.client
 import json
 import os
-import socket
 import sys
 import threading
 import time
 import urllib.error
 import urllib.request
 import uuid
-from datetime import datetime, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import local_stack  # noqa: E402
 
 ACCOUNT = local_stack.DEFAULT_ACCOUNT
+PARTIAL = ["ReportBatchItemFailures"]
 
 
 def log(msg: str) -> None:
     print(f"[event_sources] {msg}", flush=True)
 
 
-def logical_id(ref) -> str | None:
-    """The resource behind `!GetAtt X.Arn` / `!GetAtt X.StreamArn`."""
-    if isinstance(ref, dict) and "Fn::GetAtt" in ref:
-        att = ref["Fn::GetAtt"]
-        return att[0] if isinstance(att, list) else str(att).split(".")[0]
-    return None
+# --------------------------------------------------------------------------------------------
+# Template -> mappings
+# --------------------------------------------------------------------------------------------
 
 
-def destination_queue(dest) -> str | None:
-    """An OnFailure destination: a queue's logical id (`!GetAtt Q.Arn`, `!Ref Q`) or an SQS ARN."""
-    lid = logical_id(dest)
-    if lid:
-        return lid
-    if isinstance(dest, dict) and isinstance(dest.get("Ref"), str):
-        return dest["Ref"]
-    return dest if isinstance(dest, str) and dest else None
+def _getatt(value) -> tuple[str, str] | None:
+    att = value.get("Fn::GetAtt") if isinstance(value, dict) and len(value) == 1 else None
+    return tuple(att) if isinstance(att, list) and len(att) == 2 else None
+
+
+def _getatt_of(rtype: str, attr: str, stream: bool = False):
+    def ok(value, template: dict) -> bool:
+        lid, got = _getatt(value) or (None, None)
+        res = (template.get("Resources") or {}).get(lid) or {}
+        return got == attr and res.get("Type") == rtype and (
+            not stream or bool((res.get("Properties") or {}).get("StreamSpecification")))
+    return ok
+
+
+def _int_in(low: int, high: int):
+    return lambda v, t: type(v) is int and low <= v <= high
+
+
+def pattern_ok(pattern) -> bool:
+    """A filter pattern of the emulated kind: nested objects whose leaves are non-empty lists
+    of exact string values (no operators such as exists, prefix, numeric, anything-but, $or)."""
+    return isinstance(pattern, dict) and bool(pattern) and all(
+        pattern_ok(rule) if isinstance(rule, dict) else
+        isinstance(rule, list) and bool(rule) and all(isinstance(v, str) for v in rule)
+        for rule in pattern.values())
+
+
+def _filters_ok(criteria, template) -> bool:
+    filters = criteria.get("Filters") if isinstance(criteria, dict) and len(criteria) == 1 else None
+    try:
+        return isinstance(filters, list) and bool(filters) and all(
+            list(f) == ["Pattern"] and pattern_ok(json.loads(f["Pattern"])) for f in filters)
+    except (TypeError, ValueError):
+        return False
+
+
+def _destination_ok(config, template) -> bool:
+    dest = config.get("OnFailure") if isinstance(config, dict) and len(config) == 1 else None
+    return isinstance(dest, dict) and set(dest) == {"Type", "Destination"} \
+        and dest["Type"] == "SQS" and _getatt_of("AWS::SQS::Queue", "Arn")(dest["Destination"],
+                                                                           template)
+
+
+_RESPONSE = (lambda v, t: v == PARTIAL, "[ReportBatchItemFailures]")
+# Event type -> property -> (check(value, template), what is emulated).
+EVENT_PROPERTIES = {
+    "SQS": {
+        "Queue": (_getatt_of("AWS::SQS::Queue", "Arn"), "!GetAtt <queue>.Arn"),
+        "FunctionResponseTypes": _RESPONSE,
+        # more than 10 needs MaximumBatchingWindowInSeconds, which is not emulated
+        "BatchSize": (_int_in(1, 10), "1 to 10"),
+    },
+    "DynamoDB": {
+        "Stream": (_getatt_of("AWS::DynamoDB::Table", "StreamArn", True),
+                   "!GetAtt <table with a StreamSpecification>.StreamArn"),
+        "StartingPosition": (lambda v, t: v == "TRIM_HORIZON", "TRIM_HORIZON"),
+        "FunctionResponseTypes": _RESPONSE,
+        "BatchSize": (_int_in(1, 10000), "1 to 10000"),
+        "MaximumRetryAttempts": (_int_in(-1, 10000), "-1 to 10000"),
+        "BisectBatchOnFunctionError": (lambda v, t: isinstance(v, bool), "true or false"),
+        "FilterCriteria": (_filters_ok, "Filters: [{Pattern: <JSON of exact string values>}]"),
+        "DestinationConfig": (_destination_ok,
+                              "OnFailure: {Type: SQS, Destination: !GetAtt <queue>.Arn}"),
+    },
+}
+REQUIRED = {"Queue", "Stream", "StartingPosition", "FunctionResponseTypes"}
+
+
+def check_event(kind: str, props: dict, template: dict, path, where: str) -> None:
+    spec = EVENT_PROPERTIES[kind]
+    local_stack._unknown(path, where, props, set(spec))
+    for key, (ok, what) in spec.items():
+        if (key in props or key in REQUIRED) and not ok(props.get(key), template):
+            raise local_stack.template_error(path, f"{where}.{key}", f"{props.get(key)!r} is "
+                                             f"not emulated locally (only {what})")
 
 
 def _seconds(value) -> float | None:
@@ -98,41 +166,41 @@ def time_scale() -> float:
     return scale if scale > 0 else 1.0
 
 
-def mappings(template: dict) -> list[dict]:
+def mappings(template: dict, path="template.yaml") -> list[dict]:
+    """The template's SQS and DynamoDB event source mappings; local_stack.TemplateError for
+    anything in them that is not emulated (EVENT_PROPERTIES)."""
     out = []
     binaries = local_stack.function_binaries(template)
-    scale = time_scale()
     max_retries = os.environ.get("EVENT_SOURCE_STREAM_MAX_RETRIES", "").strip()
     for lid, res in local_stack.resources_of_type(template, "AWS::Serverless::Function").items():
-        timeout = max(0.5, function_timeout(template, res) * scale)
+        timeout = max(0.5, function_timeout(template, res) * time_scale())
         for name, event in ((res.get("Properties") or {}).get("Events") or {}).items():
             kind = event.get("Type")
+            if kind not in EVENT_PROPERTIES:
+                continue  # HttpApi: cargo lambda watch; other types: local_stack.check_template
             props = event.get("Properties") or {}
+            check_event(kind, props, template, path,
+                        f"Resources.{lid}.Properties.Events.{name}.Properties")
+            m = {"kind": kind, "function": binaries[lid], "name": f"{lid}.{name}",
+                 "timeout": timeout, "source": _getatt(props.get("Queue") or props["Stream"])[0]}
             if kind == "SQS":
-                source = logical_id(props.get("Queue"))
-            elif kind == "DynamoDB":
-                source = logical_id(props.get("Stream"))
+                m.update(batch=props.get("BatchSize", 10), retries=-1)
             else:
-                continue
-            on_failure = ((props.get("DestinationConfig") or {}).get("OnFailure") or {}).get("Destination")
-            out.append({
-                "kind": kind,
-                "source": source,
-                "function": binaries[lid],
-                "batch": int(props.get("BatchSize", 10 if kind == "SQS" else 100)),
-                "partial": "ReportBatchItemFailures" in (props.get("FunctionResponseTypes") or []),
-                "name": f"{lid}.{name}",
-                # stream-only settings (Lambda's defaults)
-                "starting_position": str(props.get("StartingPosition", "TRIM_HORIZON")).upper(),
-                "retries": int(max_retries) if max_retries and kind == "DynamoDB"
-                else int(props.get("MaximumRetryAttempts", -1)),
-                "max_age": int(props.get("MaximumRecordAgeInSeconds", -1)),
-                "bisect": str(props.get("BisectBatchOnFunctionError", False)).lower() == "true",
-                "on_failure": destination_queue(on_failure),
-                "timeout": timeout,
-                "filters": [f.get("Pattern") for f in (props.get("FilterCriteria") or {}).get("Filters") or []],
-            })
+                dest = (props.get("DestinationConfig") or {}).get("OnFailure") or {}
+                m.update(batch=props.get("BatchSize", 100),
+                         retries=int(max_retries) if max_retries
+                         else props.get("MaximumRetryAttempts", -1),
+                         bisect=props.get("BisectBatchOnFunctionError", False),
+                         on_failure=_getatt(dest["Destination"])[0] if dest else None,
+                         filters=[json.loads(f["Pattern"]) for f in
+                                  (props.get("FilterCriteria") or {}).get("Filters") or []])
+            out.append(m)
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# Invoking, and reading the answer
+# --------------------------------------------------------------------------------------------
 
 
 class _Warmth:
@@ -158,8 +226,17 @@ class _Warmth:
 _warmth = _Warmth()
 
 
-def invoke(api: str, function: str, event: dict, timeout: float = 120.0) -> tuple[bool, dict | None]:
-    """Invoke through cargo lambda watch. (False, None) on a function error, on no answer
+class _Invalid:
+    def __repr__(self) -> str:
+        return "<invalid response>"
+
+
+INVALID = _Invalid()  # an answer body that is not JSON
+
+
+def invoke(api: str, function: str, event: dict, timeout: float = 120.0) -> tuple[bool, object]:
+    """Invoke through cargo lambda watch: (True, the answer's JSON, None for an empty body or
+    INVALID for one that is not JSON), or (False, None) on a function error, on no answer
     within `timeout` (Lambda's timeout: the invocation failed) or when the invoke fails."""
     limit = timeout + _warmth.allowance(function)
     req = urllib.request.Request(
@@ -173,13 +250,12 @@ def invoke(api: str, function: str, event: dict, timeout: float = 120.0) -> tupl
         with urllib.request.urlopen(req, timeout=limit) as resp:
             body = resp.read()
             _warmth.answered_by(function, True)
-            if resp.headers.get("X-Amz-Function-Error") or resp.headers.get("x-amz-function-error"):
+            if resp.headers.get("X-Amz-Function-Error"):
                 return False, None
-            return True, (json.loads(body) if body else None)
-    except (TimeoutError, socket.timeout) as exc:
+    except TimeoutError as exc:
         return _timed_out(function, limit, started, exc)
     except urllib.error.URLError as exc:
-        if isinstance(exc.reason, (TimeoutError, socket.timeout)):
+        if isinstance(exc.reason, TimeoutError):
             return _timed_out(function, limit, started, exc)
         _warmth.answered_by(function, False)
         log(f"invoking {function} failed: {exc}")
@@ -188,13 +264,87 @@ def invoke(api: str, function: str, event: dict, timeout: float = 120.0) -> tupl
         _warmth.answered_by(function, False)
         log(f"invoking {function} failed: {exc}")
         return False, None
+    if not body:
+        return True, None
+    try:
+        return True, json.loads(body)
+    except ValueError:
+        log(f"{function} answered with something that is not JSON: {body[:200]!r}")
+        return True, INVALID
 
 
 def _timed_out(function: str, limit: float, started: float, exc: Exception) -> tuple[bool, None]:
-    _warmth.answered_by(function, False)  # the instance may be stuck or gone: the next may start cold
+    _warmth.answered_by(function, False)  # the instance may be stuck or gone: next may start cold
     log(f"{function}: no answer within {limit:.1f}s ({time.monotonic() - started:.1f}s): "
         f"timed out, counted as a function error ({exc})")
     return False, None
+
+
+def reported_failures(ok: bool, result, ids: list[str]) -> set[str]:
+    """The identifiers of a batch to retry, from an invocation's outcome under
+    ReportBatchItemFailures (all of `ids` when the whole batch failed; see the docstring)."""
+    everything = set(ids)
+    if not ok or result is INVALID or not (result is None or isinstance(result, dict)):
+        return everything
+    failures = (result or {}).get("batchItemFailures")
+    if not failures:
+        return set()
+    if not isinstance(failures, list):
+        return everything
+    named = set()
+    for item in failures:
+        ident = item.get("itemIdentifier") if isinstance(item, dict) else None
+        if not isinstance(ident, str) or ident not in everything:
+            log(f"batchItemFailures names {ident!r}, not an item of the batch: all of it failed")
+            return everything
+        named.add(ident)
+    return named
+
+
+# --------------------------------------------------------------------------------------------
+# SQS
+# --------------------------------------------------------------------------------------------
+
+
+def sqs_event(messages: list[dict], arn: str, region: str) -> dict:
+    return {"Records": [{
+        "messageId": msg["MessageId"],
+        "receiptHandle": msg["ReceiptHandle"],
+        "body": msg["Body"],
+        "attributes": msg.get("Attributes", {}),
+        "messageAttributes": msg.get("MessageAttributes", {}),
+        "md5OfBody": msg.get("MD5OfBody", ""),
+        "eventSource": "aws:sqs",
+        "eventSourceARN": arn,
+        "awsRegion": region,
+    } for msg in messages]}
+
+
+def sqs_round(sqs, url: str, arn: str, region: str, m: dict,
+              call: Callable[[dict], tuple[bool, object]]) -> int:
+    """One receive (up to BatchSize messages) -> one invocation -> the succeeded messages
+    deleted. Returns how many messages were received."""
+    got = sqs.receive_message(
+        QueueUrl=url,
+        MaxNumberOfMessages=m["batch"],
+        WaitTimeSeconds=1,
+        AttributeNames=["All"],
+        MessageAttributeNames=["All"],
+    )
+    messages = got.get("Messages") or []
+    if not messages:
+        return 0
+    ok, result = call(sqs_event(messages, arn, region))
+    failed = reported_failures(ok, result, [msg["MessageId"] for msg in messages])
+    done = [msg for msg in messages if msg["MessageId"] not in failed]
+    if done:  # the rest come back after the visibility timeout, as in AWS
+        sqs.delete_message_batch(
+            QueueUrl=url,
+            Entries=[{"Id": str(n), "ReceiptHandle": msg["ReceiptHandle"]}
+                     for n, msg in enumerate(done)],
+        )
+    log(f"{m['function']}: {len(done)} done, {len(failed)} to retry")
+    return len(messages)
 
 
 def poll_sqs(session, api: str, m: dict, prefix: str, region: str, stop: threading.Event) -> None:
@@ -203,46 +353,16 @@ def poll_sqs(session, api: str, m: dict, prefix: str, region: str, stop: threadi
     url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
     arn = f"arn:aws:sqs:{region}:{ACCOUNT}:{name}"
     log(f"{m['name']}: {name} -> {m['function']} (timeout {m['timeout']:g}s)")
+
+    def call(event: dict) -> tuple[bool, object]:
+        return invoke(api, m["function"], event, m["timeout"])
+
     while not stop.is_set():
         try:
-            got = sqs.receive_message(
-                QueueUrl=url,
-                MaxNumberOfMessages=min(m["batch"], 10),
-                WaitTimeSeconds=1,
-                AttributeNames=["All"],
-                MessageAttributeNames=["All"],
-            )
+            sqs_round(sqs, url, arn, region, m, call)
         except Exception as exc:  # moto restarting, shutting down …
-            log(f"receive from {name} failed: {exc}")
+            log(f"polling {name} failed: {exc}")
             time.sleep(1)
-            continue
-        messages = got.get("Messages") or []
-        if not messages:
-            continue
-        event = {"Records": [{
-            "messageId": msg["MessageId"],
-            "receiptHandle": msg["ReceiptHandle"],
-            "body": msg["Body"],
-            "attributes": msg.get("Attributes", {}),
-            "messageAttributes": msg.get("MessageAttributes", {}),
-            "md5OfBody": msg.get("MD5OfBody", ""),
-            "eventSource": "aws:sqs",
-            "eventSourceARN": arn,
-            "awsRegion": region,
-        } for msg in messages]}
-        ok, result = invoke(api, m["function"], event, m["timeout"])
-        if not ok:
-            continue  # everything comes back after the visibility timeout, as in AWS
-        failed = set()
-        if m["partial"] and isinstance(result, dict):
-            failed = {f.get("itemIdentifier") for f in result.get("batchItemFailures") or []}
-        done = [msg for msg in messages if msg["MessageId"] not in failed]
-        for i in range(0, len(done), 10):
-            sqs.delete_message_batch(
-                QueueUrl=url,
-                Entries=[{"Id": str(n), "ReceiptHandle": msg["ReceiptHandle"]} for n, msg in enumerate(done[i:i + 10])],
-            )
-        log(f"{m['function']}: {len(done)} done, {len(failed)} to retry")
 
 
 # --------------------------------------------------------------------------------------------
@@ -269,7 +389,7 @@ def _wire(value):
 def _epoch(value) -> float:
     if isinstance(value, datetime):
         if value.tzinfo is None:
-            value = value.replace(tzinfo=timezone.utc)
+            value = value.replace(tzinfo=UTC)
         return float(value.timestamp())
     return float(value)
 
@@ -296,94 +416,66 @@ def stream_event_record(rec: dict, stream_arn: str, region: str) -> dict:
     return out
 
 
-def _leaves(value) -> list:
-    """The leaf values at a pattern path: a list's elements are values there too (an
-    object is not a leaf, so a key holding one doesn't "exist" for the matcher)."""
-    if value is _MISSING:
-        return []
-    values = value if isinstance(value, list) else [value]
-    return [v for v in values if not isinstance(v, (dict, list))]
-
-
-def _match_value(rule, value) -> bool:
-    """One entry of a filter pattern's value list against the record's value."""
-    values = _leaves(value)
-    if not isinstance(rule, dict):
-        return any(v == rule for v in values)
-    (op, arg), = rule.items() if len(rule) == 1 else ((None, None),)
-    if op == "exists":
-        # AWS: exists matches leaf nodes only ({"exists": false} also matches an object there)
-        return bool(values) == bool(arg)
-    if not values:
-        return False
-    if op == "prefix":
-        return any(isinstance(v, str) and v.startswith(arg) for v in values)
-    if op == "suffix":
-        return any(isinstance(v, str) and v.endswith(arg) for v in values)
-    if op == "equals-ignore-case":
-        return any(isinstance(v, str) and v.lower() == str(arg).lower() for v in values)
-    if op == "anything-but":
-        banned = arg if isinstance(arg, list) else [arg]
-        if isinstance(arg, dict) and "prefix" in arg:
-            return any(not (isinstance(v, str) and v.startswith(arg["prefix"])) for v in values)
-        return any(v not in banned for v in values)
-    if op == "numeric":
-        ops = {"=": float.__eq__, "<": float.__lt__, "<=": float.__le__, ">": float.__gt__, ">=": float.__ge__}
-        for v in values:
-            try:
-                x = float(v)
-            except (TypeError, ValueError):
-                continue
-            if all(ops[arg[i]](x, float(arg[i + 1])) for i in range(0, len(arg), 2)):
-                return True
-        return False
-    raise ValueError(f"unsupported filter operator {rule!r}")
-
-
 def _match_pattern(pattern: dict, event) -> bool:
+    """Lambda's filter matching for the emulated patterns (check_pattern): every key matches;
+    a list of values matches a leaf equal to one of them, where a list in the record is each of
+    its elements (an object is not a leaf); a nested pattern matches an object there, or any
+    object of a list there."""
     for key, rule in pattern.items():
         value = event.get(key, _MISSING) if isinstance(event, dict) else _MISSING
+        values = value if isinstance(value, list) else [value]
         if isinstance(rule, dict):
-            if isinstance(value, list):  # a list of objects: any element may match
-                objects = [v for v in value if isinstance(v, dict)] or [{}]
-                if not any(_match_pattern(rule, v) for v in objects):
-                    return False
-            elif not _match_pattern(rule, value if isinstance(value, dict) else {}):
+            if not any(isinstance(v, dict) and _match_pattern(rule, v) for v in values):
                 return False
-        elif isinstance(rule, list):
-            if not any(_match_value(r, value) for r in rule):
-                return False
-        else:
-            raise ValueError(f"filter pattern values must be lists or objects, got {rule!r}")
+        elif not any(not isinstance(v, (dict, list)) and v is not _MISSING and v in rule
+                     for v in values):
+            return False
     return True
 
 
-def record_filter(m: dict):
-    """FilterCriteria as a predicate on event records (None: everything passes)."""
-    patterns = []
-    for p in m.get("filters") or []:
-        patterns.append(json.loads(p) if isinstance(p, str) else p)
+def record_filter(m: dict) -> Callable[[dict], bool] | None:
+    """FilterCriteria as a predicate on event records (None: everything passes); a record
+    passes when any pattern matches."""
+    patterns = m.get("filters") or []
     if not patterns:
         return None
+    return lambda record: any(_match_pattern(p, record) for p in patterns)
 
-    def keep(record: dict) -> bool:
-        for p in patterns:
-            try:
-                if _match_pattern(p, record):
-                    return True
-            except ValueError as exc:
-                log(f"{m['name']}: {exc}; record kept")
-                return True
-        return False
 
-    return keep
+def failure_record(shard_id: str, batch: list[dict], condition: str, invocations: int,
+                   function_arn: str, stream_arn: str) -> dict:
+    """Lambda's invocation record for discarded stream records (the OnFailure message)."""
+    def iso(r: dict) -> str:
+        at = r["dynamodb"].get("ApproximateCreationDateTime", 0)
+        return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    return {
+        "requestContext": {
+            "requestId": str(uuid.uuid4()),
+            "functionArn": function_arn,
+            "condition": condition,
+            "approximateInvokeCount": invocations,
+        },
+        "responseContext": {"statusCode": 200, "executedVersion": "$LATEST",
+                            "functionError": "Unhandled"},
+        "version": "1.0",
+        "timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
+        "DDBStreamBatchInfo": {
+            "shardId": shard_id,
+            "startSequenceNumber": batch[0]["dynamodb"]["SequenceNumber"],
+            "endSequenceNumber": batch[-1]["dynamodb"]["SequenceNumber"],
+            "approximateArrivalOfFirstRecord": iso(batch[0]),
+            "approximateArrivalOfLastRecord": iso(batch[-1]),
+            "batchSize": len(batch),
+            "streamArn": stream_arn,
+        },
+    }
 
 
 class _Shard:
-    def __init__(self, shard_id: str, parent: str | None, start: str):
+    def __init__(self, shard_id: str, parent: str | None):
         self.id = shard_id
         self.parent = parent
-        self.start = start           # iterator type for the first read
         self.iterator: str | None = None
         self.last_seq: str | None = None  # last sequence number read, to re-open an iterator
         self.pending: list[dict] = []     # read, not yet passed (succeeded / discarded)
@@ -397,98 +489,87 @@ class _Shard:
         return self.closed and not self.pending
 
 
-def poll_stream(session, api: str, m: dict, prefix: str, region: str, stop: threading.Event) -> None:
-    """Lambda's DynamoDB event source mapping for one function/stream."""
-    ddb = session.client("dynamodb")
-    streams = session.client("dynamodbstreams")
-    table = prefix + m["source"]
-    keep = record_filter(m)
-    function_arn = f"arn:aws:lambda:{region}:{ACCOUNT}:function:{m['function']}"
+def _error_code(exc: Exception) -> str:
+    return getattr(exc, "response", {}).get("Error", {}).get("Code", "")
 
-    def latest_stream_arn() -> str | None:
+
+class StreamPoller:
+    """Lambda's DynamoDB event source mapping for one function and table stream. `call`
+    invokes the function with an event and returns invoke()'s (ok, answer)."""
+
+    retry_delay = 1.0  # seconds before a failed batch is sent again
+
+    def __init__(self, ddb, streams, sqs, m: dict, prefix: str, region: str,
+                 call: Callable[[dict], tuple[bool, object]]):
+        self.ddb, self.streams, self.sqs = ddb, streams, sqs
+        self.m, self.prefix, self.region, self.call = m, prefix, region, call
+        self.table = prefix + m["source"]
+        self.keep = record_filter(m)
+        self.function_arn = f"arn:aws:lambda:{region}:{ACCOUNT}:function:{m['function']}"
+        self.arn: str | None = None
+        self.shards: dict[str, _Shard] = {}
+        self.next_discovery = 0.0
+
+    def latest_stream_arn(self) -> str | None:
         try:
-            return ddb.describe_table(TableName=table)["Table"].get("LatestStreamArn")
+            return self.ddb.describe_table(TableName=self.table)["Table"].get("LatestStreamArn")
         except Exception as exc:  # not created yet, moto restarting …
             if "ResourceNotFound" not in str(exc):
-                log(f"describe {table} failed: {exc}")
+                log(f"describe {self.table} failed: {exc}")
             return None
 
-    arn = None
-    warned = False
-    while arn is None and not stop.is_set():
-        arn = latest_stream_arn()
-        if arn is None:
-            if not warned:
-                log(f"{m['name']}: waiting for a stream on table {table}")
-                warned = True
-            stop.wait(2)
-    if arn is None:
-        return
-    log(f"{m['name']}: {table} stream -> {m['function']} (timeout {m['timeout']:g}s, "
-        f"retries {m['retries'] if m['retries'] >= 0 else 'unlimited'})")
-
-    shards: dict[str, _Shard] = {}
-    first_discovery = True
-    next_discovery = 0.0
-
-    def discover() -> None:
-        nonlocal arn, shards, first_discovery
-        current = latest_stream_arn()
-        if current and current != arn:  # table re-created locally: follow its new stream
-            log(f"{m['name']}: {table} has a new stream; reading it from the start")
-            arn, shards, first_discovery = current, {}, False
+    def discover(self) -> None:
+        current = self.latest_stream_arn()
+        if current and current != self.arn:
+            if self.arn is not None:  # table re-created locally: follow its new stream
+                log(f"{self.m['name']}: {self.table} has a new stream; reading it from the start")
+            self.arn, self.shards = current, {}
         start_id = None
         while True:
-            kw = {"StreamArn": arn}
+            kw = {"StreamArn": self.arn}
             if start_id:
                 kw["ExclusiveStartShardId"] = start_id
-            desc = streams.describe_stream(**kw)["StreamDescription"]
+            desc = self.streams.describe_stream(**kw)["StreamDescription"]
             for sh in desc.get("Shards") or []:
-                if sh["ShardId"] in shards:
-                    continue
-                start = m["starting_position"] if first_discovery else "TRIM_HORIZON"
-                shard = _Shard(sh["ShardId"], sh.get("ParentShardId"), start)
-                if start == "LATEST" and (sh.get("SequenceNumberRange") or {}).get("EndingSequenceNumber"):
-                    shard.closed = True  # a closed shard has nothing after LATEST
-                shards[sh["ShardId"]] = shard
+                if sh["ShardId"] not in self.shards:
+                    self.shards[sh["ShardId"]] = _Shard(sh["ShardId"], sh.get("ParentShardId"))
             start_id = desc.get("LastEvaluatedShardId")
             if not start_id:
                 break
-        first_discovery = False
 
-    def read(shard: _Shard) -> None:
+    def read(self, shard: _Shard) -> None:
         if shard.iterator is None:
-            kw = {"StreamArn": arn, "ShardId": shard.id}
+            kw = {"StreamArn": self.arn, "ShardId": shard.id}
             if shard.last_seq is not None:
                 kw.update(ShardIteratorType="AFTER_SEQUENCE_NUMBER", SequenceNumber=shard.last_seq)
             else:
-                kw["ShardIteratorType"] = shard.start
+                kw["ShardIteratorType"] = "TRIM_HORIZON"
             try:
-                shard.iterator = streams.get_shard_iterator(**kw)["ShardIterator"]
+                shard.iterator = self.streams.get_shard_iterator(**kw)["ShardIterator"]
             except Exception as exc:
-                code = getattr(exc, "response", {}).get("Error", {}).get("Code", "")
+                code = _error_code(exc)
                 if code == "TrimmedDataAccessException":
-                    log(f"{m['name']}: {shard.id}: records after {shard.last_seq} were trimmed; from the trim horizon")
-                    shard.last_seq, shard.start = None, "TRIM_HORIZON"
+                    log(f"{self.m['name']}: {shard.id}: records after {shard.last_seq} were "
+                        "trimmed; from the trim horizon")
+                    shard.last_seq = None
                 elif code == "ResourceNotFoundException":
-                    log(f"{m['name']}: {shard.id} is gone")
+                    log(f"{self.m['name']}: {shard.id} is gone")
                     shard.closed = True
                 else:
                     raise
                 return
         try:
-            got = streams.get_records(ShardIterator=shard.iterator, Limit=1000)
+            got = self.streams.get_records(ShardIterator=shard.iterator, Limit=1000)
         except Exception as exc:
-            code = getattr(exc, "response", {}).get("Error", {}).get("Code", "")
-            if code not in ("ExpiredIteratorException", "TrimmedDataAccessException"):
-                log(f"{m['name']}: get_records on {shard.id} failed: {exc}")
+            if _error_code(exc) not in ("ExpiredIteratorException", "TrimmedDataAccessException"):
+                log(f"{self.m['name']}: get_records on {shard.id} failed: {exc}")
             shard.iterator = None  # re-open after the last record read
             return
         records = got.get("Records") or []
         if records:
             shard.last_seq = records[-1]["dynamodb"]["SequenceNumber"]
-            events = [stream_event_record(r, arn, region) for r in records]
-            shard.pending.extend(e for e in events if keep is None or keep(e))
+            events = [stream_event_record(r, self.arn, self.region) for r in records]
+            shard.pending.extend(e for e in events if self.keep is None or self.keep(e))
         shard.iterator = got.get("NextShardIterator")
         if not records:
             # Re-open from the last record read on the next poll: moto rolls a
@@ -497,65 +578,27 @@ def poll_stream(session, api: str, m: dict, prefix: str, region: str, stop: thre
             # records ever). Cheap locally; in AWS iterators stay valid.
             shard.iterator = None
 
-
-    def discard(shard: _Shard, batch: list[dict], condition: str) -> None:
-        log(f"{m['function']}: {len(batch)} records from {shard.id} discarded ({condition})")
-        if not m.get("on_failure"):
+    def discard(self, shard: _Shard, batch: list[dict], condition: str) -> None:
+        log(f"{self.m['function']}: {len(batch)} records from {shard.id} discarded ({condition})")
+        if not self.m.get("on_failure"):
             return
-        dest = m["on_failure"]
-        queue = dest.rsplit(":", 1)[-1] if dest.startswith("arn:aws:sqs:") else prefix + dest
-        iso = lambda r: datetime.fromtimestamp(r["dynamodb"].get("ApproximateCreationDateTime", 0), timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")  # noqa: E731
-        record = {
-            "requestContext": {
-                "requestId": str(uuid.uuid4()),
-                "functionArn": function_arn,
-                "condition": condition,
-                "approximateInvokeCount": shard.attempts,
-            },
-            "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
-            "version": "1.0",
-            "timestamp": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
-            "DDBStreamBatchInfo": {
-                "shardId": shard.id,
-                "startSequenceNumber": batch[0]["dynamodb"]["SequenceNumber"],
-                "endSequenceNumber": batch[-1]["dynamodb"]["SequenceNumber"],
-                "approximateArrivalOfFirstRecord": iso(batch[0]),
-                "approximateArrivalOfLastRecord": iso(batch[-1]),
-                "batchSize": len(batch),
-                "streamArn": arn,
-            },
-        }
+        queue = self.prefix + self.m["on_failure"]
+        record = failure_record(shard.id, batch, condition, shard.attempts, self.function_arn,
+                                self.arn)
         try:
-            sqs = session.client("sqs")
-            sqs.send_message(QueueUrl=sqs.get_queue_url(QueueName=queue)["QueueUrl"], MessageBody=json.dumps(record))
+            url = self.sqs.get_queue_url(QueueName=queue)["QueueUrl"]
+            self.sqs.send_message(QueueUrl=url, MessageBody=json.dumps(record))
         except Exception as exc:
-            log(f"{m['name']}: sending the failure record to {queue} failed: {exc}")
+            log(f"{self.m['name']}: sending the failure record to {queue} failed: {exc}")
 
-    def process(shard: _Shard) -> None:
-        if m["max_age"] >= 0:
-            cutoff = time.time() - m["max_age"]
-            old = 0
-            while old < len(shard.pending) and shard.pending[old]["dynamodb"].get("ApproximateCreationDateTime", cutoff) < cutoff:
-                old += 1
-            if old:
-                discard(shard, shard.pending[:old], "RecordAgeExceeded")
-                del shard.pending[:old]
-                shard.attempts, shard.split = 0, None
-                if not shard.pending:
-                    return
+    def process(self, shard: _Shard) -> None:
+        """Invoke the function with the batch at the head of the shard and checkpoint."""
+        m = self.m
         batch = shard.pending[:min(m["batch"], shard.split or m["batch"])]
-        ok, result = invoke(api, m["function"], {"Records": batch}, m["timeout"])
-        failed_at = None  # index of the first record to send again
-        if not ok:
-            failed_at = 0
-        elif m["partial"] and isinstance(result, dict) and result.get("batchItemFailures"):
-            index = {r["dynamodb"]["SequenceNumber"]: i for i, r in enumerate(batch)}
-            ids = [f.get("itemIdentifier") if isinstance(f, dict) else None for f in result["batchItemFailures"]]
-            if all(i in index for i in ids):
-                failed_at = min(index[i] for i in ids)
-            else:  # an empty/unknown itemIdentifier fails the whole batch, as in AWS
-                log(f"{m['function']}: batchItemFailures names records not in the batch: {ids}")
-                failed_at = 0
+        ok, result = self.call({"Records": batch})
+        seqs = [r["dynamodb"]["SequenceNumber"] for r in batch]
+        failed = reported_failures(ok, result, seqs)
+        failed_at = min((i for i, s in enumerate(seqs) if s in failed), default=None)
         done = batch if failed_at is None else batch[:failed_at]
         del shard.pending[:len(done)]
         if failed_at is None:
@@ -570,84 +613,117 @@ def poll_stream(session, api: str, m: dict, prefix: str, region: str, stop: thre
         else:
             shard.attempts += 1
         if 0 <= m["retries"] < shard.attempts:
-            discard(shard, retry, "RetryAttemptsExhausted")
+            self.discard(shard, retry, "RetryAttemptsExhausted")
             del shard.pending[:len(retry)]
             shard.attempts, shard.split = 0, None
             return
-        shard.not_before = time.monotonic() + 1.0
+        shard.not_before = time.monotonic() + self.retry_delay
         log(f"{m['function']}: {len(done)} done, {len(retry)} to retry ({shard.id})")
 
-    while not stop.is_set():
+    def step(self) -> bool:
+        """One pass over the shards; True when a batch was processed."""
         busy = False
+        if time.monotonic() >= self.next_discovery:
+            self.discover()
+            self.next_discovery = time.monotonic() + 5
+        for shard in list(self.shards.values()):
+            if shard.done or time.monotonic() < shard.not_before:
+                continue
+            parent = self.shards.get(shard.parent) if shard.parent else None
+            if parent is not None and not parent.done:
+                continue  # a child shard waits until its parent is through
+            if len(shard.pending) < self.m["batch"] and not shard.closed:
+                self.read(shard)
+            if shard.pending:
+                self.process(shard)
+                busy = True
+            if shard.done:
+                self.next_discovery = 0.0  # its children may be there already
+        return busy
+
+    def run(self, stop: threading.Event) -> None:
+        m = self.m
+        warned = False
+        while self.arn is None and not stop.is_set():
+            self.arn = self.latest_stream_arn()
+            if self.arn is None:
+                if not warned:
+                    log(f"{m['name']}: waiting for a stream on table {self.table}")
+                    warned = True
+                stop.wait(2)
+        if self.arn is None:
+            return
+        log(f"{m['name']}: {self.table} stream -> {m['function']} (timeout {m['timeout']:g}s, "
+            f"retries {m['retries'] if m['retries'] >= 0 else 'unlimited'})")
+        while not stop.is_set():
+            try:
+                busy = self.step()
+            except Exception as exc:  # moto restarting, shutting down …
+                log(f"{m['name']}: polling {self.table} stream failed: {exc}")
+                stop.wait(1)
+                continue
+            if not busy:
+                stop.wait(0.3)
+
+
+def poll_stream(session, api: str, m: dict, prefix: str, region: str, stop: threading.Event):
+    def call(event: dict) -> tuple[bool, object]:
+        return invoke(api, m["function"], event, m["timeout"])
+
+    StreamPoller(session.client("dynamodb"), session.client("dynamodbstreams"),
+                 session.client("sqs"), m, prefix, region, call).run(stop)
+
+
+# --------------------------------------------------------------------------------------------
+# CLI
+# --------------------------------------------------------------------------------------------
+
+
+def wait_for_watch(api: str, seconds: float = 300) -> bool:
+    """Don't take messages off a queue before there is a function to give them to."""
+    deadline = time.monotonic() + seconds
+    while True:
         try:
-            if time.monotonic() >= next_discovery:
-                discover()
-                next_discovery = time.monotonic() + 5
-            for shard in list(shards.values()):
-                if shard.done or time.monotonic() < shard.not_before:
-                    continue
-                parent = shards.get(shard.parent) if shard.parent else None
-                if parent is not None and not parent.done:
-                    continue  # a child shard waits until its parent is through
-                if len(shard.pending) < m["batch"] and not shard.closed:
-                    read(shard)
-                if shard.pending:
-                    process(shard)
-                    busy = True
-                if shard.closed and not shard.pending:
-                    next_discovery = 0.0  # its children may be there already
-        except Exception as exc:  # moto restarting, shutting down …
-            log(f"{m['name']}: polling {table} stream failed: {exc}")
-            stop.wait(1)
-            continue
-        if not busy:
-            stop.wait(0.3)
+            urllib.request.urlopen(f"{api}/.rt/2020-08-15/logs", timeout=2)
+            return True
+        except urllib.error.HTTPError:
+            return True  # it answered
+        except (urllib.error.URLError, TimeoutError, ConnectionError):
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.3)
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--lambda-api", required=True, help="cargo lambda watch address, e.g. http://127.0.0.1:5000")
+    ap.add_argument("--lambda-api", required=True,
+                    help="cargo lambda watch address, e.g. http://127.0.0.1:5000")
     ap.add_argument("--template", default=str(local_stack.DEFAULT_TEMPLATE))
     ap.add_argument("--prefix", default="pulsara-")
-    ap.add_argument("--sqs-concurrency", type=int, default=int(os.environ.get("EVENT_SOURCE_SQS_CONCURRENCY", "4")),
+    ap.add_argument("--sqs-concurrency", type=int,
+                    default=int(os.environ.get("EVENT_SOURCE_SQS_CONCURRENCY", "4")),
                     help="concurrent pollers per queue (match cargo lambda watch --concurrency)")
     args = ap.parse_args()
 
+    template = local_stack.load_and_check(args.template)
     import boto3
 
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
     session = boto3.session.Session(region_name=region)
-    template = local_stack.load_template(args.template)
-    # Don't take messages off a queue before there is a function to give them to.
-    deadline = time.monotonic() + 300
-    while True:
-        try:
-            urllib.request.urlopen(f"{args.lambda_api}/.rt/2020-08-15/logs", timeout=2)
-            break
-        except urllib.error.HTTPError:
-            break  # it answered
-        except (urllib.error.URLError, TimeoutError, ConnectionError):
-            if time.monotonic() > deadline:
-                log("cargo lambda watch never answered")
-                return 1
-            time.sleep(0.3)
+    if not wait_for_watch(args.lambda_api):
+        log("cargo lambda watch never answered")
+        return 1
     _warmth.concurrency = max(1, args.sqs_concurrency)
     stop = threading.Event()
+    # Lambda polls a queue with several concurrent consumers, so one slow batch (a webhook
+    # endpoint timing out) doesn't hold up the rest; a stream shard is processed in order by one.
     threads = []
-    for m in mappings(template):
-        if m["kind"] == "SQS":
-            target = poll_sqs
-        else:
-            target = globals().get("poll_stream")
-            if target is None:
-                log(f"{m['name']}: DynamoDB streams not wired yet; skipped")
-                continue
-        # Lambda polls a queue with several concurrent consumers, so one slow
-        # batch (a webhook endpoint timing out) doesn't hold up the rest; a
-        # stream shard is processed in order by one.
-        pollers = args.sqs_concurrency if m["kind"] == "SQS" else 1
+    for m in mappings(template, args.template):
+        sqs = m["kind"] == "SQS"
+        target, pollers = (poll_sqs, args.sqs_concurrency) if sqs else (poll_stream, 1)
         for _ in range(pollers):
-            t = threading.Thread(target=target, args=(session, args.lambda_api, m, args.prefix, region, stop), daemon=True)
+            t = threading.Thread(target=target, daemon=True,
+                                 args=(session, args.lambda_api, m, args.prefix, region, stop))
             t.start()
             threads.append(t)
     try:

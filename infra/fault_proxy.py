@@ -12,7 +12,8 @@ Requests are identified as SERVICE + OPERATION:
   dynamodb / dynamodbstreams / sqs   X-Amz-Target (DynamoDB_20120810.PutItem, AmazonSQS.SendMessage)
   sqs, ses (v1) query protocol       Action=... in the form body or query string
   ses (SES v2, REST)                 method + path (POST /v2/email/outbound-emails = SendEmail)
-  anything else                      the service of the SigV4 credential scope, operation "METHOD /path"
+  anything else                      the service of the SigV4 credential scope,
+                                     operation "METHOD /path"
 
 Always on, no rule needed (answers 400 ValidationException as DynamoDB does):
   - partition key values over 2048 bytes, sort key values over 1024 bytes (table
@@ -296,7 +297,8 @@ _DDB_NS = "com.amazonaws.dynamodb.v20120810#"
 _XMLNS = {"sqs": "http://queue.amazonaws.com/doc/2012-11-05/", "ses": "http://ses.amazonaws.com/doc/2010-12-01/"}
 
 
-def aws_error(req: Request, status: int, code: str, message: str, extra: dict | None = None) -> Response:
+def aws_error(req: Request, status: int, code: str, message: str,
+              extra: dict | None = None) -> Response:
     """An error answer shaped as `req`'s service answers it."""
     request_id = str(uuid.uuid4())
     date = formatdate(usegmt=True)
@@ -335,8 +337,8 @@ def aws_error(req: Request, status: int, code: str, message: str, extra: dict | 
         ]
         return Response(status, headers, body)
     # awsJson (SQS is query-compatible: the SDKs take the code from x-amzn-query-error)
-    namespace = "com.amazon.coral.availability#" if code in ("ThrottlingException", "ServiceUnavailable") \
-        else "com.amazon.coral.service#"
+    namespace = "com.amazon.coral.availability#" \
+        if code in ("ThrottlingException", "ServiceUnavailable") else "com.amazon.coral.service#"
     doc = {"__type": namespace + code, "message": message, **(extra or {})}
     body = json.dumps(doc).encode()
     headers = [
@@ -356,12 +358,14 @@ def _xml_escape(text: str) -> str:
 def throttle_error(req: Request) -> Response:
     if req.service == "dynamodb":
         return aws_error(req, 400, "ProvisionedThroughputExceededException",
-                         "The level of configured provisioned throughput for the table was exceeded. "
-                         "Consider increasing your provisioning level with the UpdateTable API.")
+                         "The level of configured provisioned throughput for the table was "
+                         "exceeded. Consider increasing your provisioning level with the "
+                         "UpdateTable API.")
     if req.service == "ses":
         if req.protocol == "query":  # SES v1
             return aws_error(req, 400, "Throttling", "Maximum sending rate exceeded.")
-        return aws_error(req, 429, "TooManyRequestsException", "Too many requests have been made to the operation.")
+        return aws_error(req, 429, "TooManyRequestsException",
+                         "Too many requests have been made to the operation.")
     return aws_error(req, 400, "ThrottlingException", "Rate exceeded")
 
 
@@ -439,11 +443,13 @@ def key_value_size(value) -> int:
 
 
 HASH_TOO_LONG = (
-    "One or more parameter values were invalid: Size of hashkey has exceeded the maximum size limit of"
+    "One or more parameter values were invalid: Size of hashkey has exceeded the maximum size "
+    "limit of"
     f"{MAX_HASH_KEY_BYTES} bytes"
 )
 RANGE_TOO_LONG = (
-    "One or more parameter values were invalid: Aggregated size of all range keys has exceeded the size "
+    "One or more parameter values were invalid: Aggregated size of all range keys has exceeded "
+    "the size "
     f"limit of {MAX_RANGE_KEY_BYTES} bytes"
 )
 ITEM_TOO_LARGE = "Item size has exceeded the maximum allowed size"
@@ -451,13 +457,14 @@ UPDATE_TOO_LARGE = "Item size to update has exceeded the maximum allowed size"
 
 
 class KeySchema:
-    def __init__(self, hash_key: str, range_key: str | None, indexes: dict[str, tuple[str, str | None]]):
+    def __init__(self, hash_key: str, range_key: str | None,
+                 indexes: dict[str, tuple[str, str | None]]):
         self.hash = hash_key
         self.range = range_key
         self.indexes = indexes
 
     @classmethod
-    def from_description(cls, table: dict) -> "KeySchema":
+    def from_description(cls, table: dict) -> KeySchema:
         def keys(schema):
             h = next((k["AttributeName"] for k in schema if k["KeyType"] == "HASH"), None)
             r = next((k["AttributeName"] for k in schema if k["KeyType"] == "RANGE"), None)
@@ -465,7 +472,8 @@ class KeySchema:
 
         h, r = keys(table.get("KeySchema") or [])
         indexes = {}
-        for ix in (table.get("GlobalSecondaryIndexes") or []) + (table.get("LocalSecondaryIndexes") or []):
+        for ix in ((table.get("GlobalSecondaryIndexes") or [])
+                   + (table.get("LocalSecondaryIndexes") or [])):
             indexes[ix["IndexName"]] = keys(ix.get("KeySchema") or [])
         return cls(h, r, indexes)
 
@@ -504,7 +512,8 @@ class Upstream:
                 return
         conn.close()
 
-    def send(self, method: str, target: str, headers: list[tuple[str, str]], body: bytes) -> Response:
+    def send(self, method: str, target: str, headers: list[tuple[str, str]],
+             body: bytes) -> Response:
         for attempt in range(2):
             conn, reused = self._take()
             try:
@@ -577,7 +586,8 @@ def make_rule(spec: dict, rule_id: str) -> dict:
         times = int(spec.get("times", 1))
         skip = int(spec.get("skip", 0))
         latency = int(spec.get("latency_ms") or 0)
-        status = int(spec.get("status") or (503 if spec.get("code") == "ServiceUnavailable" else 500))
+        default_status = 503 if spec.get("code") == "ServiceUnavailable" else 500
+        status = int(spec.get("status") or default_status)
     except (TypeError, ValueError) as exc:
         raise RuleError("times, skip, latency_ms and status are integers") from exc
     if times == 0 or times < -1:
@@ -602,7 +612,8 @@ def make_rule(spec: dict, rule_id: str) -> dict:
     operation = str(spec.get("operation") or "*")
     if action == "conflict" and (service not in ("dynamodb", "*")
                                  or operation not in ("*",) + _CONFLICT_OPS):
-        raise RuleError("conflict applies to DynamoDB TransactWriteItems, PutItem, UpdateItem, DeleteItem")
+        raise RuleError(
+            "conflict applies to DynamoDB TransactWriteItems, PutItem, UpdateItem, DeleteItem")
     if action == "stale_read" and (service not in ("dynamodb", "*")
                                    or operation not in ("*",) + _STALE_OPS):
         raise RuleError("stale_read applies to DynamoDB GetItem, Query, Scan")
@@ -644,7 +655,8 @@ class State:
         self.counts: dict[str, dict[str, int]] = {}
         self.config = {"limits": True, "idempotency": True, "verbose": False}
         self.schemas: dict[tuple[str, str, str], KeySchema] = {}
-        self.sizes: collections.OrderedDict = collections.OrderedDict()  # (table, key json) -> bytes
+        # (table, key json) -> bytes
+        self.sizes: collections.OrderedDict = collections.OrderedDict()
         self.tokens: dict[tuple[str, str, str], dict] = {}
         self.tokens_purged = time.monotonic()
 
@@ -676,7 +688,8 @@ class State:
                 if rule["match"] is not None:
                     needles = rule["match"] if isinstance(rule["match"], list) else [rule["match"]]
                     target = req.target.encode("utf-8", "replace")
-                    if not all(n.encode("utf-8") in req.body or n.encode("utf-8") in target for n in needles):
+                    if not all(n.encode("utf-8") in req.body or n.encode("utf-8") in target
+                               for n in needles):
                         continue
                 if rule["skip"] > 0:
                     rule["skip"] -= 1
@@ -778,7 +791,7 @@ class WriteGate:
         self._writers = 0
         self._transaction = False
 
-    def enter(self, req: "Request") -> str | None:
+    def enter(self, req: Request) -> str | None:
         if req.service != "dynamodb":
             return None
         if req.operation == "TransactWriteItems":
@@ -884,7 +897,8 @@ class Proxy:
         replaced, new_names = updated_attributes(update.get("UpdateExpression") or "",
                                                  update.get("ExpressionAttributeNames") or {})
         kept = {k: v for k, v in existing.items() if k not in replaced}
-        estimate = item_size(kept) + added + sum(len(n.encode("utf-8")) for n in new_names if n not in kept)
+        estimate = item_size(kept) + added + sum(len(n.encode("utf-8")) for n in new_names
+                                                 if n not in kept)
         self.state.note_size(table, key, estimate)
         if estimate > MAX_ITEM_BYTES:
             return UPDATE_TOO_LARGE
@@ -916,7 +930,8 @@ class Proxy:
                     put = (entry or {}).get("PutRequest")
                     delete = (entry or {}).get("DeleteRequest")
                     problem = (self.check_item(req, name, put.get("Item")) if put
-                               else self.check_key(req, name, delete.get("Key")) if delete else None)
+                               else self.check_key(req, name, delete.get("Key")) if delete
+                               else None)
                     if problem:
                         return problem
             return None
@@ -992,12 +1007,14 @@ class Proxy:
             if entry is not None and entry["done"] and now - entry["at"] > TOKEN_TTL_SECONDS:
                 entry = None
             if entry is None:
-                self.state.tokens[key] = {"digest": digest, "done": False, "at": now, "response": None}
+                self.state.tokens[key] = {"digest": digest, "done": False, "at": now,
+                                          "response": None}
                 return "new", key
             if entry["digest"] != digest:
                 return "answer", aws_error(
                     req, 400, "IdempotentParameterMismatchException",
-                    "The request uses the same client token as a previous, but non-identical request.")
+                    "The request uses the same client token as a previous, but non-identical "
+                    "request.")
             if not entry["done"]:
                 return "answer", aws_error(
                     req, 400, "TransactionInProgressException",
@@ -1047,7 +1064,8 @@ class Proxy:
                     resp = stale_answer(req)
                     return resp
             token_key = None
-            if req.service == "dynamodb" and req.operation == "TransactWriteItems" and state.config["idempotency"]:
+            if (req.service == "dynamodb" and req.operation == "TransactWriteItems"
+                    and state.config["idempotency"]):
                 kind, value = self.token_begin(req)
                 if kind == "answer":
                     resp = value
@@ -1060,7 +1078,9 @@ class Proxy:
             if resp is None:
                 gate = self.gate.enter(req)
                 try:
-                    resp = self.upstream.send(req.method, req.target, forward_headers(req.headers, self.upstream), req.body)
+                    resp = self.upstream.send(req.method, req.target,
+                                              forward_headers(req.headers, self.upstream),
+                                              req.body)
                 finally:
                     self.gate.leave(gate)
                     if token_key is not None:
@@ -1074,7 +1094,8 @@ class Proxy:
                 applied = resp
                 resp = DROP if rule["mode"] == "drop" else server_error(req, 500)
                 if applied.status >= 400:
-                    log(f"lose_response: moto itself answered {applied.status} {applied.error_code()}")
+                    log(f"lose_response: moto itself answered {applied.status} "
+                        f"{applied.error_code()}")
                 return resp
             return resp
         except (OSError, http.client.HTTPException) as exc:
@@ -1096,7 +1117,8 @@ def conflict_error(req: Request) -> Response:
                for _ in items]
     message = ("Transaction cancelled, please refer cancellation reasons for specific reasons ["
                + ", ".join(r["Code"] for r in reasons) + "]")
-    return aws_error(req, 400, "TransactionCanceledException", message, {"CancellationReasons": reasons})
+    return aws_error(req, 400, "TransactionCanceledException", message,
+                     {"CancellationReasons": reasons})
 
 
 def stale_answer(req: Request) -> Response:
@@ -1180,7 +1202,8 @@ def key_equalities(expression: str, names: dict) -> list[tuple[str, str]]:
         if value.startswith(":") and not attr.startswith(":"):
             out.append((names.get(attr, attr), value))
     # begins_with(attr, :v) on the sort key has the same length limit
-    for attr, value in re.findall(r"begins_with\s*\(\s*([#\w.-]+)\s*,\s*(:[\w-]+)\s*\)", expression):
+    begins = r"begins_with\s*\(\s*([#\w.-]+)\s*,\s*(:[\w-]+)\s*\)"
+    for attr, value in re.findall(begins, expression):
         out.append((names.get(attr, attr), value))
     return out
 
@@ -1228,7 +1251,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if answer is DROP:
             self.close_connection = True
             try:  # RST rather than FIN: the client sees a reset connection, no answer
-                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                           struct.pack("ii", 1, 0))
             except OSError:
                 pass
             return
@@ -1314,7 +1338,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                          and (not service or r["service"] == service)
                          and (not operation or r["operation"] == operation)]
                 counts = {s: dict(ops) for s, ops in state.counts.items()}
-                self._json(200, {"seq": state.seq, "count": len(found), "requests": found, "counts": counts})
+                self._json(200, {"seq": state.seq, "count": len(found), "requests": found,
+                                 "counts": counts})
         elif path == "/__faults__/reset" and method == "POST":
             state.reset()
             log("reset")

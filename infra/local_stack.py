@@ -8,8 +8,18 @@ Globals.Function environment variables resolved for local use.
 
 Local names:
   DynamoDB table   <prefix><LogicalId>           (default prefix "pulsara-")
-  SQS queue        <prefix><LogicalId>[.fifo]
+  SQS queue        <prefix><LogicalId>
   SES identity     the resolved EmailIdentity (plus its domain, so any sender there works)
+
+Only what template.yaml uses is emulated; load_template() refuses anything else with a
+TemplateError naming the template and the place (see check_template()), so a template change
+cannot be silently mis-emulated:
+  intrinsics       !Ref, !GetAtt, !Sub (string form); pseudo parameters AWS::Region,
+                   AWS::AccountId, AWS::Partition, AWS::URLSuffix; no Conditions, no Mappings
+  resources        the types in RESOURCE_PROPERTIES, each with the properties listed there
+  functions        the properties in FUNCTION_PROPERTIES / GLOBAL_FUNCTION_PROPERTIES;
+                   events HttpApi (here), SQS and DynamoDB (checked by event_sources.mappings(),
+                   which main() runs before creating anything)
 
 The parsing helpers (load_template, http_routes, ...) are importable for tests.
 """
@@ -31,64 +41,105 @@ DEFAULT_TEMPLATE = REPO_ROOT / "template.yaml"
 DEFAULT_REGION = "us-east-1"
 DEFAULT_ACCOUNT = "123456789012"  # moto's default account id
 
+
+class TemplateError(ValueError):
+    """The template uses something the local emulator does not emulate."""
+
+
+def template_error(path: Any, where: str, what: str) -> TemplateError:
+    return TemplateError(f"{path}: {where}: {what}")
+
+
+# --------------------------------------------------------------------------------------------
+# What the emulator knows (everything template.yaml uses, and nothing more)
+# --------------------------------------------------------------------------------------------
+
+TEMPLATE_SECTIONS = {"AWSTemplateFormatVersion", "Transform", "Description", "Parameters",
+                     "Globals", "Resources", "Outputs"}
+SAM_TRANSFORM = "AWS::Serverless-2016-10-31"
+PARAMETER_TYPES = {"String", "Number"}
+RESOURCE_KEYS = {"Type", "Properties", "Metadata", "DeletionPolicy", "UpdateReplacePolicy"}
+
+# Resource type -> the properties the template uses. Created locally: tables, queues, the SES
+# identity; served by cargo lambda watch: functions, the HTTP API. None: not created locally and
+# nothing local reads it (the alarms and their topic), so its properties are not looked at.
+RESOURCE_PROPERTIES: dict[str, set[str] | None] = {
+    # PointInTimeRecovery and SSE have no local effect.
+    "AWS::DynamoDB::Table": {"BillingMode", "AttributeDefinitions", "KeySchema",
+                             "StreamSpecification", "GlobalSecondaryIndexes",
+                             "TimeToLiveSpecification", "PointInTimeRecoverySpecification",
+                             "SSESpecification"},
+    # SqsManagedSseEnabled has no local effect (moto takes it and ignores it).
+    "AWS::SQS::Queue": {"VisibilityTimeout", "MessageRetentionPeriod", "SqsManagedSseEnabled",
+                        "RedrivePolicy"},
+    "AWS::SES::EmailIdentity": {"EmailIdentity"},
+    "AWS::Serverless::Function": None,  # FUNCTION_PROPERTIES
+    # The stage, warnings and API Gateway throttling have no local equivalent.
+    "AWS::Serverless::HttpApi": {"StageName", "FailOnWarnings", "DefaultRouteSettings"},
+    "AWS::SNS::Topic": None,
+    "AWS::CloudWatch::Alarm": None,
+}
+# Runtime, Architectures, MemorySize, Handler, Tracing, CodeUri, Description and Policies have no
+# local effect (cargo lambda watch runs the debug binaries with full access to moto).
+GLOBAL_FUNCTION_PROPERTIES = {"Runtime", "Architectures", "MemorySize", "Timeout", "Handler",
+                              "Tracing", "Environment"}
+FUNCTION_PROPERTIES = {"CodeUri", "Description", "Timeout", "Events", "Policies"}
+EVENT_TYPES = {"HttpApi", "SQS", "DynamoDB"}  # SQS, DynamoDB: event_sources.py
+HTTP_EVENT_PROPERTIES = {"ApiId", "Path", "Method"}
+TABLE_ATTRIBUTES = {"Arn", "StreamArn"}
+QUEUE_ATTRIBUTES = {"Arn", "QueueName"}
+GETATT_ATTRIBUTES = {"AWS::DynamoDB::Table": TABLE_ATTRIBUTES, "AWS::SQS::Queue": QUEUE_ATTRIBUTES}
+REDRIVE_KEYS = {"deadLetterTargetArn", "maxReceiveCount"}
+
 # --------------------------------------------------------------------------------------------
 # Template loading
 # --------------------------------------------------------------------------------------------
 
-_SHORT_TAGS = {
-    "Ref": "Ref",
-    "Condition": "Condition",
-    "GetAtt": "Fn::GetAtt",
-    "Sub": "Fn::Sub",
-    "If": "Fn::If",
-    "Equals": "Fn::Equals",
-    "Not": "Fn::Not",
-    "And": "Fn::And",
-    "Or": "Fn::Or",
-    "Select": "Fn::Select",
-    "Join": "Fn::Join",
-    "Split": "Fn::Split",
-    "FindInMap": "Fn::FindInMap",
-    "ImportValue": "Fn::ImportValue",
-    "Base64": "Fn::Base64",
-    "Cidr": "Fn::Cidr",
-    "GetAZs": "Fn::GetAZs",
-    "Length": "Fn::Length",
-    "ToJsonString": "Fn::ToJsonString",
-    "Transform": "Fn::Transform",
-}
+_SHORT_TAGS = {"Ref": "Ref", "GetAtt": "Fn::GetAtt", "Sub": "Fn::Sub"}
+INTRINSICS = set(_SHORT_TAGS.values())
+PSEUDO_PARAMETERS = ("AWS::Region", "AWS::AccountId", "AWS::Partition", "AWS::URLSuffix")
 
 
 class CfnLoader(yaml.SafeLoader):
-    """SafeLoader that understands CloudFormation short-form intrinsic tags."""
+    """SafeLoader that understands the CloudFormation short-form tags the template uses."""
 
 
 def _construct_tag(loader: yaml.Loader, tag_suffix: str, node: yaml.Node) -> Any:
     name = _SHORT_TAGS.get(tag_suffix)
     if name is None:
         raise yaml.constructor.ConstructorError(
-            None, None, f"unknown CloudFormation tag !{tag_suffix}", node.start_mark
+            None, None,
+            f"!{tag_suffix} is not emulated locally (infra/local_stack.py resolves "
+            f"{', '.join('!' + t for t in _SHORT_TAGS)})",
+            node.start_mark,
         )
-    if isinstance(node, yaml.ScalarNode):
-        value: Any = loader.construct_scalar(node)
-        if name == "Fn::GetAtt":
-            value = value.split(".", 1)
-        elif name == "Fn::GetAZs" and value == "":
-            value = ""
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)
+    if not isinstance(node, yaml.ScalarNode):
+        if name == "Fn::GetAtt" and isinstance(node, yaml.SequenceNode):
+            return {name: loader.construct_sequence(node, deep=True)}
+        raise yaml.constructor.ConstructorError(
+            None, None, f"!{tag_suffix} takes a string here (other forms are not emulated)",
+            node.start_mark,
+        )
+    value: Any = loader.construct_scalar(node)
+    if name == "Fn::GetAtt":
+        value = value.split(".", 1)
     return {name: value}
 
 
 CfnLoader.add_multi_constructor("!", _construct_tag)
 
 
-def load_template(path: str | os.PathLike = DEFAULT_TEMPLATE) -> dict:
-    """Parse a CloudFormation/SAM template (YAML or JSON) into plain Python data."""
+def load_template(path: str | os.PathLike = DEFAULT_TEMPLATE, check: bool = True) -> dict:
+    """Parse a SAM template (YAML or JSON) into plain Python data; with `check`, refuse
+    (TemplateError) anything the local emulator does not emulate (check_template)."""
     with open(path, encoding="utf-8") as fh:
-        return yaml.load(fh, Loader=CfnLoader)  # noqa: S506 - SafeLoader subclass
+        try:
+            template = yaml.load(fh, Loader=CfnLoader)  # noqa: S506 - SafeLoader subclass
+        except yaml.constructor.ConstructorError as exc:
+            raise TemplateError(f"{path}: {exc}") from exc
+    if check:
+        check_template(template, path)
+    return template
 
 
 def resources_of_type(template: dict, rtype: str) -> dict[str, dict]:
@@ -99,6 +150,164 @@ def resources_of_type(template: dict, rtype: str) -> dict[str, dict]:
     }
 
 
+def _props(res: dict) -> dict:
+    return res.get("Properties") or {}
+
+
+def _unknown(path: Any, where: str, keys, known: set[str], what: str = "property") -> None:
+    extra = sorted(set(keys) - known)
+    if extra:
+        raise template_error(
+            path, where,
+            f"{what} {', '.join(extra)} is not emulated locally "
+            f"(known: {', '.join(sorted(known))})",
+        )
+
+
+def check_template(template: dict, path: Any = "template.yaml") -> None:
+    """Raise TemplateError for anything in the template the local emulator does not emulate:
+    other sections, resource types, properties, intrinsics, pseudo parameters, function
+    properties and event types. SQS and DynamoDB event properties: event_sources.mappings()."""
+    if not isinstance(template, dict):
+        raise template_error(path, "top level", "not a mapping")
+    _unknown(path, "top level", template, TEMPLATE_SECTIONS, "section")
+    if template.get("Transform", SAM_TRANSFORM) != SAM_TRANSFORM:
+        raise template_error(path, "Transform", f"only {SAM_TRANSFORM} is emulated")
+    params = template.get("Parameters") or {}
+    for name, spec in params.items():
+        if (spec or {}).get("Type") not in PARAMETER_TYPES:
+            raise template_error(path, f"Parameters.{name}.Type",
+                                 f"{(spec or {}).get('Type')!r} is not emulated locally "
+                                 f"(known: {', '.join(sorted(PARAMETER_TYPES))})")
+    resources = template.get("Resources") or {}
+    for lid, res in resources.items():
+        where = f"Resources.{lid}"
+        rtype = (res or {}).get("Type")
+        if rtype not in RESOURCE_PROPERTIES:
+            raise template_error(path, f"{where}.Type", f"{rtype} is not emulated locally "
+                                 f"(infra/local_stack.py knows {', '.join(RESOURCE_PROPERTIES)})")
+        _unknown(path, where, res, RESOURCE_KEYS, "resource attribute")
+        known = RESOURCE_PROPERTIES[rtype]
+        if known is not None:
+            _unknown(path, f"{where}.Properties", _props(res), known)
+    glob = template.get("Globals") or {}
+    _unknown(path, "Globals", glob, {"Function"}, "section")
+    gfn = glob.get("Function") or {}
+    _unknown(path, "Globals.Function", gfn, GLOBAL_FUNCTION_PROPERTIES)
+    _unknown(path, "Globals.Function.Environment", gfn.get("Environment") or {}, {"Variables"})
+    for lid, res in resources_of_type(template, "AWS::Serverless::Function").items():
+        _check_function(path, template, lid, res)
+    for lid, res in resources_of_type(template, "AWS::DynamoDB::Table").items():
+        where = f"Resources.{lid}.Properties"
+        props = _props(res)
+        if props.get("BillingMode") != "PAY_PER_REQUEST":
+            raise template_error(path, f"{where}.BillingMode",
+                                 f"{props.get('BillingMode')!r}: only PAY_PER_REQUEST is emulated")
+        for n, ix in enumerate(props.get("GlobalSecondaryIndexes") or []):
+            _unknown(path, f"{where}.GlobalSecondaryIndexes[{n}]", ix,
+                     {"IndexName", "KeySchema", "Projection"})
+    for lid, res in resources_of_type(template, "AWS::SQS::Queue").items():
+        redrive = _props(res).get("RedrivePolicy")
+        if redrive is not None:
+            where = f"Resources.{lid}.Properties.RedrivePolicy"
+            if not isinstance(redrive, dict):
+                raise template_error(path, where, "only the mapping form is emulated")
+            _unknown(path, where, redrive, REDRIVE_KEYS, "key")
+    _check_intrinsics(path, template, template, "")
+
+
+def _check_function(path: Any, template: dict, lid: str, res: dict) -> None:
+    where = f"Resources.{lid}"
+    _unknown(path, f"{where}.Properties", _props(res), FUNCTION_PROPERTIES)
+    meta = res.get("Metadata") or {}
+    binary = (meta.get("BuildProperties") or {}).get("Binary")
+    if meta.get("BuildMethod") != "makefile" or not isinstance(binary, str) or not binary:
+        raise template_error(path, f"{where}.Metadata", "BuildMethod makefile and "
+                             "BuildProperties.Binary (the cargo binary) are what is emulated")
+    for name, event in (_props(res).get("Events") or {}).items():
+        ewhere = f"{where}.Properties.Events.{name}"
+        kind = (event or {}).get("Type")
+        if kind not in EVENT_TYPES:
+            raise template_error(path, f"{ewhere}.Type", f"event type {kind} is not emulated "
+                                 f"locally (known: {', '.join(sorted(EVENT_TYPES))})")
+        if kind != "HttpApi":
+            continue  # event_sources.mappings()
+        props = event.get("Properties") or {}
+        _unknown(path, f"{ewhere}.Properties", props, HTTP_EVENT_PROPERTIES)
+        api = props.get("ApiId")
+        api_lid = api.get("Ref") if isinstance(api, dict) else None
+        if (template.get("Resources") or {}).get(api_lid, {}).get("Type") \
+                != "AWS::Serverless::HttpApi":
+            raise template_error(path, f"{ewhere}.Properties.ApiId",
+                                 "must be !Ref of an AWS::Serverless::HttpApi")
+        if not isinstance(props.get("Path"), str) or not isinstance(props.get("Method"), str):
+            raise template_error(path, f"{ewhere}.Properties", "Path and Method are required")
+
+
+_SUB_RE = re.compile(r"\$\{([^}]*)\}")
+
+
+def _check_intrinsics(path: Any, template: dict, value: Any, where: str) -> None:
+    """Every intrinsic in the template is one the Resolver resolves, aimed at something there."""
+    if isinstance(value, list):
+        for n, v in enumerate(value):
+            _check_intrinsics(path, template, v, f"{where}[{n}]")
+        return
+    if not isinstance(value, dict):
+        return
+    fns = [k for k in value if k == "Ref" or str(k).startswith("Fn::")]
+    if fns and len(value) == 1:
+        (name, arg), = value.items()
+        if name not in INTRINSICS:
+            raise template_error(path, where, f"{name} is not emulated locally "
+                                 f"(infra/local_stack.py resolves {', '.join(sorted(INTRINSICS))})")
+        if name == "Ref":
+            _check_ref(path, template, arg, where)
+        elif name == "Fn::GetAtt":
+            if not (isinstance(arg, list) and len(arg) == 2
+                    and all(isinstance(a, str) for a in arg)):
+                raise template_error(path, where, f"Fn::GetAtt {arg!r}: only [LogicalId, "
+                                     "Attribute] is emulated")
+            _check_getatt(path, template, arg[0], arg[1], where)
+        else:  # Fn::Sub
+            if not isinstance(arg, str):
+                raise template_error(path, where, "Fn::Sub: only the string form is emulated")
+            for m in _SUB_RE.finditer(arg):
+                expr = m.group(1)
+                if expr.startswith("!"):
+                    raise template_error(path, where,
+                                         f"Fn::Sub literal ${{{expr}}} is not emulated")
+                if "." in expr and not expr.startswith("AWS::"):
+                    _check_getatt(path, template, *expr.split(".", 1), where)
+                else:
+                    _check_ref(path, template, expr, where)
+        return
+    if fns:
+        raise template_error(path, where, f"{fns[0]} must be the only key of its mapping")
+    for k, v in value.items():
+        _check_intrinsics(path, template, v, f"{where}.{k}" if where else str(k))
+
+
+def _check_ref(path: Any, template: dict, name: Any, where: str) -> None:
+    if name in PSEUDO_PARAMETERS or name in (template.get("Parameters") or {}) \
+            or name in (template.get("Resources") or {}):
+        return
+    if isinstance(name, str) and name.startswith("AWS::"):
+        raise template_error(path, where, f"pseudo parameter {name} is not emulated locally "
+                             f"(known: {', '.join(PSEUDO_PARAMETERS)})")
+    raise template_error(path, where, f"Ref {name!r} names no parameter or resource")
+
+
+def _check_getatt(path: Any, template: dict, lid: str, attr: str, where: str) -> None:
+    res = (template.get("Resources") or {}).get(lid)
+    if res is None:
+        raise template_error(path, where, f"GetAtt {lid}.{attr}: no resource {lid}")
+    known = GETATT_ATTRIBUTES.get(res.get("Type"), set())
+    if attr not in known:
+        raise template_error(path, where, f"GetAtt {lid}.{attr} is not emulated locally "
+                             f"({res.get('Type')}: {', '.join(sorted(known)) or 'none'})")
+
+
 def http_routes(template: dict) -> set[tuple[str, str]]:
     """Every (METHOD, path) served through HttpApi events of the template's functions."""
     return set(function_routes(template))
@@ -106,22 +315,19 @@ def http_routes(template: dict) -> set[tuple[str, str]]:
 
 def binary_of(lid: str, res: dict) -> str:
     """The cargo binary SAM builds for a function (Metadata.BuildProperties.Binary)."""
-    meta = res.get("Metadata") or {}
-    return (meta.get("BuildProperties") or {}).get("Binary") or meta.get("Binary") or lid
+    return res["Metadata"]["BuildProperties"]["Binary"]
 
 
 def function_routes(template: dict) -> dict[tuple[str, str], str]:
-    """(METHOD, path) -> binary name (Metadata.Binary, else the logical id) for HttpApi events."""
+    """(METHOD, path) -> binary name for HttpApi events."""
     routes: dict[tuple[str, str], str] = {}
     for lid, res in resources_of_type(template, "AWS::Serverless::Function").items():
         binary = binary_of(lid, res)
-        events = (res.get("Properties") or {}).get("Events") or {}
-        for event in events.values():
+        for event in (_props(res).get("Events") or {}).values():
             if event.get("Type") != "HttpApi":
                 continue
-            props = event.get("Properties") or {}
-            method = str(props.get("Method", "ANY")).upper()
-            path = props.get("Path", "$default")
+            props = event["Properties"]
+            method, path = str(props["Method"]).upper(), props["Path"]
             key = (method, path)
             if key in routes and routes[key] != binary:
                 raise ValueError(f"route {method} {path} is served by two functions")
@@ -143,12 +349,10 @@ def function_binaries(template: dict) -> dict[str, str]:
 
 
 class Resolver:
-    """Resolves intrinsics against local resource names and parameter values."""
+    """Resolves !Ref, !GetAtt and !Sub against local resource names and parameter values."""
 
     def __init__(self, template: dict, params: dict[str, str], region: str, account: str):
         self.template = template
-        self.region = region
-        self.account = account
         self.params: dict[str, Any] = {}
         for name, spec in (template.get("Parameters") or {}).items():
             if name in params:
@@ -162,35 +366,30 @@ class Resolver:
             "AWS::AccountId": account,
             "AWS::Partition": "aws",
             "AWS::URLSuffix": "amazonaws.com",
-            "AWS::StackName": "pulsara-local",
-            "AWS::StackId": f"arn:aws:cloudformation:{region}:{account}:stack/pulsara-local/local",
-            "AWS::NoValue": None,
-            "AWS::NotificationARNs": [],
         }
         # logical id -> {"Ref": ..., "<Attr>": ...}, filled as resources are created
         self.resources: dict[str, dict[str, Any]] = {}
 
-    # -- public ------------------------------------------------------------------------------
     def resolve(self, value: Any) -> Any:
         if isinstance(value, list):
-            return [v for v in (self.resolve(v) for v in value) if v is not _NOVALUE]
+            return [self.resolve(v) for v in value]
         if not isinstance(value, dict):
             return value
         if len(value) == 1:
             (key, arg), = value.items()
-            handler = _INTRINSICS.get(key)
-            if handler is not None:
-                return handler(self, arg)
-        out = {}
-        for k, v in value.items():
-            r = self.resolve(v)
-            if r is not _NOVALUE:
-                out[k] = r
-        return out
+            if key == "Ref":
+                return self.ref(arg)
+            if key == "Fn::GetAtt":
+                return self.getatt(*arg)
+            if key == "Fn::Sub":
+                return self.sub(arg)
+            if str(key).startswith("Fn::"):
+                raise KeyError(f"{key} is not emulated locally")
+        return {k: self.resolve(v) for k, v in value.items()}
 
     def ref(self, name: str) -> Any:
         if name in self.pseudo:
-            return _NOVALUE if name == "AWS::NoValue" else self.pseudo[name]
+            return self.pseudo[name]
         if name in self.params:
             return self.params[name]
         if name in (self.template.get("Parameters") or {}):
@@ -205,82 +404,19 @@ class Resolver:
             raise KeyError(f"cannot resolve GetAtt {name}.{attr} locally")
         return res[attr]
 
-    def condition(self, name: str) -> bool:
-        spec = (self.template.get("Conditions") or {}).get(name)
-        if spec is None:
-            raise KeyError(f"unknown condition {name}")
-        return bool(self.resolve(spec))
+    def sub(self, text: str) -> str:
+        if not isinstance(text, str):
+            raise KeyError("Fn::Sub: only the string form is emulated")
 
+        def repl(m: re.Match) -> str:
+            expr = m.group(1)
+            if expr.startswith("!"):
+                raise KeyError(f"Fn::Sub literal ${{{expr}}} is not emulated")
+            if "." in expr and not expr.startswith("AWS::"):
+                return str(self.getatt(*expr.split(".", 1)))
+            return str(self.ref(expr))
 
-class _NoValue:
-    def __repr__(self) -> str:
-        return "AWS::NoValue"
-
-
-_NOVALUE = _NoValue()
-
-_SUB_RE = re.compile(r"\$\{([^}!][^}]*)\}")
-
-
-def _fn_sub(r: Resolver, arg: Any) -> str:
-    if isinstance(arg, list):
-        text, variables = arg[0], {k: r.resolve(v) for k, v in (arg[1] or {}).items()}
-    else:
-        text, variables = arg, {}
-
-    def repl(m: re.Match) -> str:
-        expr = m.group(1).strip()
-        if expr in variables:
-            return str(variables[expr])
-        if "." in expr and not expr.startswith("AWS::"):
-            lid, attr = expr.split(".", 1)
-            return str(r.getatt(lid, attr))
-        return str(r.ref(expr))
-
-    return _SUB_RE.sub(repl, text).replace("${!", "${")
-
-
-def _fn_select(r: Resolver, arg: Any) -> Any:
-    index, items = r.resolve(arg[0]), r.resolve(arg[1])
-    return items[int(index)]
-
-
-def _fn_find_in_map(r: Resolver, arg: Any) -> Any:
-    name, top, second = (r.resolve(a) for a in arg[:3])
-    return r.template["Mappings"][name][top][second]
-
-
-def _fn_if(r: Resolver, arg: Any) -> Any:
-    cond, yes, no = arg
-    return r.resolve(yes if r.condition(cond) else no)
-
-
-_INTRINSICS = {
-    "Ref": lambda r, a: r.ref(r.resolve(a)),
-    "Condition": lambda r, a: r.condition(a),
-    "Fn::GetAtt": lambda r, a: r.getatt(*(a.split(".", 1) if isinstance(a, str) else r.resolve(a))),
-    "Fn::Sub": _fn_sub,
-    "Fn::Join": lambda r, a: str(r.resolve(a[0])).join(str(x) for x in r.resolve(a[1])),
-    "Fn::Split": lambda r, a: str(r.resolve(a[1])).split(r.resolve(a[0])),
-    "Fn::Select": _fn_select,
-    "Fn::FindInMap": _fn_find_in_map,
-    "Fn::If": _fn_if,
-    "Fn::Equals": lambda r, a: str(r.resolve(a[0])) == str(r.resolve(a[1])),
-    "Fn::Not": lambda r, a: not r.resolve(a[0]),
-    "Fn::And": lambda r, a: all(r.resolve(x) for x in a),
-    "Fn::Or": lambda r, a: any(r.resolve(x) for x in a),
-    "Fn::Base64": lambda r, a: __import__("base64").b64encode(str(r.resolve(a)).encode()).decode(),
-    "Fn::GetAZs": lambda r, a: [f"{r.region}{s}" for s in "abc"],
-    "Fn::ToJsonString": lambda r, a: json.dumps(r.resolve(a), separators=(",", ":")),
-    "Fn::Length": lambda r, a: len(r.resolve(a)),
-    "Fn::ImportValue": lambda r, a: _unsupported("Fn::ImportValue"),
-    "Fn::Cidr": lambda r, a: _unsupported("Fn::Cidr"),
-    "Fn::Transform": lambda r, a: _unsupported("Fn::Transform"),
-}
-
-
-def _unsupported(name: str) -> Any:
-    raise KeyError(f"{name} cannot be resolved locally")
+        return _SUB_RE.sub(repl, text)
 
 
 # --------------------------------------------------------------------------------------------
@@ -296,35 +432,20 @@ def _err_code(exc: Exception) -> str:
     return getattr(exc, "response", {}).get("Error", {}).get("Code", "")
 
 
+def _index_spec(ix: dict) -> dict:
+    return {"IndexName": ix["IndexName"], "KeySchema": ix["KeySchema"],
+            "Projection": ix["Projection"]}
+
+
 def create_tables(session, r: Resolver, prefix: str, endpoint: str) -> None:
+    """Every table on demand (PAY_PER_REQUEST), with its GSIs, stream and TTL."""
     ddb = session.client("dynamodb", endpoint_url=endpoint)
     for lid, res in resources_of_type(r.template, "AWS::DynamoDB::Table").items():
-        props = r.resolve(res.get("Properties") or {})
+        props = r.resolve(_props(res))
         name = f"{prefix}{lid}"
-        billing = props.get("BillingMode", "PROVISIONED")
-        provisioned = billing != "PAY_PER_REQUEST"
-        default_tp = {"ReadCapacityUnits": 5, "WriteCapacityUnits": 5}
-
-        def index_spec(ix: dict) -> dict:
-            out = {
-                "IndexName": ix["IndexName"],
-                "KeySchema": ix["KeySchema"],
-                "Projection": ix.get("Projection") or {"ProjectionType": "ALL"},
-            }
-            if provisioned and "ProvisionedThroughput" in ix:
-                out["ProvisionedThroughput"] = {
-                    k: int(v) for k, v in ix["ProvisionedThroughput"].items()
-                }
-            elif provisioned:
-                out["ProvisionedThroughput"] = default_tp
-            return out
-
-        gsis = [index_spec(ix) for ix in props.get("GlobalSecondaryIndexes") or []]
-        lsis = [
-            {k: v for k, v in index_spec(ix).items() if k != "ProvisionedThroughput"}
-            for ix in props.get("LocalSecondaryIndexes") or []
-        ]
+        gsis = [_index_spec(ix) for ix in props.get("GlobalSecondaryIndexes") or []]
         stream = props.get("StreamSpecification")
+        stream_spec = stream and {"StreamEnabled": True, "StreamViewType": stream["StreamViewType"]}
 
         existing = None
         try:
@@ -337,21 +458,12 @@ def create_tables(session, r: Resolver, prefix: str, endpoint: str) -> None:
                 "TableName": name,
                 "AttributeDefinitions": props["AttributeDefinitions"],
                 "KeySchema": props["KeySchema"],
-                "BillingMode": billing,
+                "BillingMode": "PAY_PER_REQUEST",
             }
-            if provisioned:
-                kwargs["ProvisionedThroughput"] = {
-                    k: int(v) for k, v in (props.get("ProvisionedThroughput") or default_tp).items()
-                }
             if gsis:
                 kwargs["GlobalSecondaryIndexes"] = gsis
-            if lsis:
-                kwargs["LocalSecondaryIndexes"] = lsis
-            if stream:
-                kwargs["StreamSpecification"] = {
-                    "StreamEnabled": True,
-                    "StreamViewType": stream["StreamViewType"],
-                }
+            if stream_spec:
+                kwargs["StreamSpecification"] = stream_spec
             ddb.create_table(**kwargs)
             ddb.get_waiter("table_exists").wait(
                 TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 30}
@@ -368,14 +480,8 @@ def create_tables(session, r: Resolver, prefix: str, endpoint: str) -> None:
                         GlobalSecondaryIndexUpdates=[{"Create": ix}],
                     )
                     _log(f"added index {ix['IndexName']} to table {name}")
-            if stream and not (existing.get("StreamSpecification") or {}).get("StreamEnabled"):
-                ddb.update_table(
-                    TableName=name,
-                    StreamSpecification={
-                        "StreamEnabled": True,
-                        "StreamViewType": stream["StreamViewType"],
-                    },
-                )
+            if stream_spec and not (existing.get("StreamSpecification") or {}).get("StreamEnabled"):
+                ddb.update_table(TableName=name, StreamSpecification=stream_spec)
                 _log(f"enabled stream on table {name}")
             _log(f"table {name} exists")
 
@@ -400,18 +506,7 @@ def create_tables(session, r: Resolver, prefix: str, endpoint: str) -> None:
         }
 
 
-_SQS_ATTRS = [
-    "DelaySeconds",
-    "MaximumMessageSize",
-    "MessageRetentionPeriod",
-    "ReceiveMessageWaitTimeSeconds",
-    "VisibilityTimeout",
-    "KmsDataKeyReusePeriodSeconds",
-    "SqsManagedSseEnabled",
-    "ContentBasedDeduplication",
-    "DeduplicationScope",
-    "FifoThroughputLimit",
-]
+_SQS_ATTRS = ["VisibilityTimeout", "MessageRetentionPeriod", "SqsManagedSseEnabled"]
 
 
 def _queue_deps(props: Any) -> set[str]:
@@ -421,8 +516,7 @@ def _queue_deps(props: Any) -> set[str]:
     def walk(v: Any) -> None:
         if isinstance(v, dict):
             if "Fn::GetAtt" in v and len(v) == 1:
-                a = v["Fn::GetAtt"]
-                deps.add(a.split(".", 1)[0] if isinstance(a, str) else a[0])
+                deps.add(v["Fn::GetAtt"][0])
             elif "Ref" in v and len(v) == 1 and isinstance(v["Ref"], str):
                 deps.add(v["Ref"])
             else:
@@ -444,35 +538,33 @@ def scaled_visibility(props: dict, scale: float) -> dict:
     return {**props, "VisibilityTimeout": seconds}
 
 
-def create_queues(session, r: Resolver, prefix: str, endpoint: str, visibility_scale: float = 1.0) -> None:
+def queue_attributes(props: dict) -> dict[str, str]:
+    """A queue's resolved Properties as SQS attributes (strings; RedrivePolicy as JSON)."""
+    attrs = {k: _attr_str(props[k]) for k in _SQS_ATTRS if k in props}
+    if "RedrivePolicy" in props:
+        attrs["RedrivePolicy"] = json.dumps(props["RedrivePolicy"])
+    return attrs
+
+
+def create_queues(session, r: Resolver, prefix: str, endpoint: str,
+                  visibility_scale: float = 1.0) -> None:
     queues = resources_of_type(r.template, "AWS::SQS::Queue")
     if not queues:
         return
     sqs = session.client("sqs", endpoint_url=endpoint)
     pending = dict(queues)
     while pending:
-        ready = [
-            lid
-            for lid, res in pending.items()
-            if not (_queue_deps(res.get("Properties") or {}) & set(pending))
-        ]
+        ready = [lid for lid, res in pending.items()
+                 if not (_queue_deps(_props(res)) & set(pending))]
         if not ready:
             raise RuntimeError(f"circular references between queues: {sorted(pending)}")
         for lid in ready:
             res = pending.pop(lid)
-            props = scaled_visibility(r.resolve(res.get("Properties") or {}), visibility_scale)
-            fifo = str(props.get("FifoQueue", False)).lower() == "true"
-            name = f"{prefix}{lid}" + (".fifo" if fifo else "")
-            attrs = {k: _attr_str(props[k]) for k in _SQS_ATTRS if k in props}
-            for k in ("RedrivePolicy", "RedriveAllowPolicy"):
-                if k in props:
-                    v = props[k]
-                    attrs[k] = v if isinstance(v, str) else json.dumps(v)
-            create_attrs = dict(attrs)
-            if fifo:
-                create_attrs["FifoQueue"] = "true"
+            props = scaled_visibility(r.resolve(_props(res)), visibility_scale)
+            name = f"{prefix}{lid}"
+            attrs = queue_attributes(props)
             try:
-                url = sqs.create_queue(QueueName=name, Attributes=create_attrs)["QueueUrl"]
+                url = sqs.create_queue(QueueName=name, Attributes=attrs)["QueueUrl"]
                 _log(f"queue {name} ready"
                      + (f" (visibility {attrs['VisibilityTimeout']}s)" if visibility_scale != 1.0
                         and "VisibilityTimeout" in attrs else ""))
@@ -486,7 +578,7 @@ def create_queues(session, r: Resolver, prefix: str, endpoint: str, visibility_s
             arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])[
                 "Attributes"
             ]["QueueArn"]
-            r.resources[lid] = {"Ref": url, "QueueUrl": url, "Arn": arn, "QueueName": name}
+            r.resources[lid] = {"Ref": url, "Arn": arn, "QueueName": name}
 
 
 def _attr_str(v: Any) -> str:
@@ -502,7 +594,7 @@ def create_email_identities(session, r: Resolver, endpoint: str) -> None:
     sesv2 = session.client("sesv2", endpoint_url=endpoint)
     ses = session.client("ses", endpoint_url=endpoint)
     for lid, res in identities.items():
-        identity = r.resolve((res.get("Properties") or {})["EmailIdentity"])
+        identity = r.resolve(_props(res)["EmailIdentity"])
         names = [identity]
         if "@" in identity:  # verify the sender's domain too, so any address there can send
             names.append(identity.split("@", 1)[1])
@@ -535,41 +627,25 @@ def create_email_identities(session, r: Resolver, endpoint: str) -> None:
 # --------------------------------------------------------------------------------------------
 
 
+def _global_variables(template: dict) -> dict:
+    glob = ((template.get("Globals") or {}).get("Function") or {}).get("Environment") or {}
+    return glob.get("Variables") or {}
+
+
 def function_environment(template: dict, r: Resolver) -> dict[str, str]:
-    """Globals.Function environment, then any per-function variables (first value wins)."""
-    env: dict[str, str] = {}
-    glob = (((template.get("Globals") or {}).get("Function") or {}).get("Environment") or {})
-    sources = [("Globals", glob.get("Variables") or {})]
-    for lid, res in resources_of_type(template, "AWS::Serverless::Function").items():
-        fenv = ((res.get("Properties") or {}).get("Environment") or {}).get("Variables") or {}
-        sources.append((lid, fenv))
-    for origin, variables in sources:
-        for key, raw in variables.items():
-            value = r.resolve(raw)
-            if value is _NOVALUE:
-                continue
-            value = _attr_str(value)
-            if key in env and env[key] != value:
-                _log(f"warning: {origin} sets {key}={value!r}, keeping {env[key]!r}")
-                continue
-            env[key] = value
-    return env
+    """Globals.Function environment variables, resolved (the functions set none of their own:
+    cargo lambda watch gives every function one env file)."""
+    return {key: _attr_str(r.resolve(raw)) for key, raw in _global_variables(template).items()}
 
 
 def _referenced_params(template: dict) -> set[str]:
-    """Template parameters referenced (via Ref) by the functions' environment variables."""
+    """Template parameters referenced (via Ref or Sub) by the functions' environment variables."""
     params = set(template.get("Parameters") or {})
-    found: set[str] = set()
-    glob = ((template.get("Globals") or {}).get("Function") or {}).get("Environment") or {}
-    trees = [glob] + [
-        (res.get("Properties") or {}).get("Environment") or {}
-        for res in resources_of_type(template, "AWS::Serverless::Function").values()
-    ]
-    for tree in trees:
-        found |= _queue_deps(tree) & params
-        for m in _SUB_RE.finditer(json.dumps(tree)):
-            if m.group(1).strip() in params:
-                found.add(m.group(1).strip())
+    tree = _global_variables(template)
+    found = _queue_deps(tree) & params
+    for m in _SUB_RE.finditer(json.dumps(tree)):
+        if m.group(1) in params:
+            found.add(m.group(1))
     return found
 
 
@@ -620,6 +696,19 @@ def _pairs(values: list[str], flag: str) -> dict[str, str]:
     return out
 
 
+def load_and_check(path: str | os.PathLike) -> dict:
+    """load_template() plus the event source mappings' checks (event_sources.mappings()), as
+    a SystemExit naming what is not emulated: before anything local is created or started."""
+    import event_sources  # late: event_sources imports this module
+
+    try:
+        template = load_template(path)
+        event_sources.mappings(template, path)
+    except (TemplateError, event_sources.local_stack.TemplateError) as exc:  # run as __main__
+        raise SystemExit(f"local emulator: {exc}") from exc
+    return template
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--template", default=str(DEFAULT_TEMPLATE))
@@ -630,7 +719,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="extra/overriding env file line")
     ap.add_argument("--queue-visibility-scale", type=float, default=1.0, metavar="F",
-                    help="multiply each queue's VisibilityTimeout from the template by F (at least 1 s)")
+                    help="multiply each queue's VisibilityTimeout from the template by F "
+                         "(at least 1 s)")
     args = ap.parse_args(argv)
     if args.queue_visibility_scale <= 0:
         raise SystemExit("--queue-visibility-scale must be > 0")
@@ -642,6 +732,7 @@ def main(argv: list[str] | None = None) -> int:
     access_key = os.environ.get("AWS_ACCESS_KEY_ID") or "testing"
     secret_key = os.environ.get("AWS_SECRET_ACCESS_KEY") or "testing"
 
+    template = load_and_check(args.template)
     import boto3  # imported late so the parsing helpers work without boto3
 
     session = boto3.session.Session(
@@ -649,7 +740,6 @@ def main(argv: list[str] | None = None) -> int:
         aws_secret_access_key=secret_key,
         region_name=region,
     )
-    template = load_template(args.template)
     resolver = Resolver(template, _pairs(args.param, "--param"), region, DEFAULT_ACCOUNT)
     if args.env_file:  # fail before touching anything if a parameter value is missing
         for name in _referenced_params(template):

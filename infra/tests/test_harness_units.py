@@ -1,6 +1,7 @@
 """Unit tests of the local harness's pure parts (no stack needed): the fault proxy's
 DynamoDB size arithmetic and expression reading, the event sources' filter matching,
-timeouts and destinations, and local_stack's visibility scaling."""
+timeouts and destinations, and local_stack's visibility scaling. The emulator's batch and
+partial-failure logic, intrinsics and template checks: test_emulator_units.py."""
 from __future__ import annotations
 
 import sys
@@ -12,7 +13,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import event_sources  # noqa: E402
 import fault_proxy  # noqa: E402
 import local_stack  # noqa: E402
-
 
 # --- fault proxy ------------------------------------------------------------------------------
 
@@ -37,10 +37,12 @@ def test_key_lengths():
 def test_updated_attributes_tell_replacements_from_appends():
     names = {"#t": "transcript", "#s": "status"}
     replaced, assigned = fault_proxy.updated_attributes(
-        "SET #t = :t, #s = :s, log = list_append(log, :l), a.b = :x REMOVE old, m.n ADD c :one", names)
+        "SET #t = :t, #s = :s, log = list_append(log, :l), a.b = :x REMOVE old, m.n ADD c :one",
+        names)
     assert replaced == {"transcript", "status", "old"}
     assert assigned == {"transcript", "status", "log", "a"}
-    replaced, _ = fault_proxy.updated_attributes("set transcript = if_not_exists(transcript, :e)", {})
+    replaced, _ = fault_proxy.updated_attributes(
+        "set transcript = if_not_exists(transcript, :e)", {})
     assert replaced == set()
 
 
@@ -89,19 +91,22 @@ def test_error_shapes():
     assert dict(sqs.headers)["x-amzn-query-error"] == "ThrottlingException;Sender"
     ses = fault_proxy.throttle_error(request(path="/v2/email/outbound-emails", auth_service="ses"))
     assert (ses.status, dict(ses.headers)["x-amzn-ErrorType"]) == (429, "TooManyRequestsException")
-    query = fault_proxy.server_error(request(path="/", auth_service="sqs", body=b"Action=SendMessage",
+    query = fault_proxy.server_error(request(path="/", auth_service="sqs",
+                                             body=b"Action=SendMessage",
                                              ctype="application/x-www-form-urlencoded"))
     assert query.status == 500 and b"<Code>InternalFailure</Code>" in query.body
     for resp in (ddb, sqs, ses, query):
-        assert resp.error_code() in ("ProvisionedThroughputExceededException", "ThrottlingException",
-                                     "TooManyRequestsException", "InternalFailure")
+        assert resp.error_code() in ("ProvisionedThroughputExceededException",
+                                     "ThrottlingException", "TooManyRequestsException",
+                                     "InternalFailure")
 
 
 def test_rules_are_validated():
     make = fault_proxy.make_rule
     assert make({"service": "sesv2", "action": "throttle"}, "r1")["service"] == "ses"
     for bad in ({"service": "dynamodb", "action": "nope"}, {"action": "error"},
-                {"service": "dynamodb", "action": "latency"}, {"service": "sqs", "action": "conflict"},
+                {"service": "dynamodb", "action": "latency"},
+                {"service": "sqs", "action": "conflict"},
                 {"service": "dynamodb", "action": "error", "times": -2},
                 {"service": "dynamodb", "action": "error", "colour": "red"},
                 {"service": "dynamodb", "operation": "UpdateItem", "action": "stale_read"},
@@ -126,51 +131,66 @@ RECORD = {
 }
 
 
+# Filter patterns as the template writes them: exact string values (operators such as exists
+# and prefix are not emulated: test_emulator_units.py checks they are refused at load time).
 @pytest.mark.parametrize("pattern, matches", [
-    ({"dynamodb": {"NewImage": {"emailSentAt": {"S": [{"exists": False}]}}}}, True),
-    ({"dynamodb": {"NewImage": {"callId": {"S": [{"exists": False}]}}}}, False),
-    ({"dynamodb": {"NewImage": {"callId": {"S": [{"exists": True}]}}}}, True),
-    ({"dynamodb": {"OldImage": {"callId": {"S": [{"exists": False}]}}}}, True),   # no OldImage at all
     ({"dynamodb": {"NewImage": {"email": {"M": {"status": {"S": ["pending"]}}}}}}, True),
     ({"dynamodb": {"NewImage": {"email": {"M": {"status": {"S": ["sent"]}}}}}}, False),
-    ({"dynamodb": {"NewImage": {"email": {"M": {"sentAt": {"S": [{"exists": False}]}}}}}}, True),
-    # exists looks at leaves only: an object there does not "exist"
-    ({"dynamodb": {"NewImage": {"email": [{"exists": True}]}}}, False),
-    ({"dynamodb": {"NewImage": {"email": [{"exists": False}]}}}, True),
     ({"dynamodb": {"NewImage": {"recipients": {"SS": ["b@x.example"]}}}}, True),
-    ({"dynamodb": {"NewImage": {"recipients": {"SS": [{"prefix": "c@"}]}}}}, False),
     ({"dynamodb": {"NewImage": {"parts": {"L": {"S": ["two"]}}}}}, True),
     ({"dynamodb": {"NewImage": {"parts": {"L": {"S": ["three"]}}}}}, False),
-    ({"eventName": ["INSERT", "MODIFY"], "dynamodb": {"Keys": {"callId": {"S": [{"prefix": "call_"}]}}}}, True),
+    ({"eventName": ["INSERT", "MODIFY"], "dynamodb": {"Keys": {"callId": {"S": ["call_1"]}}}},
+     True),
+    # an object is not a leaf: a value list never matches a map there
+    ({"dynamodb": {"NewImage": {"email": ["pending"]}}}, False),
+    ({"dynamodb": {"OldImage": {"callId": {"S": ["call_1"]}}}}, False),   # no OldImage at all
 ])
 def test_filter_patterns(pattern, matches):
     assert event_sources._match_pattern(pattern, RECORD) is matches
 
 
+def _stream(table: str) -> dict:
+    return {"Fn::GetAtt": [table, "StreamArn"]}
+
+
 def test_mappings_take_timeouts_retries_and_destinations(monkeypatch):
+    table = {"Type": "AWS::DynamoDB::Table",
+             "Properties": {"StreamSpecification": {"StreamViewType": "NEW_AND_OLD_IMAGES"}}}
+    partial = ["ReportBatchItemFailures"]
+    to_failures = {"OnFailure": {"Type": "SQS",
+                                 "Destination": {"Fn::GetAtt": ["StreamFailureQueue", "Arn"]}}}
     template = {
         "Globals": {"Function": {"Timeout": 10}},
         "Resources": {
             "StreamFailureQueue": {"Type": "AWS::SQS::Queue", "Properties": {}},
+            "EmailQueue": {"Type": "AWS::SQS::Queue", "Properties": {}},
+            "CallsTable": table,
+            "RestaurantsTable": table,
             "Sender": {
                 "Type": "AWS::Serverless::Function",
                 "Metadata": {"BuildProperties": {"Binary": "email-sender"}},
                 "Properties": {"Timeout": 30, "Events": {
-                    "Jobs": {"Type": "SQS", "Properties": {"Queue": {"Fn::GetAtt": ["EmailQueue", "Arn"]}}},
+                    "Jobs": {"Type": "SQS", "Properties": {
+                        "Queue": {"Fn::GetAtt": ["EmailQueue", "Arn"]},
+                        "FunctionResponseTypes": partial}},
                     "Calls": {"Type": "DynamoDB", "Properties": {
-                        "Stream": {"Fn::GetAtt": ["CallsTable", "StreamArn"]},
+                        "Stream": _stream("CallsTable"),
+                        "StartingPosition": "TRIM_HORIZON",
+                        "FunctionResponseTypes": partial,
                         "MaximumRetryAttempts": 100,
-                        "DestinationConfig": {"OnFailure": {
-                            "Destination": {"Fn::GetAtt": ["StreamFailureQueue", "Arn"]}}},
+                        "DestinationConfig": to_failures,
                         "FilterCriteria": {"Filters": [{"Pattern": '{"eventName": ["INSERT"]}'}]},
                     }},
                 }},
             },
             "Events": {
                 "Type": "AWS::Serverless::Function",
+                "Metadata": {"BuildProperties": {"Binary": "restaurant-events"}},
                 "Properties": {"Events": {"S": {"Type": "DynamoDB", "Properties": {
-                    "Stream": {"Fn::GetAtt": ["RestaurantsTable", "StreamArn"]},
-                    "DestinationConfig": {"OnFailure": {"Destination": {"Ref": "StreamFailureQueue"}}},
+                    "Stream": _stream("RestaurantsTable"),
+                    "StartingPosition": "TRIM_HORIZON",
+                    "FunctionResponseTypes": partial,
+                    "DestinationConfig": to_failures,
                 }}}},
             },
         },
@@ -181,7 +201,8 @@ def test_mappings_take_timeouts_retries_and_destinations(monkeypatch):
     assert by_name["Sender.Jobs"]["timeout"] == pytest.approx(6.0)
     assert by_name["Sender.Jobs"]["retries"] == -1          # SQS: untouched
     calls = by_name["Sender.Calls"]
-    assert (calls["retries"], calls["on_failure"], calls["function"]) == (3, "StreamFailureQueue", "email-sender")
+    assert (calls["retries"], calls["on_failure"], calls["function"]) == \
+        (3, "StreamFailureQueue", "email-sender")
     assert event_sources.record_filter(calls)({"eventName": "INSERT"}) is True
     assert by_name["Events.S"]["timeout"] == pytest.approx(2.0)  # Globals' 10 s x 0.2
     assert by_name["Events.S"]["on_failure"] == "StreamFailureQueue"
@@ -202,7 +223,8 @@ def test_the_real_template_maps_and_scales():
 
 
 def test_queue_visibility_scale():
-    assert local_stack.scaled_visibility({"VisibilityTimeout": 60}, 0.2) == {"VisibilityTimeout": 12}
-    assert local_stack.scaled_visibility({"VisibilityTimeout": 3}, 0.1) == {"VisibilityTimeout": 1}
-    assert local_stack.scaled_visibility({"MessageRetentionPeriod": 5}, 0.2) == {"MessageRetentionPeriod": 5}
-    assert local_stack.scaled_visibility({"VisibilityTimeout": 60}, 1.0) == {"VisibilityTimeout": 60}
+    scaled = local_stack.scaled_visibility
+    assert scaled({"VisibilityTimeout": 60}, 0.2) == {"VisibilityTimeout": 12}
+    assert scaled({"VisibilityTimeout": 3}, 0.1) == {"VisibilityTimeout": 1}
+    assert scaled({"MessageRetentionPeriod": 5}, 0.2) == {"MessageRetentionPeriod": 5}
+    assert scaled({"VisibilityTimeout": 60}, 1.0) == {"VisibilityTimeout": 60}
