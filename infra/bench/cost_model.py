@@ -5,6 +5,7 @@ SES and SQS at us-east-1 list prices, from measured warm durations.
 
     cost_model.py target/bench-results.json
 """
+
 from __future__ import annotations
 
 import json
@@ -58,13 +59,18 @@ def main(path: str) -> int:
         total += cost
     ses_sqs = SES_EMAIL + SQS_PER_CALL * SQS_REQUEST
     total += ses_sqs
-    print(f"{'per million IVR calls':<22}{'warm ms':>9}{'Lambda $':>11}{'requests $':>12}{'DynamoDB $':>12}{'total $':>10}")
+    print(
+        f"{'per million IVR calls':<22}{'warm ms':>9}{'Lambda $':>11}"
+        f"{'requests $':>12}{'DynamoDB $':>12}{'total $':>10}"
+    )
     for name, ms, c, r, d, t in rows:
         print(f"{name:<22}{ms:>9.2f}{c:>11.2f}{r:>12.2f}{d:>12.2f}{t:>10.2f}")
     print(f"{'SES e-mail + SQS':<22}{'':>9}{'':>11}{'':>12}{'':>12}{ses_sqs * 1e6:>10.2f}")
     print(f"{'TOTAL':<22}{'':>9}{'':>11}{'':>12}{'':>12}{total * 1e6:>10.2f}")
-    print("\n(SES at $0.10 per 1000 mails dominates; without e-mail the API side costs "
-          f"${(total - SES_EMAIL) * 1e6:.2f} per million calls.)")
+    print(
+        "\n(SES at $0.10 per 1000 mails dominates; without e-mail the API side costs "
+        f"${(total - SES_EMAIL) * 1e6:.2f} per million calls.)"
+    )
     return 0
 
 

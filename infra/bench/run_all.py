@@ -7,6 +7,7 @@ Run through infra/bench.sh, which starts moto, creates the stack from
 template.yaml, builds release binaries and seeds demo data, and exports:
 BENCH_RESTAURANT_ID, BENCH_API_KEY, BENCH_ADMIN_EMAIL, BENCH_ADMIN_PASSWORD.
 """
+
 from __future__ import annotations
 
 import base64
@@ -33,11 +34,24 @@ N = int(os.environ.get("BENCH_INVOCATIONS", "200"))
 def admin_token() -> str:
     def b64(b: bytes) -> str:
         return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+
     now = int(time.time())
     header = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
-    claims = b64(json.dumps({"iss": "pulsara-ivr", "sub": "usr_bench", "email": "bench@pulsara.local",
-                             "role": "admin", "iat": now, "exp": now + 3600}).encode())
-    sig = hmac.new(os.environ["ADMIN_TOKEN_SECRET"].encode(), f"{header}.{claims}".encode(), hashlib.sha256).digest()
+    claims = b64(
+        json.dumps(
+            {
+                "iss": "pulsara-ivr",
+                "sub": "usr_bench",
+                "email": "bench@pulsara.local",
+                "role": "admin",
+                "iat": now,
+                "exp": now + 3600,
+            }
+        ).encode()
+    )
+    sig = hmac.new(
+        os.environ["ADMIN_TOKEN_SECRET"].encode(), f"{header}.{claims}".encode(), hashlib.sha256
+    ).digest()
     return f"{header}.{claims}.{b64(sig)}"
 
 
@@ -46,9 +60,23 @@ def call_id_for(owner: str, restaurant: str, external: str) -> str:
 
 
 def run(binary: str, event: str, *extra: str, invocations: int = N) -> dict:
-    cmd = [sys.executable, str(HERE / "runtime_bench.py"), "--binary", str(BIN / binary),
-           "--event", str(event), "--invocations", str(invocations), "--json", *extra]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
+    cmd = [
+        sys.executable,
+        str(HERE / "runtime_bench.py"),
+        "--binary",
+        str(BIN / binary),
+        "--event",
+        str(event),
+        "--invocations",
+        str(invocations),
+        "--json",
+        *extra,
+    ]
+    out = (
+        subprocess.run(cmd, capture_output=True, text=True, check=True)
+        .stdout.strip()
+        .splitlines()[-1]
+    )
     return json.loads(out)
 
 
@@ -79,26 +107,54 @@ def dispatcher_throughput(restaurant_id: str) -> dict:
     url = f"http://127.0.0.1:{server.server_address[1]}/hook"
     ddb = boto3.client("dynamodb")
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    ddb.put_item(TableName=os.environ["WEBHOOKS_TABLE"], Item={
-        "webhookId": {"S": "wh_bench"}, "ownerId": {"S": "own_bench"}, "keyId": {"S": "own_bench"},
-        "callbackUrl": {"S": url}, "events": {"L": [{"S": "settings.updated"}]},
-        "secret": {"S": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}, "status": {"S": "active"},
-        "createdAt": {"S": now}, "updatedAt": {"S": now}})
+    ddb.put_item(
+        TableName=os.environ["WEBHOOKS_TABLE"],
+        Item={
+            "webhookId": {"S": "wh_bench"},
+            "ownerId": {"S": "own_bench"},
+            "keyId": {"S": "own_bench"},
+            "callbackUrl": {"S": url},
+            "events": {"L": [{"S": "settings.updated"}]},
+            "secret": {"S": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"},
+            "status": {"S": "active"},
+            "createdAt": {"S": now},
+            "updatedAt": {"S": now},
+        },
+    )
     batches, per_batch = int(os.environ.get("BENCH_DISPATCH_BATCHES", "30")), 10
-    payload = json.dumps({"type": "settings.updated", "timestamp": now,
-                          "data": {"restaurantId": restaurant_id, "changedFields": ["callHoursEnd"]}})
+    payload = json.dumps(
+        {
+            "type": "settings.updated",
+            "timestamp": now,
+            "data": {"restaurantId": restaurant_id, "changedFields": ["callHoursEnd"]},
+        }
+    )
     for n in range(batches + 1):
         for k in range(per_batch):
-            ddb.put_item(TableName=os.environ["WEBHOOK_DELIVERIES_TABLE"], Item={
-                "deliveryId": {"S": f"msg_bench_{n}_{k}"}, "webhookId": {"S": "wh_bench"},
-                "ownerId": {"S": "own_bench"}, "eventType": {"S": "settings.updated"}, "payload": {"S": payload},
-                "status": {"S": "pending"}, "attempts": {"L": []}, "createdAt": {"S": now},
-                "updatedAt": {"S": now}, "expiresAt": {"N": str(int(time.time()) + 86400)}})
+            ddb.put_item(
+                TableName=os.environ["WEBHOOK_DELIVERIES_TABLE"],
+                Item={
+                    "deliveryId": {"S": f"msg_bench_{n}_{k}"},
+                    "webhookId": {"S": "wh_bench"},
+                    "ownerId": {"S": "own_bench"},
+                    "eventType": {"S": "settings.updated"},
+                    "payload": {"S": payload},
+                    "status": {"S": "pending"},
+                    "attempts": {"L": []},
+                    "createdAt": {"S": now},
+                    "updatedAt": {"S": now},
+                    "expiresAt": {"N": str(int(time.time()) + 86400)},
+                },
+            )
     sample = json.loads((EVENTS / "webhook-dispatcher.json").read_text())
     record = sample["Records"][0]
     records = []
     for k in range(per_batch):
-        r = dict(record, messageId=f"m-{{{{n}}}}-{k}", body=json.dumps({"deliveryId": f"msg_bench_{{{{n}}}}_{k}"}))
+        r = dict(
+            record,
+            messageId=f"m-{{{{n}}}}-{k}",
+            body=json.dumps({"deliveryId": f"msg_bench_{{{{n}}}}_{k}"}),
+        )
         records.append(r)
     event = write_event("dispatch", {"Records": records})
     figures = run("webhook-dispatcher", event, invocations=batches)
@@ -111,7 +167,7 @@ def dispatcher_throughput(restaurant_id: str) -> dict:
 def main() -> int:
     rid = os.environ["BENCH_RESTAURANT_ID"]
     key = os.environ["BENCH_API_KEY"]
-    owner = key[len("psk_live_"):][:8]
+    owner = key[len("psk_live_") :][:8]
     token = admin_token()
     ivr = ("--header", f"authorization=Bearer {key}")
     admin = ("--header", f"authorization=Bearer {token}")
@@ -125,15 +181,47 @@ def main() -> int:
         return write_event(name.replace(".json", ""), e)
 
     cases = [
-        ("restaurant-config", EVENTS / "restaurant-config.json", ("--path-param", f"restaurantId={rid}", *ivr)),
-        ("restaurant-config (by phone)", EVENTS / "restaurant-config.json", ("--path-param", "restaurantId=(555) 010-0100", *ivr)),
-        ("process-call", body("process-call.json", restaurantId=rid, callId="bench-call-{{n}}",
-                              timestamp=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())), ivr),
-        ("complete-call", EVENTS / "complete-call.json", ("--path-param", f"callId={first_call}", *ivr)),
-        ("auth-login", body("auth-login.json", email=os.environ["BENCH_ADMIN_EMAIL"], password=os.environ["BENCH_ADMIN_PASSWORD"]), ()),
+        (
+            "restaurant-config",
+            EVENTS / "restaurant-config.json",
+            ("--path-param", f"restaurantId={rid}", *ivr),
+        ),
+        (
+            "restaurant-config (by phone)",
+            EVENTS / "restaurant-config.json",
+            ("--path-param", "restaurantId=(555) 010-0100", *ivr),
+        ),
+        (
+            "process-call",
+            body(
+                "process-call.json",
+                restaurantId=rid,
+                callId="bench-call-{{n}}",
+                timestamp=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            ),
+            ivr,
+        ),
+        (
+            "complete-call",
+            EVENTS / "complete-call.json",
+            ("--path-param", f"callId={first_call}", *ivr),
+        ),
+        (
+            "auth-login",
+            body(
+                "auth-login.json",
+                email=os.environ["BENCH_ADMIN_EMAIL"],
+                password=os.environ["BENCH_ADMIN_PASSWORD"],
+            ),
+            (),
+        ),
         ("create-api-key", EVENTS / "create-api-key.json", admin),
         ("api-keys", EVENTS / "api-keys-list.json", admin),
-        ("restaurants", EVENTS / "restaurants-get.json", ("--path-param", f"restaurantId={rid}", *admin)),
+        (
+            "restaurants",
+            EVENTS / "restaurants-get.json",
+            ("--path-param", f"restaurantId={rid}", *admin),
+        ),
         ("calls", EVENTS / "calls-list.json", ("--path-param", f"restaurantId={rid}", *admin)),
         ("register-webhook", EVENTS / "register-webhook.json", ivr),
         ("webhooks", EVENTS / "webhooks-list.json", ivr),
@@ -147,13 +235,22 @@ def main() -> int:
         f = run(binary, event, *extra, invocations=invocations)
         f["function"] = label
         results.append(f)
-        print(f"{label:<30} init {f['init_ms']:>5} ms  first {f['first_ms']:>7} ms  warm p50 {f['warm_p50_ms']:>6} ms  "
-              f"cpu {f['cpu_ms_per_warm_invocation']:>6} ms/inv  rss {f['peak_rss_mib']:>5} MiB  {f['statuses']}", flush=True)
+        print(
+            f"{label:<30} init {f['init_ms']:>5} ms  first {f['first_ms']:>7} ms  "
+            f"warm p50 {f['warm_p50_ms']:>6} ms  "
+            f"cpu {f['cpu_ms_per_warm_invocation']:>6} ms/inv  "
+            f"rss {f['peak_rss_mib']:>5} MiB  {f['statuses']}",
+            flush=True,
+        )
     d = dispatcher_throughput(rid)
     d["function"] = "webhook-dispatcher (10/batch)"
     results.append(d)
-    print(f"{'webhook-dispatcher':<30} init {d['init_ms']:>5} ms  batch of 10 p50 {d['warm_p50_ms']} ms  "
-          f"{d['deliveries_per_second']} deliveries/s per instance  rss {d['peak_rss_mib']} MiB  received {d['received']}")
+    print(
+        f"{'webhook-dispatcher':<30} init {d['init_ms']:>5} ms  "
+        f"batch of 10 p50 {d['warm_p50_ms']} ms  "
+        f"{d['deliveries_per_second']} deliveries/s per instance  "
+        f"rss {d['peak_rss_mib']} MiB  received {d['received']}"
+    )
     out = Path(os.environ.get("BENCH_OUT", REPO / "target" / "bench-results.json"))
     out.write_text(json.dumps(results, indent=1))
     print(f"\nfigures written to {out}")

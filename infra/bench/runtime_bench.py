@@ -12,6 +12,7 @@ event), the first invocation (cold: first connections, first argon2 key check),
 warm invocation percentiles (includes the DynamoDB calls to the local moto) and
 the handler's own `duration_us` log figures, and peak RSS (VmHWM).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -59,7 +60,10 @@ def make_handler(rt: Runtime):
             self.send_response(200)
             self.send_header("Lambda-Runtime-Aws-Request-Id", req_id)
             self.send_header("Lambda-Runtime-Deadline-Ms", str(int(time.time() * 1000) + 10_000))
-            self.send_header("Lambda-Runtime-Invoked-Function-Arn", "arn:aws:lambda:us-east-1:123456789012:function:bench")
+            self.send_header(
+                "Lambda-Runtime-Invoked-Function-Arn",
+                "arn:aws:lambda:us-east-1:123456789012:function:bench",
+            )
             self.send_header("Lambda-Runtime-Trace-Id", "Root=1-00000000-000000000000000000000000")
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(payload)))
@@ -134,7 +138,9 @@ def main() -> int:
         "RUST_LOG": "info",
     }
     started = time.perf_counter()
-    proc = subprocess.Popen([args.binary], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [args.binary], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     logs: list[str] = []
     threading.Thread(target=lambda: logs.extend(proc.stdout), daemon=True).start()
 
@@ -146,7 +152,7 @@ def main() -> int:
             wall_start = time.perf_counter()
         rt.events.put((req_id, template_body.replace("{{n}}", str(i))))
         with rt.done:
-            if not rt.done.wait_for(lambda: req_id in rt.responses, timeout=30):
+            if not rt.done.wait_for(lambda req_id=req_id: req_id in rt.responses, timeout=30):
                 print("timed out waiting for", req_id)
                 proc.kill()
                 return 1
@@ -190,13 +196,26 @@ def main() -> int:
         return 0
     print(f"binary            {args.binary} ({os.path.getsize(args.binary) / 1e6:.1f} MB)")
     print(f"statuses          {statuses}")
-    print(f"init (cold start) {(rt.first_poll - started) * 1000:.1f} ms  (process start -> first /next)")
+    print(
+        f"init (cold start) {(rt.first_poll - started) * 1000:.1f} ms  "
+        "(process start -> first /next)"
+    )
     print(f"first invocation  {latencies[0]:.2f} ms")
-    print(f"warm invocations  n={len(warm)} p50={pct(warm, 50):.2f} ms p90={pct(warm, 90):.2f} ms p99={pct(warm, 99):.2f} ms mean={statistics.mean(warm):.2f} ms")
+    print(
+        f"warm invocations  n={len(warm)} p50={pct(warm, 50):.2f} ms "
+        f"p90={pct(warm, 90):.2f} ms p99={pct(warm, 99):.2f} ms "
+        f"mean={statistics.mean(warm):.2f} ms"
+    )
     if len(durations) > 1:
         wd = durations[1:]
-        print(f"handler duration  p50={pct(wd, 50):.3f} ms p99={pct(wd, 99):.3f} ms (inside the function, incl. its DynamoDB calls)")
-    print(f"process CPU       {figures['cpu_ms_per_warm_invocation']:.3f} ms per warm invocation (handler + SDK work; waiting on moto excluded)")
+        print(
+            f"handler duration  p50={pct(wd, 50):.3f} ms p99={pct(wd, 99):.3f} ms "
+            "(inside the function, incl. its DynamoDB calls)"
+        )
+    print(
+        f"process CPU       {figures['cpu_ms_per_warm_invocation']:.3f} ms per warm invocation "
+        "(handler + SDK work; waiting on moto excluded)"
+    )
     print(f"peak RSS          {int(rss) / 1024:.1f} MiB")
     return 0
 

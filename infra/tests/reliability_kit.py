@@ -1,39 +1,27 @@
-"""Tools shared by the reliability tests (`test_reliability.py`, `test_failures.py`):
-a webhook receiver that verifies Standard Webhooks signatures and counts
-`webhook-id`s, a cached view of the e-mails moto's SES accepted, drains of the
-dead-letter and stream-failure queues (so concurrent rows never hide each
-other's messages), direct reads of moto (bypassing the fault proxy), and
-polling with deadlines.
+"""Tools of the reliability tests (`test_reliability.py`, `test_failures.py`) on top of
+helpers.py (the receiver, bodies, polling, webhook registration are there): thread-local
+HTTP clients that never raise, a cached view of the e-mails moto's SES accepted, drains
+of the dead-letter and stream-failure queues (so concurrent rows never hide each other's
+messages), direct reads of moto (bypassing the fault proxy), and a thread-safe client of
+the fault proxy's control API.
 
 Not a test module: nothing here is collected by pytest."""
 from __future__ import annotations
 
 import json
 import os
-import sys
 import threading
 import time
 import urllib.error
 import urllib.request
 import uuid
-from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
-from typing import Callable
 
 import boto3
+import helpers
 import requests
-from standardwebhooks.webhooks import Webhook
+from helpers import API, Api, sent_messages, wait_for
 
-from conftest import Api, unique_phone
-
-INFRA = Path(__file__).resolve().parents[1]
-if str(INFRA) not in sys.path:
-    sys.path.insert(0, str(INFRA))
-
-API = os.environ.get("PULSARA_API", "")
 # Scaled timings of the test stack (infra/test.sh): function timeouts x0.2, queue
 # visibility x0.2, claim lease between them.
 TIME_SCALE = float(os.environ.get("EVENT_SOURCE_TIME_SCALE", "0.2"))
@@ -47,20 +35,6 @@ SETTLE = VISIBILITY + 2
 TERMINAL_EMAIL = {"sent", "failed", "bounced", "not_configured"}
 TERMINAL_DELIVERY = {"succeeded", "failed"}
 PREFIX = "pulsara-"
-
-
-def wait_for(predicate: Callable, timeout: float = 60.0, step: float = 0.25):
-    """The first truthy value of `predicate()` within `timeout` seconds, else its last value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() >= deadline:
-            return value
-        time.sleep(step)
-
-
-def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 # --- thread-local HTTP clients ------------------------------------------------------------
@@ -95,14 +69,18 @@ class Resp:
         return f"{self.status or 'no answer'} {self.text[:300]}"
 
 
-def http(method: str, path: str, token: str | None = None, json_body=None, timeout: float = 30.0) -> Resp:
+def http(
+    method: str, path: str, token: str | None = None, json_body=None, timeout: float = 30.0
+) -> Resp:
     """One API request that never raises: a dead function is a `Resp` with status 0."""
     if not hasattr(_local, "session"):
         _local.session = requests.Session()
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     kw = {"json": json_body} if json_body is not None else {}
     try:
-        r = _local.session.request(method, API.rstrip("/") + path, headers=headers, timeout=timeout, **kw)
+        r = _local.session.request(
+            method, API.rstrip("/") + path, headers=headers, timeout=timeout, **kw
+        )
     except requests.RequestException as exc:
         _local.session = requests.Session()  # the broken connection is not reused
         return Resp(0, None, f"{exc.__class__.__name__}: {exc}")
@@ -138,7 +116,11 @@ def table(env: str) -> str:
 def get_item(table_env: str, key: str, value: str) -> dict | None:
     from boto3.dynamodb.types import TypeDeserializer
 
-    item = client("dynamodb").get_item(TableName=table(table_env), Key={key: {"S": value}}, ConsistentRead=True).get("Item")
+    item = (
+        client("dynamodb")
+        .get_item(TableName=table(table_env), Key={key: {"S": value}}, ConsistentRead=True)
+        .get("Item")
+    )
     if item is None:
         return None
     d = TypeDeserializer()
@@ -189,8 +171,7 @@ class Ses:
     def messages(self, fresh: bool = False) -> list[dict]:
         with self._lock:
             if fresh or time.monotonic() - self._at >= self.every:
-                data = json.load(urllib.request.urlopen(os.environ["MOTO_URL"] + "/moto-api/data.json", timeout=30))
-                self._messages = data.get("ses", {}).get("Message", [])
+                self._messages = sent_messages()
                 self._at = time.monotonic()
             return self._messages
 
@@ -217,7 +198,7 @@ class Drain:
         self._thread: threading.Thread | None = None
         self.error: str | None = None
 
-    def start(self) -> "Drain":
+    def start(self) -> Drain:
         try:
             self.url = queue_url(self.name)
         except Exception as exc:  # noqa: BLE001 - reported by whoever looks for a message
@@ -231,7 +212,9 @@ class Drain:
         sqs = boto3.client("sqs")
         while not self._stop.is_set():
             try:
-                got = sqs.receive_message(QueueUrl=self.url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+                got = sqs.receive_message(
+                    QueueUrl=self.url, MaxNumberOfMessages=10, WaitTimeSeconds=1
+                )
             except Exception:  # noqa: BLE001 - moto busy; try again
                 time.sleep(0.5)
                 continue
@@ -253,7 +236,7 @@ class Drain:
 
     def wait(self, needle: str, timeout: float = 30.0) -> list[str]:
         assert self.error is None, self.error
-        return wait_for(lambda: self.find(needle), timeout)
+        return wait_for(lambda: self.find(needle), timeout, 0.25)
 
     def stop(self):
         self._stop.set()
@@ -261,163 +244,20 @@ class Drain:
             self._thread.join(timeout=5)
 
 
-# --- a webhook receiver ------------------------------------------------------------------
-
-
-@dataclass
-class Hit:
-    at: float
-    path: str
-    headers: dict[str, str]
-    body: bytes
-    n: int  # 1-based number of this request at this receiver
-
-    @property
-    def webhook_id(self) -> str:
-        return self.headers.get("webhook-id", "")
-
-    def verify(self, secret: str) -> dict:
-        return Webhook(secret).verify(self.body, self.headers)
-
-    def verifies(self, secret: str) -> bool:
-        try:
-            self.verify(secret)
-            return True
-        except Exception:  # noqa: BLE001 - any verification failure
-            return False
-
-
-def ok(hit: Hit) -> int:
-    return 204
-
-
-def down(hit: Hit) -> int:
-    return 500
-
-
-def gone(hit: Hit) -> int:
-    return 410
-
-
-def flaky(failures: int) -> Callable[[Hit], int]:
-    """500 for the first `failures` requests, then 200."""
-    return lambda hit: 500 if hit.n <= failures else 200
-
-
-class Receiver:
-    """A local HTTP receiver on 127.0.0.1:<random>. `respond(hit)` gives the status
-    (it may block, e.g. to hold a request while a test arms a fault); every
-    request is recorded and its signature checked against `secrets`."""
-
-    def __init__(self, respond: Callable[[Hit], int] = ok):
-        self.respond = respond
-        self.hits: list[Hit] = []
-        self._cond = threading.Condition()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 - http.server's naming
-                length = int(self.headers.get("content-length") or 0)
-                body = self.rfile.read(length) if length else b""
-                with receiver._cond:
-                    hit = Hit(time.monotonic(), self.path, {k.lower(): v for k, v in self.headers.items()}, body,
-                              len(receiver.hits) + 1)
-                    receiver.hits.append(hit)
-                    receiver._cond.notify_all()
-                try:
-                    status = receiver.respond(hit)
-                except Exception:  # noqa: BLE001 - a broken behaviour answers 500
-                    status = 500
-                self.send_response(status)
-                self.send_header("content-length", "0")
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
-        self.thread.start()
-        self.path = f"/hook-{uuid.uuid4().hex[:10]}"
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}{self.path}"
-
-    def snapshot(self) -> list[Hit]:
-        with self._cond:
-            return list(self.hits)
-
-    def ids(self) -> Counter:
-        return Counter(h.webhook_id for h in self.snapshot())
-
-    def wait(self, count: int, timeout: float = 60.0) -> list[Hit]:
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while len(self.hits) < count:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    break
-                self._cond.wait(min(left, 0.5))
-            return list(self.hits)
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
 # --- the product, through its API --------------------------------------------------------
 
 
-def restaurant_body(**overrides) -> dict:
-    body = {
-        "name": "Reliable Trattoria",
-        "phoneNumbers": [unique_phone()],
-        "timezone": "America/New_York",
-        "aiEnabled": True,
-        "callHoursStart": "00:00",
-        "callHoursEnd": "24:00",
-        "agent": {"elevenlabs_agent_id": "agent_rel", "voice_id": "tnSpp4vdxKPjI9w0GnoV", "tools": ["end_call"]},
-        "forwarding_number": unique_phone(),
-        "notificationEmails": ["owner@reliable.example"],
-    }
-    body.update(overrides)
-    return body
-
-
 def create_restaurant(admin: str, **overrides) -> dict:
-    r = api().post("/ivr/restaurants", admin, json=restaurant_body(**overrides))
-    assert r.status_code == 201, r.text
-    return r.json()["data"]
+    """helpers.create_restaurant with this thread's client."""
+    return helpers.create_restaurant(api(), admin, **overrides)
 
 
 def create_key(admin: str, restaurant_ids: list[str] | None = None) -> dict:
+    """helpers.create_key with this thread's client."""
     body = {"name": "Reliability " + uuid.uuid4().hex[:6]}
     if restaurant_ids is not None:
         body["restaurantIds"] = restaurant_ids
-    r = api().post("/ivr/auth/api-key", admin, json=body)
-    assert r.status_code == 201, r.text
-    return r.json()["data"]
-
-
-def register(key: str, url: str, events=("settings.updated", "agent.updated", "restaurant.updated")) -> dict:
-    r = api().post("/ivr/webhooks/register", key, json={"callbackUrl": url, "events": list(events)})
-    assert r.status_code == 201, r.text
-    return r.json()["data"]
-
-
-def call_body(restaurant_id: str, **overrides) -> dict:
-    body = {
-        "restaurantId": restaurant_id,
-        "callId": "CA" + uuid.uuid4().hex,
-        "timestamp": now_iso(),
-        "callerNumber": "+15559871234",
-        "transcript": "Agent: Thanks for calling!\nCustomer: hi, what time do you close tonight?",
-        "audioUrl": "https://storage.pulsara.ai/calls/test.mp3",
-    }
-    body.update(overrides)
-    return body
+    return helpers.create_key(api(), admin, **body)
 
 
 def call_view(admin: str, call_id: str) -> dict:
@@ -433,7 +273,9 @@ def email_of(call_id: str) -> dict:
 
 
 def wait_email_terminal(call_id: str, timeout: float = 90.0) -> dict:
-    state = wait_for(lambda: (e := email_of(call_id)).get("status") in TERMINAL_EMAIL and e, timeout)
+    state = wait_for(
+        lambda: (e := email_of(call_id)).get("status") in TERMINAL_EMAIL and e, timeout, 0.25
+    )
     assert state, f"e-mail of {call_id} not terminal after {timeout:.0f} s: {email_of(call_id)}"
     return state
 
@@ -449,12 +291,18 @@ def deliveries_of(webhook_id: str) -> list[dict]:
 def wait_deliveries_terminal(webhook_id: str, count: int = 1, timeout: float = 90.0) -> list[dict]:
     def done():
         ds = deliveries_of(webhook_id)
-        return ds if len(ds) >= count and all(d["status"] in TERMINAL_DELIVERY for d in ds) else None
+        return (
+            ds if len(ds) >= count and all(d["status"] in TERMINAL_DELIVERY for d in ds) else None
+        )
 
-    ds = wait_for(done, timeout, step=0.5)
+    ds = wait_for(done, timeout, 0.5)
     assert ds, f"deliveries of {webhook_id} not all terminal after {timeout:.0f} s: " + json.dumps(
-        [{k: d.get(k) for k in ("deliveryId", "status", "attempts", "claims", "claimedAt")} for d in deliveries_of(webhook_id)],
-        default=str)
+        [
+            {k: d.get(k) for k in ("deliveryId", "status", "attempts", "claims", "claimedAt")}
+            for d in deliveries_of(webhook_id)
+        ],
+        default=str,
+    )
     return ds
 
 
@@ -477,7 +325,9 @@ def stream_records(table_env: str) -> list[dict]:
         if not start:
             break
     for sh in shards:
-        it = streams.get_shard_iterator(StreamArn=arn, ShardId=sh["ShardId"], ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+        it = streams.get_shard_iterator(
+            StreamArn=arn, ShardId=sh["ShardId"], ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
         while it:
             got = streams.get_records(ShardIterator=it, Limit=1000)
             recs = got.get("Records") or []
@@ -490,12 +340,19 @@ def stream_records(table_env: str) -> list[dict]:
 
 def invoke(function: str, event: dict) -> tuple[int, dict | None, str | None]:
     """Invokes a function through cargo lambda watch, as an event source mapping does."""
-    req = urllib.request.Request(f"{lambda_api()}/2015-03-31/functions/{function}/invocations",
-                                 data=json.dumps(event).encode(), headers={"content-type": "application/json"},
-                                 method="POST")
+    req = urllib.request.Request(
+        f"{lambda_api()}/2015-03-31/functions/{function}/invocations",
+        data=json.dumps(event).encode(),
+        headers={"content-type": "application/json"},
+        method="POST",
+    )
     with urllib.request.urlopen(req, timeout=120) as resp:
         body = resp.read()
-        return resp.status, (json.loads(body) if body else None), resp.headers.get("x-amz-function-error")
+        return (
+            resp.status,
+            (json.loads(body) if body else None),
+            resp.headers.get("x-amz-function-error"),
+        )
 
 
 # --- the fault proxy's control API, thread-safe (one connection per call) for concurrent rows --
@@ -517,10 +374,14 @@ class ProxyCtl:
         except urllib.error.HTTPError as exc:
             if exc.code == 404 and method == "DELETE":
                 return {"removed": 0}
-            raise AssertionError(f"fault proxy {method} {path}: {exc.code} {exc.read()[:300]!r}") from exc
+            raise AssertionError(
+                f"fault proxy {method} {path}: {exc.code} {exc.read()[:300]!r}"
+            ) from exc
 
     def rule(self, service: str, operation: str = "*", action: str = "error", **spec) -> dict:
-        return self._call("POST", "/rules", {"service": service, "operation": operation, "action": action, **spec})
+        return self._call(
+            "POST", "/rules", {"service": service, "operation": operation, "action": action, **spec}
+        )
 
     def remove(self, rule: dict | str) -> None:
         self._call("DELETE", "/rules/" + (rule["id"] if isinstance(rule, dict) else rule))
@@ -536,6 +397,12 @@ class ProxyCtl:
     def seq(self) -> int:
         return self._call("GET", "/")["seq"]
 
-    def requests(self, service: str | None = None, operation: str | None = None, since: int = 0) -> list[dict]:
-        q = "&".join(f"{k}={v}" for k, v in (("service", service), ("operation", operation), ("since", since)) if v)
+    def requests(
+        self, service: str | None = None, operation: str | None = None, since: int = 0
+    ) -> list[dict]:
+        q = "&".join(
+            f"{k}={v}"
+            for k, v in (("service", service), ("operation", operation), ("since", since))
+            if v
+        )
         return self._call("GET", "/requests?" + q)["requests"]

@@ -1,6 +1,7 @@
 """`sam build --build-in-source` builds every function through the root Makefile.
 
-template.yaml gives each function `Metadata: {BuildMethod: makefile, BuildProperties: {Binary: <bin>}}`.
+template.yaml gives each function
+`Metadata: {BuildMethod: makefile, BuildProperties: {Binary: <bin>}}`.
 SAM runs `make build-<LogicalId>` per function; the Makefile builds all of the template's binaries
 in one `cargo lambda build` and copies `<bin>/bootstrap` into the function's artifacts directory.
 The Makefile reads the binaries from the template itself (with awk), so these tests check that it
@@ -13,31 +14,25 @@ import json
 import os
 import shutil
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
+from helpers import REPO, TEMPLATE, local_stack
 
-INFRA = Path(__file__).resolve().parent.parent
-REPO_ROOT = INFRA.parent
-sys.path.insert(0, str(INFRA))
-
-import local_stack  # noqa: E402
-
-TEMPLATE = Path(os.environ.get("PULSARA_TEMPLATE", REPO_ROOT / "template.yaml"))
-MAKEFILE = REPO_ROOT / "Makefile"
+MAKEFILE = REPO / "Makefile"
 
 needs_make = pytest.mark.skipif(shutil.which("make") is None, reason="make not installed")
 
 
 def functions() -> dict[str, dict]:
-    return local_stack.resources_of_type(local_stack.load_template(TEMPLATE), "AWS::Serverless::Function")
+    return local_stack.resources_of_type(
+        local_stack.load_template(TEMPLATE), "AWS::Serverless::Function"
+    )
 
 
 def make(*args: str, **env: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         ["make", "-s", "--no-print-directory", "-f", str(MAKEFILE), f"TEMPLATE={TEMPLATE}", *args],
-        cwd=REPO_ROOT,
+        cwd=REPO,
         env={**os.environ, **env},
         capture_output=True,
         text=True,
@@ -50,8 +45,8 @@ def test_every_function_builds_with_the_makefile():
     for lid, res in functions().items():
         meta = res.get("Metadata") or {}
         assert meta.get("BuildMethod") == "makefile", (
-            f"{lid}: Metadata.BuildMethod must be makefile (the root Makefile builds every function in "
-            f"one cargo invocation), got {meta.get('BuildMethod')!r}"
+            f"{lid}: Metadata.BuildMethod must be makefile (the root Makefile builds every "
+            f"function in one cargo invocation), got {meta.get('BuildMethod')!r}"
         )
         binary = (meta.get("BuildProperties") or {}).get("Binary")
         assert binary, f"{lid}: Metadata.BuildProperties.Binary names the function's cargo binary"
@@ -87,7 +82,7 @@ def test_build_target_refuses_unknown_functions(tmp_path):
 def test_binaries_are_workspace_bins():
     meta = subprocess.run(
         ["cargo", "metadata", "--no-deps", "--format-version", "1"],
-        cwd=REPO_ROOT,
+        cwd=REPO,
         capture_output=True,
         text=True,
         timeout=120,

@@ -4,65 +4,39 @@ source."""
 from __future__ import annotations
 
 import concurrent.futures
-import json
 import os
 import time
-import urllib.request
-import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import boto3
 import pytest
-
-from conftest import scan_all, unique_phone
+from helpers import call_body, messages_for, scan_all, wait_for
 
 pytestmark = pytest.mark.e2e
 
-REASONS = {"Hours", "Reservation", "Order", "Delivery", "Menu", "Location", "Catering", "Complaint", "Billing", "Employment", "Other"}
+REASONS = {
+    "Hours",
+    "Reservation",
+    "Order",
+    "Delivery",
+    "Menu",
+    "Location",
+    "Catering",
+    "Complaint",
+    "Billing",
+    "Employment",
+    "Other",
+}
 SENDER = os.environ.get("SENDER_EMAIL", "notifications@pulsara.example")
-
-
-def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
-
-
-def sent_messages() -> list[dict]:
-    data = json.load(urllib.request.urlopen(os.environ["MOTO_URL"] + "/moto-api/data.json"))
-    return data.get("ses", {}).get("Message", [])
-
-
-def messages_for(call_id: str) -> list[dict]:
-    return [m for m in sent_messages() if call_id in m.get("body", "")]
-
-
-def wait_for(predicate, timeout: float = 30.0, step: float = 0.5):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    return predicate()
 
 
 @pytest.fixture
 def setup(make_restaurant, make_key):
-    restaurant = make_restaurant(notificationEmails=["owner@luigis.example", "manager@luigis.example"])
+    restaurant = make_restaurant(
+        notificationEmails=["owner@luigis.example", "manager@luigis.example"]
+    )
     key = make_key()["apiKey"]
     return restaurant, key
-
-
-def call_body(restaurant_id: str, **overrides) -> dict:
-    body = {
-        "restaurantId": restaurant_id,
-        "callId": "CA" + uuid.uuid4().hex,
-        "timestamp": now_iso(),
-        "callerNumber": "+15559871234",
-        "transcript": "Agent: Thanks for calling Luigi's!\nCustomer: hi, what time do you close tonight?",
-        "audioUrl": "https://storage.pulsara.ai/calls/test.mp3",
-    }
-    body.update(overrides)
-    return body
 
 
 def test_process_call_exactly_as_seed(api, setup):
@@ -94,7 +68,9 @@ def test_process_is_idempotent_and_longer_transcripts_update(api, setup, dynamod
     assert updated["callId"] == first["callId"]
     assert updated["reason"] == "Reservation"
     assert "for 4" in updated["summary"]
-    items = [i for i in scan_all(dynamodb, "CALLS_TABLE") if i["externalCallId"]["S"] == body["callId"]]
+    items = [
+        i for i in scan_all(dynamodb, "CALLS_TABLE") if i["externalCallId"]["S"] == body["callId"]
+    ]
     assert len(items) == 1
     # The same vendor id for another restaurant is another call.
     restaurant_ids = {first["restaurantId"]}
@@ -126,7 +102,11 @@ def test_invalid_calls_are_422_and_nothing_stored(api, setup, dynamodb, override
 def test_oversized_transcript_is_413(api, setup, dynamodb):
     restaurant, key = setup
     before = len(scan_all(dynamodb, "CALLS_TABLE"))
-    r = api.post("/ivr/call", key, json=call_body(restaurant["restaurantId"], transcript="Customer: " + "la " * 40_000))
+    r = api.post(
+        "/ivr/call",
+        key,
+        json=call_body(restaurant["restaurantId"], transcript="Customer: " + "la " * 40_000),
+    )
     assert r.status_code == 413, r.text
     assert r.json()["error"]["details"][0]["field"] == "transcript"
     assert len(scan_all(dynamodb, "CALLS_TABLE")) == before
@@ -138,7 +118,10 @@ def test_unknown_or_foreign_restaurant_is_404(api, setup, make_key, make_restaur
     assert r.status_code == 404
     other = make_restaurant()
     restricted = make_key(restaurantIds=[other["restaurantId"]])["apiKey"]
-    assert api.post("/ivr/call", restricted, json=call_body(restaurant["restaurantId"])).status_code == 404
+    assert (
+        api.post("/ivr/call", restricted, json=call_body(restaurant["restaurantId"])).status_code
+        == 404
+    )
     # by phone number works too
     r = api.post("/ivr/call", key, json=call_body(restaurant["phoneNumbers"][0]))
     assert r.status_code == 200 and r.json()["data"]["restaurantId"] == restaurant["restaurantId"]
@@ -147,7 +130,9 @@ def test_unknown_or_foreign_restaurant_is_404(api, setup, make_key, make_restaur
 def test_complete_sends_one_escaped_email(api, setup):
     restaurant, key = setup
     hostile = "Customer: <script>alert('x')</script> can I book a table for 2 & <b>bold</b>?"
-    call_id = api.post("/ivr/call", key, json=call_body(restaurant["restaurantId"], transcript=hostile)).json()["data"]["callId"]
+    call_id = api.post(
+        "/ivr/call", key, json=call_body(restaurant["restaurantId"], transcript=hostile)
+    ).json()["data"]["callId"]
     done = api.post(f"/ivr/call/{call_id}/complete", key, json={
         "duration": 120, "forwardedTo": "manager", "finalTranscript": hostile,
         "audioUrl": "https://storage.pulsara.ai/calls/x.mp3?a=1&b=2",
@@ -181,9 +166,16 @@ def test_complete_sends_one_escaped_email(api, setup):
 
 def test_concurrent_completions_send_one_email(api, setup):
     restaurant, key = setup
-    call_id = api.post("/ivr/call", key, json=call_body(restaurant["restaurantId"])).json()["data"]["callId"]
+    call_id = api.post("/ivr/call", key, json=call_body(restaurant["restaurantId"])).json()["data"][
+        "callId"
+    ]
     with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
-        results = list(pool.map(lambda _: api.post(f"/ivr/call/{call_id}/complete", key, json={"duration": 30}), range(4)))
+        results = list(
+            pool.map(
+                lambda _: api.post(f"/ivr/call/{call_id}/complete", key, json={"duration": 30}),
+                range(4),
+            )
+        )
     assert all(r.status_code == 200 for r in results), [r.text for r in results]
     time.sleep(2.5)
     assert len(messages_for(call_id)) == 1
@@ -191,8 +183,15 @@ def test_concurrent_completions_send_one_email(api, setup):
 
 def test_complete_unknown_or_other_tenants_call_is_404(api, setup, make_key):
     restaurant, key = setup
-    assert api.post("/ivr/call/call_000000000000000000000000/complete", key, json={"duration": 5}).status_code == 404
-    call_id = api.post("/ivr/call", key, json=call_body(restaurant["restaurantId"])).json()["data"]["callId"]
+    assert (
+        api.post(
+            "/ivr/call/call_000000000000000000000000/complete", key, json={"duration": 5}
+        ).status_code
+        == 404
+    )
+    call_id = api.post("/ivr/call", key, json=call_body(restaurant["restaurantId"])).json()["data"][
+        "callId"
+    ]
     stranger = make_key()["apiKey"]
     r = api.post(f"/ivr/call/{call_id}/complete", stranger, json={"duration": 5})
     assert r.status_code == 404
@@ -206,7 +205,9 @@ def test_email_survives_ses_outage(api, admin_token, setup):
     restaurant, key = setup
     ses = boto3.client("sesv2")
     identities = [i["IdentityName"] for i in ses.list_email_identities()["EmailIdentities"]]
-    call_id = api.post("/ivr/call", key, json=call_body(restaurant["restaurantId"])).json()["data"]["callId"]
+    call_id = api.post("/ivr/call", key, json=call_body(restaurant["restaurantId"])).json()["data"][
+        "callId"
+    ]
     for identity in identities:
         ses.delete_email_identity(EmailIdentity=identity)
     try:
@@ -222,7 +223,13 @@ def test_email_survives_ses_outage(api, admin_token, setup):
     finally:
         for identity in identities:
             ses.create_email_identity(EmailIdentity=identity)
-    sent = wait_for(lambda: api.get(f"/ivr/calls/{call_id}", admin_token).json()["data"]["email"]["status"] == "sent", timeout=60)
+    sent = wait_for(
+        lambda: (
+            api.get(f"/ivr/calls/{call_id}", admin_token).json()["data"]["email"]["status"]
+            == "sent"
+        ),
+        timeout=60,
+    )
     assert sent, "the retry function never delivered the queued e-mail"
     assert len(messages_for(call_id)) == 1
 
@@ -230,33 +237,53 @@ def test_email_survives_ses_outage(api, admin_token, setup):
 def test_dashboard_lists_and_reads_calls(api, admin_token, setup, make_key, dynamodb):
     restaurant, key = setup
     rid = restaurant["restaurantId"]
-    base = datetime.now(timezone.utc) - timedelta(hours=3)
+    base = datetime.now(UTC) - timedelta(hours=3)
     ids = []
     for n in range(3):
         ts = (base + timedelta(minutes=n)).isoformat().replace("+00:00", "Z")
-        ids.append(api.post("/ivr/call", key, json=call_body(rid, timestamp=ts)).json()["data"]["callId"])
+        ids.append(
+            api.post("/ivr/call", key, json=call_body(rid, timestamp=ts)).json()["data"]["callId"]
+        )
     page = api.get(f"/ivr/restaurants/{rid}/calls", admin_token, params={"limit": 2})
     assert page.status_code == 200, page.text
     data = page.json()["data"]
     assert [c["callId"] for c in data["calls"]] == [ids[2], ids[1]], "newest first"
     assert "transcript" not in page.text
-    rest = api.get(f"/ivr/restaurants/{rid}/calls", admin_token, params={"limit": 2, "cursor": data["nextCursor"]}).json()["data"]
+    rest = api.get(
+        f"/ivr/restaurants/{rid}/calls",
+        admin_token,
+        params={"limit": 2, "cursor": data["nextCursor"]},
+    ).json()["data"]
     assert [c["callId"] for c in rest["calls"]] == [ids[0]]
-    window = api.get(f"/ivr/restaurants/{rid}/calls", admin_token, params={
-        "from": (base + timedelta(seconds=30)).isoformat(), "to": (base + timedelta(seconds=90)).isoformat()}).json()["data"]
+    window = api.get(
+        f"/ivr/restaurants/{rid}/calls",
+        admin_token,
+        params={
+            "from": (base + timedelta(seconds=30)).isoformat(),
+            "to": (base + timedelta(seconds=90)).isoformat(),
+        },
+    ).json()["data"]
     assert [c["callId"] for c in window["calls"]] == [ids[1]]
     one = api.get(f"/ivr/calls/{ids[0]}", admin_token)
     assert one.status_code == 200
     assert one.json()["data"]["analysis"]["reason"] == "Hours"
     assert "ownerId" not in one.text
-    assert api.get(f"/ivr/restaurants/{rid}/calls", admin_token, params={"from": "soon"}).status_code == 422
-    assert api.get(f"/ivr/restaurants/{rid}/calls", admin_token, params={"limit": 500}).status_code == 422
+    assert (
+        api.get(f"/ivr/restaurants/{rid}/calls", admin_token, params={"from": "soon"}).status_code
+        == 422
+    )
+    assert (
+        api.get(f"/ivr/restaurants/{rid}/calls", admin_token, params={"limit": 500}).status_code
+        == 422
+    )
     assert api.get(f"/ivr/restaurants/{rid}/calls", key).status_code == 403
     assert api.get("/ivr/calls/call_nope", admin_token).status_code == 404
     # Retention: an expired record is gone for every read, before DynamoDB deletes it.
     dynamodb.update_item(
-        TableName=os.environ["CALLS_TABLE"], Key={"callId": {"S": ids[0]}},
-        UpdateExpression="SET expiresAt = :past", ExpressionAttributeValues={":past": {"N": "1000"}},
+        TableName=os.environ["CALLS_TABLE"],
+        Key={"callId": {"S": ids[0]}},
+        UpdateExpression="SET expiresAt = :past",
+        ExpressionAttributeValues={":past": {"N": "1000"}},
     )
     assert api.get(f"/ivr/calls/{ids[0]}", admin_token).status_code == 404
     listed = api.get(f"/ivr/restaurants/{rid}/calls", admin_token).json()["data"]["calls"]

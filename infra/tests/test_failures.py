@@ -12,13 +12,24 @@ import time
 import uuid
 
 import pytest
-
 import reliability_kit as kit
+from helpers import Hit, Receiver, call_body, ok, register, send_test, unique_phone, wait_for
 from reliability_kit import (
-    LEASE, SES, SETTLE, VISIBILITY, Drain, Hit, ProxyCtl, call_body, create_key, create_restaurant, get_item, http,
-    register, scan, stream_records, wait_email_terminal, wait_for,
+    LEASE,
+    SES,
+    SETTLE,
+    VISIBILITY,
+    Drain,
+    ProxyCtl,
+    create_key,
+    create_restaurant,
+    get_item,
+    http,
+    scan,
+    stream_records,
+    wait_email_terminal,
 )
-from test_reliability import RESERVATION, SENT_VALUE, complete, new_call, rotate_while_disabled, send_test
+from test_reliability import RESERVATION, SENT_VALUE, complete, new_call, rotate_while_disabled
 
 pytestmark = pytest.mark.e2e
 
@@ -43,14 +54,16 @@ def closing():
             pass
 
 
-def receiver(closing, respond=kit.ok) -> kit.Receiver:
-    r = kit.Receiver(respond)
+def receiver(closing, respond=ok) -> Receiver:
+    r = Receiver(respond)
     closing(r.close)
     return r
 
 
 def restaurant_and_key(admin_token) -> tuple[str, str, str]:
-    rst = create_restaurant(admin_token, notificationEmails=[f"owner-{uuid.uuid4().hex[:8]}@reliable.example"])
+    rst = create_restaurant(
+        admin_token, notificationEmails=[f"owner-{uuid.uuid4().hex[:8]}@reliable.example"]
+    )
     key = create_key(admin_token, [rst["restaurantId"]])
     return rst["restaurantId"], key["apiKey"], key["keyId"]
 
@@ -58,7 +71,9 @@ def restaurant_and_key(admin_token) -> tuple[str, str, str]:
 # --- 1 ----------------------------------------------------------------------------------------
 
 
-def test_failure_1_a_delivery_whose_record_fails_is_retried_not_left_pending(admin_token, ctl, closing):
+def test_failure_1_a_delivery_whose_record_fails_is_retried_not_left_pending(
+    admin_token, ctl, closing
+):
     """The receiver answers 2xx, then recording that attempt fails (3 x 500: every try of the
     SDK). The job comes back after the visibility timeout; before the fix the claim was still
     fresh (120 s), the job was counted done and deleted, and the delivery stayed `pending`."""
@@ -66,19 +81,31 @@ def test_failure_1_a_delivery_whose_record_fails_is_retried_not_left_pending(adm
 
     def respond(hit: Hit) -> int:
         if hit.n == 1:
-            armed.append(ctl.rule("dynamodb", "UpdateItem", "error", times=3, match=[hit.webhook_id, "latencyMs"]))
+            armed.append(
+                ctl.rule(
+                    "dynamodb", "UpdateItem", "error", times=3, match=[hit.webhook_id, "latencyMs"]
+                )
+            )
         return 204
 
     rid, key, _ = restaurant_and_key(admin_token)
     rcv = receiver(closing, respond)
-    hook = register(key, rcv.url, ["settings.updated"])
-    delivery_id = send_test(key, hook["webhookId"])
-    assert wait_for(lambda: armed, 60), "the test event never reached the receiver"
-    assert wait_for(lambda: ctl.applied(armed[0]) >= 3, 30), "the attempt was never recorded"
+    hook = register(kit.api(), key, rcv.url(), ["settings.updated"])
+    delivery_id = send_test(kit.api(), key, hook["webhookId"])
+    assert wait_for(lambda: armed, 60, 0.25), "the test event never reached the receiver"
+    assert wait_for(lambda: ctl.applied(armed[0]) >= 3, 30, 0.25), "the attempt was never recorded"
     deadline = VISIBILITY + LEASE + 40
-    d = wait_for(lambda: (x := kit.delivery_of(delivery_id)) and x["status"] in ("succeeded", "failed") and x, deadline)
+    d = wait_for(
+        lambda: (
+            (x := kit.delivery_of(delivery_id)) and x["status"] in ("succeeded", "failed") and x
+        ),
+        deadline,
+        0.25,
+    )
     now = kit.delivery_of(delivery_id)
-    assert d, f"delivery still {now['status']} {deadline:.0f} s after its receiver answered 2xx: {now}"
+    assert d, (
+        f"delivery still {now['status']} {deadline:.0f} s after its receiver answered 2xx: {now}"
+    )
     assert d["status"] == "succeeded" and len(d["attempts"]) == 1, d
     hits = [h for h in rcv.snapshot() if h.webhook_id == delivery_id]
     assert 1 <= len(hits) <= 2, f"{len(hits)} requests for one delivery"
@@ -95,10 +122,14 @@ def test_failure_2_ses_accepted_but_status_write_failed_sends_one_email(admin_to
     rule = ctl.rule("dynamodb", "UpdateItem", "error", times=3, match=[call_id, SENT_VALUE])
     done = complete(key, call_id)
     assert done.status == 200, done
-    assert wait_for(lambda: ctl.applied(rule) >= 3, 30), "the e-mail status write never happened"
+    assert wait_for(lambda: ctl.applied(rule) >= 3, 30, 0.25), (
+        "the e-mail status write never happened"
+    )
     state = wait_email_terminal(call_id, timeout=90)
     assert state["status"] == "sent", state
-    time.sleep(SETTLE)  # past the retry job's delay and a visibility timeout: it must find the e-mail sent
+    time.sleep(
+        SETTLE
+    )  # past the retry job's delay and a visibility timeout: it must find the e-mail sent
     assert len(SES.for_call(call_id, fresh=True)) == 1, "the owner got the e-mail more than once"
 
 
@@ -114,7 +145,7 @@ def test_failure_3_email_sent_once_after_sqs_failed_during_an_ses_outage(admin_t
     sqs_down = ctl.rule("sqs", "SendMessage", "error", times=3, match=call_id)
     done = complete(key, call_id)
     assert done.status == 200, done
-    assert wait_for(lambda: ctl.applied(sqs_down) >= 3 and ctl.applied(ses_down) >= 3, 60), \
+    assert wait_for(lambda: ctl.applied(sqs_down) >= 3 and ctl.applied(ses_down) >= 3, 60, 0.25), \
         f"SQS failed {ctl.applied(sqs_down)} times, SES {ctl.applied(ses_down)} times"
     time.sleep(3)  # SES stays down a little longer: retries (if any) fail
     assert SES.for_call(call_id, fresh=True) == []
@@ -145,15 +176,23 @@ def test_failure_4_a_transcript_extension_racing_a_completion_is_kept(admin_toke
         done = completing.result()
     assert extended.status == 200 and done.status == 200, (str(extended), str(done))
     told = extended.data["reason"]
-    assert told == "Reservation", f"the extension was not applied before the completion landed: {extended}"
+    assert told == "Reservation", (
+        f"the extension was not applied before the completion landed: {extended}"
+    )
     stored = get_item("CALLS_TABLE", "callId", call_id)
     assert stored.get("completion"), "the completion was not stored"
-    assert stored["analysis"]["reason"] == told, \
-        f"the client was told {told!r}, the record says {stored['analysis']['reason']!r}: the extension was lost"
-    assert any("table for four" in (t.get("message") or "") for t in stored["transcript"]), stored["transcript"]
+    assert stored["analysis"]["reason"] == told, (
+        f"the client was told {told!r}, the record says {stored['analysis']['reason']!r}: "
+        "the extension was lost"
+    )
+    assert any("table for four" in (t.get("message") or "") for t in stored["transcript"]), stored[
+        "transcript"
+    ]
 
 
-def test_failure_4_rotating_a_secret_cannot_reactivate_a_disabled_webhook(admin_token, ctl, closing):
+def test_failure_4_rotating_a_secret_cannot_reactivate_a_disabled_webhook(
+    admin_token, ctl, closing
+):
     """rotate-secret read an active webhook; the dispatcher disabled it (410); the rotation's
     unconditional write then re-activated it, before the fix."""
     rotate_while_disabled(ctl, admin_token, closing)
@@ -169,7 +208,7 @@ def test_failure_5_a_transaction_conflict_is_retried_not_a_500(admin_token, ctl)
     wrong = []
     rid, _, _ = restaurant_and_key(admin_token)
     rule = ctl.rule("dynamodb", "TransactWriteItems", "conflict", match=rid)
-    r = http("PATCH", f"/ivr/restaurants/{rid}", admin_token, {"phoneNumbers": [kit.unique_phone()]})
+    r = http("PATCH", f"/ivr/restaurants/{rid}", admin_token, {"phoneNumbers": [unique_phone()]})
     assert ctl.applied(rule) == 1, "the PATCH wrote no transaction"
     if r.status != 200:
         wrong.append(f"PATCH of phone numbers under one transaction conflict: {r}")
@@ -180,7 +219,9 @@ def test_failure_5_a_transaction_conflict_is_retried_not_a_500(admin_token, ctl)
 
     k = create_key(admin_token)
     rule = ctl.rule("dynamodb", "TransactWriteItems", "conflict", match=k["keyId"])
-    r = http("POST", f"/ivr/auth/api-key/{k['keyId']}/rotate", admin_token, {"gracePeriodSeconds": 60})
+    r = http(
+        "POST", f"/ivr/auth/api-key/{k['keyId']}/rotate", admin_token, {"gracePeriodSeconds": 60}
+    )
     assert ctl.applied(rule) == 1, "the rotation wrote no transaction"
     if r.status != 201:
         wrong.append(f"key rotation under one transaction conflict: {r}")
@@ -211,15 +252,26 @@ def test_failure_6_the_webhook_cap_holds_under_concurrent_registrations(admin_to
     rcv = receiver(closing)
     stale = ctl.rule("dynamodb", "Query", "stale_read", times=-1, match=k["keyId"])
     with concurrent.futures.ThreadPoolExecutor(12) as pool:
-        rs = list(pool.map(lambda i: http("POST", "/ivr/webhooks/register", k["apiKey"],
-                                          {"callbackUrl": rcv.url + f"/{i}", "events": ["agent.updated"]}), range(12)))
+        rs = list(
+            pool.map(
+                lambda i: http(
+                    "POST",
+                    "/ivr/webhooks/register",
+                    k["apiKey"],
+                    {"callbackUrl": rcv.url() + f"/{i}", "events": ["agent.updated"]},
+                ),
+                range(12),
+            )
+        )
     ctl.remove(stale)  # (a cap kept by a counter in the transaction never reads the index)
     stored = scan("WEBHOOKS_TABLE", ownerId=k["keyId"])
     created = [r for r in rs if r.status == 201]
     for w in stored:
         http("DELETE", f"/ivr/webhooks/{w['webhookId']}", k["apiKey"])
     assert not [r for r in rs if r.failed_5xx], [str(r) for r in rs if r.failed_5xx]
-    assert len(stored) <= MAX_WEBHOOKS_PER_KEY, f"{len(stored)} webhooks stored for one key (cap {MAX_WEBHOOKS_PER_KEY})"
+    assert len(stored) <= MAX_WEBHOOKS_PER_KEY, (
+        f"{len(stored)} webhooks stored for one key (cap {MAX_WEBHOOKS_PER_KEY})"
+    )
     assert len(created) == len(stored), f"{len(created)} answered 201, {len(stored)} stored"
     assert all(r.status in (409, 422) for r in rs if r.status != 201), [str(r) for r in rs]
 
@@ -232,9 +284,14 @@ def test_failure_7_path_ids_past_dynamodbs_key_limits_are_404(admin_token, closi
     (ValidationException: the proxy enforces it as AWS does), so any caller could make 500s."""
     rid, key, _ = restaurant_and_key(admin_token)
     rcv = receiver(closing)
-    wid = register(key, rcv.url, ["agent.updated"])["webhookId"]
-    call, rst, wh, msg, kid = ("call_" + "0" * LONG, "rst_" + "0" * LONG, "wh_" + "0" * LONG, "msg_" + "0" * LONG,
-                               "A" * LONG)
+    wid = register(kit.api(), key, rcv.url(), ["agent.updated"])["webhookId"]
+    call, rst, wh, msg, kid = (
+        "call_" + "0" * LONG,
+        "rst_" + "0" * LONG,
+        "wh_" + "0" * LONG,
+        "msg_" + "0" * LONG,
+        "A" * LONG,
+    )
     routes = [
         ("GET", f"/ivr/restaurants/{rst}", admin_token, None),
         ("PATCH", f"/ivr/restaurants/{rst}", admin_token, {"name": "x"}),
@@ -266,7 +323,9 @@ def test_failure_7_path_ids_past_dynamodbs_key_limits_are_404(admin_token, closi
 # --- 8 ----------------------------------------------------------------------------------------
 
 
-def test_failure_8_a_stream_record_that_keeps_failing_lands_in_the_failure_queue(admin_token, ctl, closing):
+def test_failure_8_a_stream_record_that_keeps_failing_lands_in_the_failure_queue(
+    admin_token, ctl, closing
+):
     """Fan-out of a restaurant change fails every time (the delivery can't be stored). After
     the stream's retries the record must end in the on-failure destination (StreamFailureQueue,
     alarmed), not be dropped without a trace as before the fix."""
@@ -277,7 +336,11 @@ def test_failure_8_a_stream_record_that_keeps_failing_lands_in_the_failure_queue
     assert resources.get("StreamFailureQueue", {}).get("Type") == "AWS::SQS::Queue", \
         "template.yaml has no StreamFailureQueue"
     for fn in ("RestaurantEventsFunction", "EmailSenderFunction"):
-        streams = [e["Properties"] for e in resources[fn]["Properties"]["Events"].values() if e["Type"] == "DynamoDB"]
+        streams = [
+            e["Properties"]
+            for e in resources[fn]["Properties"]["Events"].values()
+            if e["Type"] == "DynamoDB"
+        ]
         assert streams, f"{fn} consumes no stream"
         for props in streams:
             dest = (props.get("DestinationConfig") or {}).get("OnFailure", {}).get("Destination")
@@ -290,19 +353,33 @@ def test_failure_8_a_stream_record_that_keeps_failing_lands_in_the_failure_queue
     closing(failures.stop)
     rid, key, _ = restaurant_and_key(admin_token)
     rcv = receiver(closing)
-    hook = register(key, rcv.url, ["settings.updated"])
+    hook = register(kit.api(), key, rcv.url(), ["settings.updated"])
     broken = ctl.rule("dynamodb", "PutItem", "error", times=-1, match=hook["webhookId"])
     t0 = time.monotonic()
-    assert http("PATCH", f"/ivr/restaurants/{rid}", admin_token, {"callHoursEnd": "21:30"}).status == 200
-    mine = wait_for(lambda: [r for r in stream_records("RESTAURANTS_TABLE") if r["eventName"] == "MODIFY"
-                             and r["dynamodb"]["NewImage"]["restaurantId"]["S"] == rid], 30)
+    assert (
+        http("PATCH", f"/ivr/restaurants/{rid}", admin_token, {"callHoursEnd": "21:30"}).status
+        == 200
+    )
+    mine = wait_for(
+        lambda: [
+            r
+            for r in stream_records("RESTAURANTS_TABLE")
+            if r["eventName"] == "MODIFY" and r["dynamodb"]["NewImage"]["restaurantId"]["S"] == rid
+        ],
+        30,
+        0.25,
+    )
     assert len(mine) == 1, mine
     seq = int(mine[0]["dynamodb"]["SequenceNumber"])
 
     def covering():
         for body in failures.since(t0):
             info = json.loads(body).get("DDBStreamBatchInfo") or {}
-            if int(info.get("startSequenceNumber", -1)) <= seq <= int(info.get("endSequenceNumber", -1)):
+            if (
+                int(info.get("startSequenceNumber", -1))
+                <= seq
+                <= int(info.get("endSequenceNumber", -1))
+            ):
                 return json.loads(body)
         return None
 

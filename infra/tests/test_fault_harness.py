@@ -11,8 +11,7 @@ import uuid
 import boto3
 import pytest
 from botocore.exceptions import ClientError, ConnectionClosedError, EndpointConnectionError
-
-from conftest import wait_for
+from helpers import wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -31,12 +30,17 @@ def table():
             {"AttributeName": "sk", "AttributeType": "S"},
             {"AttributeName": "owner", "AttributeType": "S"},
         ],
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-        GlobalSecondaryIndexes=[{
-            "IndexName": "byOwner",
-            "KeySchema": [{"AttributeName": "owner", "KeyType": "HASH"}],
-            "Projection": {"ProjectionType": "ALL"},
-        }],
+        KeySchema=[
+            {"AttributeName": "pk", "KeyType": "HASH"},
+            {"AttributeName": "sk", "KeyType": "RANGE"},
+        ],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": "byOwner",
+                "KeySchema": [{"AttributeName": "owner", "KeyType": "HASH"}],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ],
         BillingMode="PAY_PER_REQUEST",
     )
     yield name
@@ -67,7 +71,9 @@ def on(entries: list[dict], name: str, key: str = "table") -> list[dict]:
 
 
 def stored(dynamodb, table, pk, sk="a"):
-    return dynamodb.get_item(TableName=table, Key={"pk": {"S": pk}, "sk": {"S": sk}}, ConsistentRead=True).get("Item")
+    return dynamodb.get_item(
+        TableName=table, Key={"pk": {"S": pk}, "sk": {"S": sk}}, ConsistentRead=True
+    ).get("Item")
 
 
 # --- rules -----------------------------------------------------------------------------------
@@ -93,9 +99,15 @@ def test_throttling_is_retried_by_the_sdk(proxy, dynamodb, table):
     """The throttling answers are classified retryable: standard retries get through."""
     pk = uid()
     proxy.rule("dynamodb", "PutItem", "throttle", times=2, match=pk)
-    proxy.client("dynamodb", retries=3).put_item(TableName=table, Item={"pk": {"S": pk}, "sk": {"S": "a"}})
+    proxy.client("dynamodb", retries=3).put_item(
+        TableName=table, Item={"pk": {"S": pk}, "sk": {"S": "a"}}
+    )
     assert stored(dynamodb, table, pk) is not None
-    assert [r["status"] for r in on(proxy.requests("dynamodb", "PutItem"), table)] == [400, 400, 200]
+    assert [r["status"] for r in on(proxy.requests("dynamodb", "PutItem"), table)] == [
+        400,
+        400,
+        200,
+    ]
 
 
 def test_match_only_hits_its_own_requests(proxy, via_proxy, dynamodb, table):
@@ -103,8 +115,14 @@ def test_match_only_hits_its_own_requests(proxy, via_proxy, dynamodb, table):
     proxy.rule("dynamodb", "*", "throttle", times=-1, match=mine)
     via_proxy.put_item(TableName=table, Item={"pk": {"S": other}, "sk": {"S": "a"}})
     for _ in range(3):  # times=-1: always
-        assert code_of(lambda: via_proxy.get_item(TableName=table, Key={"pk": {"S": mine}, "sk": {"S": "a"}}))[0] \
+        assert (
+            code_of(
+                lambda: via_proxy.get_item(
+                    TableName=table, Key={"pk": {"S": mine}, "sk": {"S": "a"}}
+                )
+            )[0]
             == "ProvisionedThroughputExceededException"
+        )
     assert len(proxy.log(action="throttle")) == 3
     proxy.clear()
     assert proxy.rules() == []
@@ -117,26 +135,32 @@ def test_skip_lets_the_first_requests_through(proxy, via_proxy, table):
     key = {"pk": {"S": pk}, "sk": {"S": "a"}}
     via_proxy.get_item(TableName=table, Key=key)
     via_proxy.get_item(TableName=table, Key=key)
-    assert code_of(lambda: via_proxy.get_item(TableName=table, Key=key)) == ("InternalServerError", 500)
+    assert code_of(lambda: via_proxy.get_item(TableName=table, Key=key)) == (
+        "InternalServerError",
+        500,
+    )
     via_proxy.get_item(TableName=table, Key=key)
 
 
 def test_error_rule_answers_5xx_without_forwarding(proxy, via_proxy, dynamodb, table):
     pk = uid()
     proxy.rule("dynamodb", "PutItem", "error", match=pk)
-    assert code_of(lambda: via_proxy.put_item(TableName=table, Item={"pk": {"S": pk}, "sk": {"S": "a"}})) == (
-        "InternalServerError", 500)
+    assert code_of(
+        lambda: via_proxy.put_item(TableName=table, Item={"pk": {"S": pk}, "sk": {"S": "a"}})
+    ) == ("InternalServerError", 500)
     proxy.rule("dynamodb", "PutItem", "error", status=503, match=pk)
-    assert code_of(lambda: via_proxy.put_item(TableName=table, Item={"pk": {"S": pk}, "sk": {"S": "a"}})) == (
-        "ServiceUnavailable", 503)
+    assert code_of(
+        lambda: via_proxy.put_item(TableName=table, Item={"pk": {"S": pk}, "sk": {"S": "a"}})
+    ) == ("ServiceUnavailable", 503)
     assert stored(dynamodb, table, pk) is None
 
 
 def test_lose_response_applies_the_write_but_answers_an_error(proxy, via_proxy, dynamodb, table):
     pk = uid()
     proxy.rule("dynamodb", "PutItem", "lose_response", match=pk)
-    assert code_of(lambda: via_proxy.put_item(TableName=table, Item={"pk": {"S": pk}, "sk": {"S": "a"}})) == (
-        "InternalServerError", 500)
+    assert code_of(
+        lambda: via_proxy.put_item(TableName=table, Item={"pk": {"S": pk}, "sk": {"S": "a"}})
+    ) == ("InternalServerError", 500)
     assert stored(dynamodb, table, pk) is not None, "moto applied the write"
     [req] = on(proxy.requests("dynamodb", "PutItem"), table)
     assert (req["status"], req["fault"]) == (500, "lose_response")
@@ -160,7 +184,10 @@ def test_conflict_cancels_a_transaction_item_by_item(proxy, via_proxy, dynamodb,
         ])
     err = info.value.response
     assert err["Error"]["Code"] == "TransactionCanceledException"
-    assert [r["Code"] for r in err["CancellationReasons"]] == ["TransactionConflict", "TransactionConflict"]
+    assert [r["Code"] for r in err["CancellationReasons"]] == [
+        "TransactionConflict",
+        "TransactionConflict",
+    ]
     assert stored(dynamodb, table, a) is None and stored(dynamodb, table, b) is None
 
 
@@ -180,13 +207,23 @@ def test_match_list_needs_every_substring(proxy, via_proxy, table):
     key = {"pk": {"S": pk}, "sk": {"S": "a"}}
     via_proxy.update_item(TableName=table, Key=key, UpdateExpression="SET n = :n",
                           ExpressionAttributeValues={":n": {"N": "1"}})
-    assert code_of(lambda: via_proxy.update_item(
-        TableName=table, Key=key, UpdateExpression="SET #status = :s",
-        ExpressionAttributeNames={"#status": "status"}, ExpressionAttributeValues={":s": {"S": "x"}},
-    ))[1] == 500
+    assert (
+        code_of(
+            lambda: via_proxy.update_item(
+                TableName=table,
+                Key=key,
+                UpdateExpression="SET #status = :s",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={":s": {"S": "x"}},
+            )
+        )[1]
+        == 500
+    )
 
 
-def test_stale_read_hides_fresh_items_from_eventually_consistent_reads(proxy, via_proxy, dynamodb, table):
+def test_stale_read_hides_fresh_items_from_eventually_consistent_reads(
+    proxy, via_proxy, dynamodb, table
+):
     pk = uid()
     key = {"pk": {"S": pk}, "sk": {"S": "a"}}
     dynamodb.put_item(TableName=table, Item={**key, "owner": {"S": pk}})
@@ -207,9 +244,15 @@ def test_sqs_throttle_and_error_shapes(proxy):
     url = boto3.client("sqs").create_queue(QueueName=name)["QueueUrl"]
     sqs = proxy.client("sqs")
     proxy.rule("sqs", "SendMessage", "throttle", match=name)
-    assert code_of(lambda: sqs.send_message(QueueUrl=url, MessageBody="x")) == ("ThrottlingException", 400)
+    assert code_of(lambda: sqs.send_message(QueueUrl=url, MessageBody="x")) == (
+        "ThrottlingException",
+        400,
+    )
     proxy.rule("sqs", "SendMessage", "error", match=name)
-    assert code_of(lambda: sqs.send_message(QueueUrl=url, MessageBody="x")) == ("InternalFailure", 500)
+    assert code_of(lambda: sqs.send_message(QueueUrl=url, MessageBody="x")) == (
+        "InternalFailure",
+        500,
+    )
     sqs.send_message(QueueUrl=url, MessageBody="x")
     [throttled, failed, sent] = on(proxy.requests("sqs", "SendMessage"), name, "queue")
     assert (throttled["status"], failed["status"], sent["status"]) == (400, 500, 200)
@@ -246,37 +289,70 @@ def test_bad_rules_are_refused(proxy):
 
 def test_partition_key_over_2048_bytes_is_refused(proxy, via_proxy, dynamodb, table):
     key = {"pk": {"S": "k" * 2049}, "sk": {"S": "a"}}
-    assert code_of(lambda: via_proxy.get_item(TableName=table, Key=key)) == ("ValidationException", 400)
+    assert code_of(lambda: via_proxy.get_item(TableName=table, Key=key)) == (
+        "ValidationException",
+        400,
+    )
     assert "hashkey" in on(proxy.log(action="limit"), table)[0]["detail"]
     dynamodb.get_item(TableName=table, Key=key)  # moto alone lets it through
-    via_proxy.get_item(TableName=table, Key={"pk": {"S": "k" * 2048}, "sk": {"S": "a"}})  # at the limit: fine
+    via_proxy.get_item(
+        TableName=table, Key={"pk": {"S": "k" * 2048}, "sk": {"S": "a"}}
+    )  # at the limit: fine
     # multi-byte characters count in UTF-8 bytes
-    assert code_of(lambda: via_proxy.get_item(
-        TableName=table, Key={"pk": {"S": "é" * 1025}, "sk": {"S": "a"}}))[0] == "ValidationException"
+    assert (
+        code_of(
+            lambda: via_proxy.get_item(
+                TableName=table, Key={"pk": {"S": "é" * 1025}, "sk": {"S": "a"}}
+            )
+        )[0]
+        == "ValidationException"
+    )
 
 
 def test_sort_key_over_1024_bytes_is_refused(via_proxy, table):
-    assert code_of(lambda: via_proxy.delete_item(
-        TableName=table, Key={"pk": {"S": uid()}, "sk": {"S": "s" * 1025}}))[0] == "ValidationException"
+    assert (
+        code_of(
+            lambda: via_proxy.delete_item(
+                TableName=table, Key={"pk": {"S": uid()}, "sk": {"S": "s" * 1025}}
+            )
+        )[0]
+        == "ValidationException"
+    )
     via_proxy.delete_item(TableName=table, Key={"pk": {"S": uid()}, "sk": {"S": "s" * 1024}})
 
 
 def test_index_key_in_query_and_put_is_checked(via_proxy, table):
-    assert code_of(lambda: via_proxy.query(
-        TableName=table, IndexName="byOwner", KeyConditionExpression="#o = :o",
-        ExpressionAttributeNames={"#o": "owner"}, ExpressionAttributeValues={":o": {"S": "o" * 2049}},
-    ))[0] == "ValidationException"
+    assert (
+        code_of(
+            lambda: via_proxy.query(
+                TableName=table,
+                IndexName="byOwner",
+                KeyConditionExpression="#o = :o",
+                ExpressionAttributeNames={"#o": "owner"},
+                ExpressionAttributeValues={":o": {"S": "o" * 2049}},
+            )
+        )[0]
+        == "ValidationException"
+    )
     assert code_of(lambda: via_proxy.put_item(
         TableName=table, Item={"pk": {"S": uid()}, "sk": {"S": "a"}, "owner": {"S": "o" * 2049}},
     ))[0] == "ValidationException"
-    via_proxy.query(TableName=table, IndexName="byOwner", KeyConditionExpression="#o = :o",
-                    ExpressionAttributeNames={"#o": "owner"}, ExpressionAttributeValues={":o": {"S": "o"}})
+    via_proxy.query(
+        TableName=table,
+        IndexName="byOwner",
+        KeyConditionExpression="#o = :o",
+        ExpressionAttributeNames={"#o": "owner"},
+        ExpressionAttributeValues={":o": {"S": "o"}},
+    )
 
 
 def test_item_over_400_kb_is_refused(proxy, via_proxy, dynamodb, table):
     pk = uid()
     big = {"pk": {"S": pk}, "sk": {"S": "a"}, "blob": {"S": "x" * (401 * KB)}}
-    assert code_of(lambda: via_proxy.put_item(TableName=table, Item=big)) == ("ValidationException", 400)
+    assert code_of(lambda: via_proxy.put_item(TableName=table, Item=big)) == (
+        "ValidationException",
+        400,
+    )
     [refused] = on(proxy.log(action="limit"), table)
     assert refused["operation"] == "PutItem" and "Item size" in refused["detail"]
     assert on(proxy.requests("dynamodb", "PutItem"), table)[0]["code"] == "ValidationException"
@@ -311,15 +387,25 @@ def test_update_growing_an_item_past_400_kb_is_refused(proxy, via_proxy, dynamod
     # replacing the 200 KB attribute with 180 KB: well within it
     # (moto itself counts the old and the new value while replacing: keep their sum < 395 KB)
     via_proxy.update_item(
-        TableName=table, Key=key, UpdateExpression="SET #t = :t",
-        ExpressionAttributeNames={"#t": "transcript"}, ExpressionAttributeValues={":t": {"S": "u" * (180 * KB)}},
+        TableName=table,
+        Key=key,
+        UpdateExpression="SET #t = :t",
+        ExpressionAttributeNames={"#t": "transcript"},
+        ExpressionAttributeValues={":t": {"S": "u" * (180 * KB)}},
     )
     assert stored(dynamodb, table, pk)["transcript"]["S"].startswith("u")
     # keeping the attribute (it's read on the right) and adding 225 KB: over
-    assert code_of(lambda: via_proxy.update_item(
-        TableName=table, Key=key, UpdateExpression="SET transcript = if_not_exists(transcript, :e), more = :m",
-        ExpressionAttributeValues={":e": {"S": ""}, ":m": {"S": "m" * (225 * KB)}},
-    ))[0] == "ValidationException"
+    assert (
+        code_of(
+            lambda: via_proxy.update_item(
+                TableName=table,
+                Key=key,
+                UpdateExpression="SET transcript = if_not_exists(transcript, :e), more = :m",
+                ExpressionAttributeValues={":e": {"S": ""}, ":m": {"S": "m" * (225 * KB)}},
+            )
+        )[0]
+        == "ValidationException"
+    )
     assert len(on(proxy.log(action="limit"), table)) == 2
     # adding 20 KB: fine
     via_proxy.update_item(TableName=table, Key=key, UpdateExpression="SET more = :m",
@@ -347,7 +433,9 @@ def test_transaction_token_is_idempotent(proxy, via_proxy, dynamodb, table):
     assert code_of(lambda: via_proxy.transact_write_items(
         TransactItems=counter_tx(table, pk, add="5"), ClientRequestToken=token,
     )) == ("IdempotentParameterMismatchException", 400)
-    via_proxy.transact_write_items(TransactItems=counter_tx(table, pk), ClientRequestToken=uuid.uuid4().hex)
+    via_proxy.transact_write_items(
+        TransactItems=counter_tx(table, pk), ClientRequestToken=uuid.uuid4().hex
+    )
     assert stored(dynamodb, table, pk)["n"] == {"N": "2"}, "a new token applies again"
     txs = on(proxy.requests("dynamodb", "TransactWriteItems"), table)
     assert [(r["status"], bool(r.get("replayed"))) for r in txs] == [

@@ -5,40 +5,28 @@ from __future__ import annotations
 import json
 import os
 import time
-from urllib.parse import quote
 
 import pytest
-
-from conftest import restaurant_body, scan_all, unique_phone
+from helpers import (
+    KEY_CACHE_SECONDS,
+    LOGIN_PATH,
+    assert_error,
+    config_path,
+    restaurant_body,
+    scan_all,
+    unique_phone,
+)
 
 pytestmark = pytest.mark.e2e
-
-KEY_CACHE_SECONDS = int(os.environ.get("API_KEY_CACHE_SECONDS", "30"))
-
-
-def assert_error(r, status: int, code: str, field: str | None = None):
-    assert r.status_code == status, r.text
-    body = r.json()
-    assert body["success"] is False
-    assert body["message"]
-    assert body["error"]["code"] == code
-    assert body["error"]["requestId"] == r.headers["x-request-id"]
-    if field is not None:
-        fields = [d["field"] for d in body["error"]["details"]]
-        assert field in fields, fields
-    return body
-
-
-def config_path(ident: str) -> str:
-    return f"/ivr/restaurant/{quote(ident, safe='')}/config"
 
 
 # --- admin sign-in ---------------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("fresh_sign_in_budget")
 def test_login_returns_short_lived_token(api, admin_credentials):
     email, password = admin_credentials
-    r = api.post("/ivr/auth/login", json={"email": email.upper(), "password": password})
+    r = api.post(LOGIN_PATH, json={"email": email.upper(), "password": password})
     assert r.status_code == 200, r.text
     data = r.json()["data"]
     assert data["tokenType"] == "Bearer"
@@ -46,21 +34,43 @@ def test_login_returns_short_lived_token(api, admin_credentials):
     assert 0 < data["expiresIn"] <= 3600
 
 
+@pytest.mark.usefixtures("fresh_sign_in_budget")
 def test_login_failures(api, admin_credentials):
     email, _ = admin_credentials
-    assert_error(api.post("/ivr/auth/login", json={"email": email, "password": "wrong-password"}), 401, "UNAUTHORIZED")
-    assert_error(api.post("/ivr/auth/login", json={"email": "nobody@pulsara.test", "password": "x" * 12}), 401, "UNAUTHORIZED")
-    assert_error(api.post("/ivr/auth/login", data="{not json", headers={"content-type": "application/json"}), 400, "BAD_REQUEST")
-    assert_error(api.post("/ivr/auth/login", json={"email": email}), 422, "VALIDATION_ERROR")
-    assert_error(api.post("/ivr/auth/login", data="email=a", headers={"content-type": "application/x-www-form-urlencoded"}), 415, "UNSUPPORTED_MEDIA_TYPE")
+    assert_error(
+        api.post(LOGIN_PATH, json={"email": email, "password": "wrong-password"}),
+        401,
+        "UNAUTHORIZED",
+    )
+    assert_error(
+        api.post(LOGIN_PATH, json={"email": "nobody@pulsara.test", "password": "x" * 12}),
+        401,
+        "UNAUTHORIZED",
+    )
+    assert_error(
+        api.post(LOGIN_PATH, data="{not json", headers={"content-type": "application/json"}),
+        400,
+        "BAD_REQUEST",
+    )
+    assert_error(api.post(LOGIN_PATH, json={"email": email}), 422, "VALIDATION_ERROR")
+    assert_error(
+        api.post(
+            LOGIN_PATH,
+            data="email=a",
+            headers={"content-type": "application/x-www-form-urlencoded"},
+        ),
+        415,
+        "UNSUPPORTED_MEDIA_TYPE",
+    )
 
 
+@pytest.mark.usefixtures("fresh_sign_in_budget")
 def test_login_is_rate_limited_per_email(api):
     # Fixed one-minute windows: 12 attempts put at least 6 in one window (limit 5).
     email = f"victim-{time.time_ns()}@pulsara.test"
     statuses = []
     for _ in range(12):
-        r = api.post("/ivr/auth/login", json={"email": email, "password": "guess-guess-guess"})
+        r = api.post(LOGIN_PATH, json={"email": email, "password": "guess-guess-guess"})
         statuses.append(r.status_code)
         if r.status_code == 429:
             assert int(r.headers["retry-after"]) >= 1
@@ -73,7 +83,11 @@ def test_login_is_rate_limited_per_email(api):
 
 
 def test_create_api_key_exactly_as_seed(api, admin_token, dynamodb):
-    r = api.post("/ivr/auth/api-key", admin_token, json={"name": "Twilio IVR Integration", "description": "API key for Twilio IVR system"})
+    r = api.post(
+        "/ivr/auth/api-key",
+        admin_token,
+        json={"name": "Twilio IVR Integration", "description": "API key for Twilio IVR system"},
+    )
     assert r.status_code == 201, r.text
     body = r.json()
     assert body["success"] is True
@@ -101,10 +115,35 @@ def test_passwords_are_only_stored_hashed(dynamodb, admin_credentials):
 
 
 def test_api_key_validation(api, admin_token):
-    assert_error(api.post("/ivr/auth/api-key", admin_token, json={"name": ""}), 422, "VALIDATION_ERROR", "name")
-    assert_error(api.post("/ivr/auth/api-key", admin_token, json={"name": "x", "expiresAt": "2001-01-01T00:00:00Z"}), 422, "VALIDATION_ERROR", "expiresAt")
-    assert_error(api.post("/ivr/auth/api-key", admin_token, json={"name": "x", "restaurantIds": ["rst_missing"]}), 422, "VALIDATION_ERROR", "restaurantIds[0]")
-    assert_error(api.post("/ivr/auth/api-key", admin_token, json={"name": "x", "keyHash": "mine"}), 422, "VALIDATION_ERROR")
+    assert_error(
+        api.post("/ivr/auth/api-key", admin_token, json={"name": ""}),
+        422,
+        "VALIDATION_ERROR",
+        "name",
+    )
+    assert_error(
+        api.post(
+            "/ivr/auth/api-key",
+            admin_token,
+            json={"name": "x", "expiresAt": "2001-01-01T00:00:00Z"},
+        ),
+        422,
+        "VALIDATION_ERROR",
+        "expiresAt",
+    )
+    assert_error(
+        api.post(
+            "/ivr/auth/api-key", admin_token, json={"name": "x", "restaurantIds": ["rst_missing"]}
+        ),
+        422,
+        "VALIDATION_ERROR",
+        "restaurantIds[0]",
+    )
+    assert_error(
+        api.post("/ivr/auth/api-key", admin_token, json={"name": "x", "keyHash": "mine"}),
+        422,
+        "VALIDATION_ERROR",
+    )
 
 
 def test_credentials_are_checked(api, admin_token, make_key, make_restaurant):
@@ -124,7 +163,9 @@ def test_credentials_are_checked(api, admin_token, make_key, make_restaurant):
     assert_error(api.get(path, admin_token), 403, "FORBIDDEN")
     # A tampered admin token is just invalid.
     head, payload, sig = admin_token.split(".")
-    assert_error(api.get("/ivr/auth/api-keys", f"{head}.{payload}.{sig[:-2]}xx"), 401, "UNAUTHORIZED")
+    assert_error(
+        api.get("/ivr/auth/api-keys", f"{head}.{payload}.{sig[:-2]}xx"), 401, "UNAUTHORIZED"
+    )
 
 
 def test_revoked_key_stops_working(api, admin_token, make_key, make_restaurant):
@@ -145,7 +186,9 @@ def test_rotated_key_works_during_grace_then_stops(api, admin_token, make_key, m
     old = make_key(restaurantIds=[rid], rateLimitPerMinute=1000)
     assert api.get(config_path(rid), old["apiKey"]).status_code == 200
     grace = KEY_CACHE_SECONDS + 3
-    r = api.post(f"/ivr/auth/api-key/{old['keyId']}/rotate", admin_token, json={"gracePeriodSeconds": grace})
+    r = api.post(
+        f"/ivr/auth/api-key/{old['keyId']}/rotate", admin_token, json={"gracePeriodSeconds": grace}
+    )
     assert r.status_code == 201, r.text
     new = r.json()["data"]
     assert new["apiKey"] != old["apiKey"] and new["previousKeyId"] == old["keyId"]
@@ -168,11 +211,23 @@ def test_list_keys_never_shows_hashes_and_paginates(api, admin_token, make_key):
     data = r.json()["data"]
     assert len(data["keys"]) == 1 and data["nextCursor"]
     assert "keyHash" not in r.text and "$argon2" not in r.text and "psk_live_" not in r.text
-    r2 = api.get("/ivr/auth/api-keys", admin_token, params={"limit": 1, "cursor": data["nextCursor"]})
+    r2 = api.get(
+        "/ivr/auth/api-keys", admin_token, params={"limit": 1, "cursor": data["nextCursor"]}
+    )
     assert r2.status_code == 200
     assert r2.json()["data"]["keys"][0]["keyId"] != data["keys"][0]["keyId"]
-    assert_error(api.get("/ivr/auth/api-keys", admin_token, params={"limit": 1000}), 422, "VALIDATION_ERROR", "limit")
-    assert_error(api.get("/ivr/auth/api-keys", admin_token, params={"cursor": "garbage"}), 422, "VALIDATION_ERROR", "cursor")
+    assert_error(
+        api.get("/ivr/auth/api-keys", admin_token, params={"limit": 1000}),
+        422,
+        "VALIDATION_ERROR",
+        "limit",
+    )
+    assert_error(
+        api.get("/ivr/auth/api-keys", admin_token, params={"cursor": "garbage"}),
+        422,
+        "VALIDATION_ERROR",
+        "cursor",
+    )
 
 
 def test_rate_limit_answers_429_with_headers(api, make_key, make_restaurant):
@@ -208,13 +263,17 @@ def test_create_get_update_restaurant(api, admin_token, make_restaurant):
     assert created["notificationEmails"] == ["owner@luigis.example"]
     got = api.get(f"/ivr/restaurants/{rid}", admin_token)
     assert got.status_code == 200 and got.json()["data"] == created
-    r = api.patch(f"/ivr/restaurants/{rid}", admin_token, json={"name": "Luigi's Two", "agent": None})
+    r = api.patch(
+        f"/ivr/restaurants/{rid}", admin_token, json={"name": "Luigi's Two", "agent": None}
+    )
     assert r.status_code == 200, r.text
     updated = r.json()["data"]
     assert updated["name"] == "Luigi's Two" and "agent" not in updated
     assert updated["version"] == created["version"] + 1
     assert_error(api.get("/ivr/restaurants/rst_nope", admin_token), 404, "NOT_FOUND")
-    assert_error(api.patch("/ivr/restaurants/rst_nope", admin_token, json={"name": "x"}), 404, "NOT_FOUND")
+    assert_error(
+        api.patch("/ivr/restaurants/rst_nope", admin_token, json={"name": "x"}), 404, "NOT_FOUND"
+    )
 
 
 def test_config_by_id_and_by_any_phone_format(api, make_key, make_restaurant):
@@ -222,7 +281,13 @@ def test_config_by_id_and_by_any_phone_format(api, make_key, make_restaurant):
     digits = "".join(c for c in phone if c.isdigit())
     r = make_restaurant(phoneNumbers=[phone])
     key = make_key()["apiKey"]
-    formats = [r["restaurantId"], phone, "+1" + digits, f"{digits[:3]}.{digits[3:6]}.{digits[6:]}", f"1-{digits[:3]}-{digits[3:6]}-{digits[6:]}"]
+    formats = [
+        r["restaurantId"],
+        phone,
+        "+1" + digits,
+        f"{digits[:3]}.{digits[3:6]}.{digits[6:]}",
+        f"1-{digits[:3]}-{digits[3:6]}-{digits[6:]}",
+    ]
     for ident in formats:
         resp = api.get(config_path(ident), key)
         assert resp.status_code == 200, (ident, resp.text)
@@ -230,9 +295,22 @@ def test_config_by_id_and_by_any_phone_format(api, make_key, make_restaurant):
         assert data["restaurantId"] == r["restaurantId"], ident
     body = resp.json()
     assert body["success"] is True
-    for field in ["restaurantId", "name", "aiEnabled", "callHoursStart", "callHoursEnd", "currentlyInCallHours", "agent", "forwarding_number"]:
+    for field in [
+        "restaurantId",
+        "name",
+        "aiEnabled",
+        "callHoursStart",
+        "callHoursEnd",
+        "currentlyInCallHours",
+        "agent",
+        "forwarding_number",
+    ]:
         assert field in data, field
-    assert data["agent"] == {"elevenlabs_agent_id": "agent_luigi", "voice_id": "tnSpp4vdxKPjI9w0GnoV", "tools": ["end_call", "get_address", "forward_call"]}
+    assert data["agent"] == {
+        "elevenlabs_agent_id": "agent_luigi",
+        "voice_id": "tnSpp4vdxKPjI9w0GnoV",
+        "tools": ["end_call", "get_address", "forward_call"],
+    }
     # Open all day with an agent: the AI answers.
     assert data["currentlyInCallHours"] is True
     assert data["routing"] == {"action": "ai_agent", "reason": "in_call_hours", "forwardTo": None}
@@ -242,7 +320,10 @@ def test_config_by_id_and_by_any_phone_format(api, make_key, make_restaurant):
 
 def test_config_outside_hours_forwards(api, make_key, make_restaurant):
     # A window that is never "now": closed every day of the week.
-    closed = {d: [] for d in ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]}
+    closed = {
+        d: []
+        for d in ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
+    }
     r = make_restaurant(schedule=closed)
     key = make_key()["apiKey"]
     data = api.get(config_path(r["restaurantId"]), key).json()["data"]
@@ -265,7 +346,9 @@ def test_phone_numbers_are_unique_across_restaurants(api, admin_token, make_rest
     r = api.post("/ivr/restaurants", admin_token, json=restaurant_body(phoneNumbers=[taken]))
     assert_error(r, 409, "CONFLICT", "phoneNumbers")
     other = make_restaurant()
-    r = api.patch(f"/ivr/restaurants/{other['restaurantId']}", admin_token, json={"phoneNumbers": [taken]})
+    r = api.patch(
+        f"/ivr/restaurants/{other['restaurantId']}", admin_token, json={"phoneNumbers": [taken]}
+    )
     assert_error(r, 409, "CONFLICT", "phoneNumbers")
 
 
@@ -284,30 +367,58 @@ def test_phone_numbers_are_unique_across_restaurants(api, admin_token, make_rest
         ({"aiEnabled": "yes"}, "aiEnabled"),
     ],
 )
-def test_invalid_restaurants_are_rejected_and_nothing_written(api, admin_token, dynamodb, overrides, field):
-    before = len(scan_all(dynamodb, "RESTAURANTS_TABLE")), len(scan_all(dynamodb, "PHONE_NUMBERS_TABLE"))
+def test_invalid_restaurants_are_rejected_and_nothing_written(
+    api, admin_token, dynamodb, overrides, field
+):
+    before = (
+        len(scan_all(dynamodb, "RESTAURANTS_TABLE")),
+        len(scan_all(dynamodb, "PHONE_NUMBERS_TABLE")),
+    )
     r = api.post("/ivr/restaurants", admin_token, json=restaurant_body(**overrides))
     assert_error(r, 422, "VALIDATION_ERROR", field)
-    after = len(scan_all(dynamodb, "RESTAURANTS_TABLE")), len(scan_all(dynamodb, "PHONE_NUMBERS_TABLE"))
+    after = (
+        len(scan_all(dynamodb, "RESTAURANTS_TABLE")),
+        len(scan_all(dynamodb, "PHONE_NUMBERS_TABLE")),
+    )
     assert before == after
 
 
 def test_forwarding_to_own_number_is_a_loop(api, admin_token, make_restaurant):
     body = restaurant_body()
     body["forwarding_number"] = body["phoneNumbers"][0]
-    assert_error(api.post("/ivr/restaurants", admin_token, json=body), 422, "VALIDATION_ERROR", "forwarding_number")
+    assert_error(
+        api.post("/ivr/restaurants", admin_token, json=body),
+        422,
+        "VALIDATION_ERROR",
+        "forwarding_number",
+    )
     r = make_restaurant()
     patch = {"forwarding_number": r["phoneNumbers"][0]}
-    assert_error(api.patch(f"/ivr/restaurants/{r['restaurantId']}", admin_token, json=patch), 422, "VALIDATION_ERROR", "forwarding_number")
+    assert_error(
+        api.patch(f"/ivr/restaurants/{r['restaurantId']}", admin_token, json=patch),
+        422,
+        "VALIDATION_ERROR",
+        "forwarding_number",
+    )
 
 
 def test_malformed_and_oversized_bodies(api, admin_token, dynamodb):
     before = len(scan_all(dynamodb, "RESTAURANTS_TABLE"))
-    r = api.post("/ivr/restaurants", admin_token, data='{"name": "x",', headers={"content-type": "application/json"})
+    r = api.post(
+        "/ivr/restaurants",
+        admin_token,
+        data='{"name": "x",',
+        headers={"content-type": "application/json"},
+    )
     assert_error(r, 400, "BAD_REQUEST")
     huge = restaurant_body(name="x" * (70 * 1024))
     assert_error(api.post("/ivr/restaurants", admin_token, json=huge), 413, "PAYLOAD_TOO_LARGE")
-    r = api.post("/ivr/restaurants", admin_token, data=json.dumps(restaurant_body()), headers={"content-type": "text/plain"})
+    r = api.post(
+        "/ivr/restaurants",
+        admin_token,
+        data=json.dumps(restaurant_body()),
+        headers={"content-type": "text/plain"},
+    )
     assert_error(r, 415, "UNSUPPORTED_MEDIA_TYPE")
     assert len(scan_all(dynamodb, "RESTAURANTS_TABLE")) == before
 
@@ -334,19 +445,26 @@ WORLD_NUMBERS = [
 
 
 @pytest.mark.parametrize("index", range(len(WORLD_NUMBERS)), ids=[n for n, _, _ in WORLD_NUMBERS])
-def test_world_numbers_round_trip_through_create_config_and_forwarding(api, admin_token, make_restaurant,
-                                                                      make_key, index):
+def test_world_numbers_round_trip_through_create_config_and_forwarding(
+    api, admin_token, make_restaurant, make_key, index
+):
     own, own_e164, _ = WORLD_NUMBERS[index]
     forward, forward_e164, forward_shown = WORLD_NUMBERS[(index + 1) % len(WORLD_NUMBERS)]
     caller, caller_e164, _ = WORLD_NUMBERS[(index + 2) % len(WORLD_NUMBERS)]
-    closed = {d: [] for d in ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]}
+    closed = {
+        d: []
+        for d in ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
+    }
     created = make_restaurant(phoneNumbers=[own], forwarding_number=forward, schedule=closed)
     assert created["phoneNumbers"] == [own_e164]
     assert created["forwardingNumberE164"] == forward_e164
     assert created["forwarding_number"] == forward_shown
     rid = created["restaurantId"]
     stored = api.get(f"/ivr/restaurants/{rid}", admin_token).json()["data"]
-    assert (stored["forwarding_number"], stored["forwardingNumberE164"]) == (forward_shown, forward_e164)
+    assert (stored["forwarding_number"], stored["forwardingNumberE164"]) == (
+        forward_shown,
+        forward_e164,
+    )
 
     key = make_key()["apiKey"]
     for ident in (rid, own, own_e164):
@@ -355,8 +473,15 @@ def test_world_numbers_round_trip_through_create_config_and_forwarding(api, admi
         config = r.json()["data"]
         assert config["restaurantId"] == rid
         assert config["phoneNumbers"] == [own_e164]
-        assert (config["forwarding_number"], config["forwardingNumberE164"]) == (forward_shown, forward_e164)
-        assert config["routing"] == {"action": "forward", "reason": "outside_call_hours", "forwardTo": forward_e164}
+        assert (config["forwarding_number"], config["forwardingNumberE164"]) == (
+            forward_shown,
+            forward_e164,
+        )
+        assert config["routing"] == {
+            "action": "forward",
+            "reason": "outside_call_hours",
+            "forwardTo": forward_e164,
+        }
 
     call = api.post("/ivr/call", key, json={
         "restaurantId": rid, "callId": f"CA{os.urandom(16).hex()}",

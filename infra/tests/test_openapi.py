@@ -7,26 +7,16 @@ No local stack needed: this runs anywhere.
 """
 from __future__ import annotations
 
-import os
 import re
-import sys
 import tomllib
-from pathlib import Path
 
 import pytest
 import yaml
+from helpers import CARGO_TOML, OPENAPI, TEMPLATE, local_stack
 from openapi_spec_validator import validate
 from openapi_spec_validator.readers import read_from_filename
 
-INFRA = Path(__file__).resolve().parent.parent
-REPO_ROOT = INFRA.parent
-sys.path.insert(0, str(INFRA))
-
-import local_stack  # noqa: E402
-
-SPEC = Path(os.environ.get("PULSARA_OPENAPI", INFRA / "openapi.yaml"))
-TEMPLATE = Path(os.environ.get("PULSARA_TEMPLATE", REPO_ROOT / "template.yaml"))
-CARGO_TOML = Path(os.environ.get("PULSARA_CARGO_TOML", REPO_ROOT / "Cargo.toml"))
+SPEC = OPENAPI
 LOCAL_PREFIX = "/api"
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 SERVERS = {"https://api.pulsara.ai/v1", "http://localhost:5000/api"}
@@ -65,7 +55,13 @@ def router_routes() -> set[tuple[str, str]]:
     path mapped to a function for every method."""
     with open(CARGO_TOML, "rb") as fh:
         manifest = tomllib.load(fh)
-    raw = manifest.get("workspace", {}).get("metadata", {}).get("lambda", {}).get("watch", {}).get("router")
+    raw = (
+        manifest.get("workspace", {})
+        .get("metadata", {})
+        .get("lambda", {})
+        .get("watch", {})
+        .get("router")
+    )
     assert raw is not None, f"{CARGO_TOML} has no [workspace.metadata.lambda.watch.router]"
     pairs: list[tuple[str, str]] = []
     if isinstance(raw, dict):  # "/path" = "fn"  |  "/path" = [{method, function}, ...]
@@ -79,13 +75,17 @@ def router_routes() -> set[tuple[str, str]]:
             pairs.extend((str(m).upper(), item["path"]) for m in item.get("methods") or [ANY])
     routes = set()
     for method, path in pairs:
-        assert path.startswith(LOCAL_PREFIX + "/"), f"router path {path} is not under {LOCAL_PREFIX}"
+        assert path.startswith(LOCAL_PREFIX + "/"), (
+            f"router path {path} is not under {LOCAL_PREFIX}"
+        )
         routes.add((method, path[len(LOCAL_PREFIX):]))
     return routes
 
 
 def _diff(expected: set, actual: set, what: str) -> list[str]:
-    problems = [f"{m} {p} is {what} but missing from {SPEC.name}" for m, p in sorted(expected - actual)]
+    problems = [
+        f"{m} {p} is {what} but missing from {SPEC.name}" for m, p in sorted(expected - actual)
+    ]
     problems += [f"{m} {p} is in {SPEC.name} but not {what}" for m, p in sorted(actual - expected)]
     return problems
 
@@ -105,7 +105,9 @@ def test_spec_documents_exactly_the_local_router_routes(spec):
     router = router_routes()
     # A path the router maps for any method stands for every method the spec has on it.
     any_paths = {p for m, p in router if m == ANY}
-    expanded = {(m, p) for m, p in router if m != ANY} | {(m, p) for m, p in documented if p in any_paths}
+    expanded = {(m, p) for m, p in router if m != ANY} | {
+        (m, p) for m, p in documented if p in any_paths
+    }
     problems = _diff(expanded, documented, "in Cargo.toml's watch router")
     problems += [f"router path /api{p} (any method) has no operation in {SPEC.name}"
                  for p in sorted(any_paths - {p for _, p in documented})]
@@ -158,19 +160,25 @@ def _resolve(spec: dict, node: dict) -> dict:
 def test_every_response_is_enveloped_json_with_a_request_id(spec):
     for method, path, op in operations(spec):
         responses = op.get("responses") or {}
-        assert any(code.startswith("2") for code in responses), f"{method} {path} has no success response"
+        assert any(code.startswith("2") for code in responses), (
+            f"{method} {path} has no success response"
+        )
         assert "500" in responses, f"{method} {path} does not declare 500"
         for code, response in responses.items():
             response = _resolve(spec, response)
             where = f"{method} {path} {code}"
-            assert "x-request-id" in (response.get("headers") or {}), f"{where}: no x-request-id header"
+            assert "x-request-id" in (response.get("headers") or {}), (
+                f"{where}: no x-request-id header"
+            )
             schema = _resolve(spec, response["content"]["application/json"]["schema"])
             if code.startswith("2"):
                 assert schema["properties"]["success"] == {"const": True}, where
                 assert "data" in schema["required"], where
             else:
                 refs = [part.get("$ref") for part in schema.get("allOf", [])]
-                assert "#/components/schemas/ErrorResponse" in refs, f"{where}: not the error envelope"
+                assert "#/components/schemas/ErrorResponse" in refs, (
+                    f"{where}: not the error envelope"
+                )
         if op.get("security"):
             assert {"401", "403"} <= set(responses), f"{method} {path} must declare 401 and 403"
         scheme = next(iter(op["security"][0]), None) if op.get("security") else None
@@ -179,14 +187,20 @@ def test_every_response_is_enveloped_json_with_a_request_id(spec):
             for code, response in responses.items():
                 if code.startswith("2"):
                     headers = {h.lower() for h in _resolve(spec, response).get("headers") or {}}
-                    assert {"ratelimit-limit", "ratelimit-remaining", "ratelimit-reset"} <= headers, (
-                        f"{method} {path} {code}: RateLimit-* headers"
-                    )
+                    assert {
+                        "ratelimit-limit",
+                        "ratelimit-remaining",
+                        "ratelimit-reset",
+                    } <= headers, f"{method} {path} {code}: RateLimit-* headers"
         body = op.get("requestBody")
         if body:
-            assert {"413", "415", "422"} <= set(responses), f"{method} {path} takes JSON: 413/415/422"
+            assert {"413", "415", "422"} <= set(responses), (
+                f"{method} {path} takes JSON: 413/415/422"
+            )
     limited = _resolve(spec, {"$ref": "#/components/responses/RateLimited"})
-    assert {"Retry-After", "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"} <= set(limited["headers"])
+    assert {"Retry-After", "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"} <= set(
+        limited["headers"]
+    )
 
 
 def _walk(node, path=""):
@@ -213,8 +227,12 @@ def test_request_bodies_are_strict(spec):
             if id(node) in seen or not isinstance(node, dict):
                 continue
             seen.add(id(node))
-            if node.get("type") == "object" or (isinstance(node.get("type"), list) and "object" in node["type"]):
-                assert node.get("additionalProperties") is False, f"{method} {path}: object without additionalProperties: false"
+            if node.get("type") == "object" or (
+                isinstance(node.get("type"), list) and "object" in node["type"]
+            ):
+                assert node.get("additionalProperties") is False, (
+                    f"{method} {path}: object without additionalProperties: false"
+                )
             for key in ("properties",):
                 stack.extend((node.get(key) or {}).values())
             for key in ("items",):
@@ -231,4 +249,6 @@ def test_patterns_are_portable_regexes(spec):
         pattern = node.get("pattern")
         if isinstance(pattern, str) and "/properties/pattern" not in where:
             re.compile(pattern)
-            assert "(?" not in pattern and "\\A" not in pattern and "\\Z" not in pattern, f"{where}: {pattern}"
+            assert "(?" not in pattern and "\\A" not in pattern and "\\Z" not in pattern, (
+                f"{where}: {pattern}"
+            )

@@ -16,8 +16,7 @@ import subprocess
 import tempfile
 
 import pytest
-
-from conftest import API, REPO, admin_cli
+from helpers import API, LOGIN_PATH, LOGS, REPO, admin_cli, reset_sign_in_limits
 
 README = REPO / "README.md"
 README_API = "http://localhost:5000/api"
@@ -80,7 +79,15 @@ def responses(output: str) -> list[dict]:
 
 def test_local_examples_are_found_and_complete():
     script = "\n".join(local_blocks())
-    for capture in ("TOKEN=$(", "KEY=$(", "RID=$(", "CALL=$(", "WH=$(", "DELIVERY=$(", "ROTATED=$("):
+    for capture in (
+        "TOKEN=$(",
+        "KEY=$(",
+        "RID=$(",
+        "CALL=$(",
+        "WH=$(",
+        "DELIVERY=$(",
+        "ROTATED=$(",
+    ):
         assert capture in script
     assert README_API in script and README_MOTO in script and f"source {README_ENV}" in script
     assert "sam deploy" not in script
@@ -101,12 +108,17 @@ def test_readme_admin_is_the_one_dev_sh_seeds():
 
 
 @pytest.fixture(scope="module")
-def readme_run():
+def readme_run(dynamodb):
     env_file = os.environ.get("PULSARA_ENV_FILE")
     if not env_file:
         pytest.skip("PULSARA_ENV_FILE not set (run through infra/test.sh)")
     email, password = DEMO_ADMIN
-    admin_cli("create-admin", "--email", email, "--replace", env={"PULSARA_ADMIN_PASSWORD": password})
+    admin_cli(
+        "create-admin", "--email", email, "--replace", env={"PULSARA_ADMIN_PASSWORD": password}
+    )
+    reset_sign_in_limits(
+        dynamodb
+    )  # the README signs in: with the whole budget, whatever ran before
     script = ("\n".join(local_blocks())
               .replace(README_API, API)
               .replace(README_MOTO, os.environ["MOTO_URL"])
@@ -132,13 +144,14 @@ def readme_run():
                     pass
         output = open(out_path, encoding="utf-8", errors="replace").read()
         values = open(captured).read().splitlines() if os.path.exists(captured) else []
-    (REPO / "target" / "test-logs").mkdir(parents=True, exist_ok=True)
-    (REPO / "target" / "test-logs" / "readme.out").write_text(output, encoding="utf-8")
+    LOGS.mkdir(parents=True, exist_ok=True)
+    (LOGS / "readme.out").write_text(output, encoding="utf-8")
     assert rc == 0, f"README script failed ({rc}):\n{output[-4000:]}"
-    return output, dict(zip(CAPTURED, values))
+    return output, dict(zip(CAPTURED, values, strict=False))
 
 
 @pytest.mark.e2e
+@pytest.mark.usefixtures("fresh_sign_in_budget")
 def test_readme_examples_run_top_to_bottom(readme_run, api):
     output, v = readme_run
     assert re.fullmatch(r"rst_[0-9a-f]{32}", v["RID"]), v
@@ -161,7 +174,9 @@ def test_readme_examples_run_top_to_bottom(readme_run, api):
     assert all(d["forwardingNumberE164"] == "+15559876543" for d in configs)
     completed = [d for d in data if d.get("callId") == v["CALL"] and "emailStatus" in d]
     assert completed and completed[0]["status"] == "completed"
-    assert completed[0]["emailStatus"] == "sent" and completed[0]["emailRecipients"] == ["owner@restaurant.com"]
+    assert completed[0]["emailStatus"] == "sent" and completed[0]["emailRecipients"] == [
+        "owner@restaurant.com"
+    ]
     assert any(c["callId"] == v["CALL"] for d in data for c in d.get("calls", []))
     deliveries = [x for d in data for x in d.get("deliveries", [])]
     assert any(x["deliveryId"] == v["DELIVERY"] and x["status"] == "succeeded" for x in deliveries)
@@ -171,7 +186,9 @@ def test_readme_examples_run_top_to_bottom(readme_run, api):
     assert {"keyId": v["OLD_KEY_ID"], "status": "revoked"}.items() <= next(
         d for d in data if d.get("status") == "revoked").items()
     patched = [d for d in data if "callHoursEnd" in d and "routing" not in d]  # PATCH, GET
-    assert len(patched) == 2 and all(d["callHoursEnd"] == "22:00" and d["aiEnabled"] is False for d in patched)
+    assert len(patched) == 2 and all(
+        d["callHoursEnd"] == "22:00" and d["aiEnabled"] is False for d in patched
+    )
     assert any(d.get("keys") for d in data)
 
     # The receiver printed the test event; the old key's grace period end was printed.
@@ -180,7 +197,7 @@ def test_readme_examples_run_top_to_bottom(readme_run, api):
     assert '"ToAddresses": [' in output  # an e-mail, as moto's SES stored it
     # The admin CLI example created an admin who can sign in.
     assert f"admin user {CLI_ADMIN[0]} ready" in output
-    r = api.post("/ivr/auth/login", json={"email": CLI_ADMIN[0], "password": CLI_ADMIN[1]})
+    r = api.post(LOGIN_PATH, json={"email": CLI_ADMIN[0], "password": CLI_ADMIN[1]})
     assert r.status_code == 200, r.text
     # The rotated key works; the webhook is gone.
     r = api.get("/ivr/webhooks", v["KEY"])

@@ -34,22 +34,47 @@ import time
 import traceback
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import pytest
-
 import reliability_kit as kit
+from helpers import (
+    LOGS,
+    REPO,
+    Hit,
+    Receiver,
+    call_body,
+    down,
+    flaky,
+    gone,
+    ok,
+    register,
+    send_test,
+    wait_for,
+)
 from reliability_kit import (
-    DISPATCHER_TIMEOUT, FANOUT_TIMEOUT, SES, SETTLE, Drain, Hit, ProxyCtl, Receiver, call_body, create_key,
-    create_restaurant, deliveries_of, email_of, get_item, http, register, scan, send_job, wait_deliveries_terminal,
-    wait_email_terminal, wait_for,
+    DISPATCHER_TIMEOUT,
+    FANOUT_TIMEOUT,
+    SES,
+    SETTLE,
+    Drain,
+    ProxyCtl,
+    create_key,
+    create_restaurant,
+    deliveries_of,
+    email_of,
+    get_item,
+    http,
+    scan,
+    send_job,
+    wait_deliveries_terminal,
+    wait_email_terminal,
 )
 
 pytestmark = pytest.mark.e2e
 
-REPO = Path(__file__).resolve().parents[2]
 DOC = REPO / "RELIABILITY.md"
 COLD = 5.0  # EVENT_SOURCE_COLD_START_SECONDS: a possibly cold invocation gets this much more
 HANG_DISPATCHER = int(DISPATCHER_TIMEOUT + COLD + 1)  # past the scaled timeout, even when cold
@@ -84,7 +109,7 @@ class Row:
     fault: str
     point: str
     expected: str
-    run: Callable[["Ctx"], Outcome]
+    run: Callable[[Ctx], Outcome]
     exclusive: str | None = None  # the consumer this row crashes or hangs: it runs alone against it
     uses: tuple[str, ...] = ()    # consumers it needs (shared with other rows)
     cost: float = 20.0            # rough seconds, to start the long rows first
@@ -138,7 +163,7 @@ class Ctx:
         with self._lock:
             self._cleanup.append(fn)
 
-    def receiver(self, respond=kit.ok) -> Receiver:
+    def receiver(self, respond=ok) -> Receiver:
         r = Receiver(respond)
         self.later(r.close)
         return r
@@ -148,7 +173,9 @@ class Ctx:
         self.later(lambda: self.proxy.remove(rule))
         return rule
 
-    def arm(self, point: str, action: str, match: str, function: str | None = None, always: bool = False) -> Path:
+    def arm(
+        self, point: str, action: str, match: str, function: str | None = None, always: bool = False
+    ) -> Path:
         path = self.faults.arm(point, action, match=match, always=always, function=function)
         self.later(lambda: self.faults.disarm(path))
         return path
@@ -192,7 +219,9 @@ class Consumers:
 
 
 def fired(path: Path, timeout: float = 30.0) -> None:
-    assert wait_for(lambda: not path.exists(), timeout, 0.1), f"fault {path.parent.name} never fired"
+    assert wait_for(lambda: not path.exists(), timeout, 0.1), (
+        f"fault {path.parent.name} never fired"
+    )
 
 
 def rule_applied(ctx: Ctx, rule: dict, times: int = 1, timeout: float = 30.0) -> None:
@@ -206,7 +235,9 @@ def rule_applied(ctx: Ctx, rule: dict, times: int = 1, timeout: float = 30.0) ->
 
 def tenant(ctx: Ctx) -> tuple[str, str, str]:
     """A restaurant with one notification address, and a key restricted to it."""
-    rst = create_restaurant(ctx.admin, notificationEmails=[f"owner-{uuid.uuid4().hex[:8]}@reliable.example"])
+    rst = create_restaurant(
+        ctx.admin, notificationEmails=[f"owner-{uuid.uuid4().hex[:8]}@reliable.example"]
+    )
     key = create_key(ctx.admin, [rst["restaurantId"]])
     return rst["restaurantId"], key["apiKey"], key["keyId"]
 
@@ -250,42 +281,53 @@ def email_outcome(ctx: Ctx, r: Row | None, call_id: str, prefix: str, *, window:
     return Outcome(prefix, settle)
 
 
-def webhook_world(ctx: Ctx, respond=kit.ok, events=("settings.updated",)):
+def webhook_world(ctx: Ctx, respond=ok, events=("settings.updated",)):
     rid, key, _ = tenant(ctx)
     rcv = ctx.receiver(respond)
-    hook = register(key, rcv.url, events)
+    hook = register(kit.api(), key, rcv.url(), events)
     return rid, key, rcv, hook
-
-
-def send_test(key: str, webhook_id: str) -> str:
-    r = http("POST", f"/ivr/webhooks/{webhook_id}/test", key)
-    assert r.status == 202, r
-    return r.data["deliveryId"]
 
 
 def patch(ctx: Ctx, rid: str, body: dict, timeout: float = 30.0) -> kit.Resp:
     return http("PATCH", f"/ivr/restaurants/{rid}", ctx.admin, body, timeout=timeout)
 
 
-def delivery_outcome(ctx: Ctx, r: Row | None, hook: dict, rcv: Receiver, prefix: str = "", *, count: int = 1,
-                     status: str = "succeeded", attempts: int | None = None, window: bool = False,
-                     claims: int | None = None, timeout: float = 120.0) -> Outcome:
+def delivery_outcome(
+    ctx: Ctx,
+    r: Row | None,
+    hook: dict,
+    rcv: Receiver,
+    prefix: str = "",
+    *,
+    count: int = 1,
+    status: str = "succeeded",
+    attempts: int | None = None,
+    window: bool = False,
+    claims: int | None = None,
+    timeout: float = 120.0,
+) -> Outcome:
     """Waits until the webhook's deliveries are terminal, then (after SETTLE) checks what
     the receiver saw: every request signed with the webhook's secret, each delivery's
     webhook-id once per recorded attempt (twice at most in a window), failed ones in the DLQ."""
     wid, secret = hook["webhookId"], hook["secret"]
     ds = wait_deliveries_terminal(wid, count, timeout)
-    assert len(ds) == count, f"{len(ds)} deliveries, expected {count}: {[d['deliveryId'] for d in ds]}"
+    assert len(ds) == count, (
+        f"{len(ds)} deliveries, expected {count}: {[d['deliveryId'] for d in ds]}"
+    )
     for d in ds:
         assert d["status"] == status, d
         if attempts is not None:
             assert len(d.get("attempts") or []) == attempts, d
         if claims is not None:
-            assert int(d.get("claims") or 0) == claims, f"claims {d.get('claims')}, expected {claims}: {d}"
+            assert int(d.get("claims") or 0) == claims, (
+                f"claims {d.get('claims')}, expected {claims}: {d}"
+            )
 
     def settle() -> str:
         now = deliveries_of(wid)
-        assert sorted(d["deliveryId"] for d in now) == sorted(d["deliveryId"] for d in ds), "new deliveries appeared"
+        assert sorted(d["deliveryId"] for d in now) == sorted(d["deliveryId"] for d in ds), (
+            "new deliveries appeared"
+        )
         hits = rcv.snapshot()
         for h in hits:
             h.verify(secret)
@@ -298,14 +340,23 @@ def delivery_outcome(ctx: Ctx, r: Row | None, hook: dict, rcv: Receiver, prefix:
             seen = ids[d["deliveryId"]]
             if status == "succeeded":
                 assert recorded >= 1, d
-                assert d["attempts"][-1].get("statusCode") and 200 <= int(d["attempts"][-1]["statusCode"]) < 300, d
+                assert (
+                    d["attempts"][-1].get("statusCode")
+                    and 200 <= int(d["attempts"][-1]["statusCode"]) < 300
+                ), d
             if window:
-                assert recorded <= seen <= recorded + 1, f"receiver saw {seen}, {recorded} recorded: {d}"
+                assert recorded <= seen <= recorded + 1, (
+                    f"receiver saw {seen}, {recorded} recorded: {d}"
+                )
             else:
-                assert seen == recorded, f"receiver saw {d['deliveryId']} {seen} times, {recorded} attempts recorded"
+                assert seen == recorded, (
+                    f"receiver saw {d['deliveryId']} {seen} times, {recorded} attempts recorded"
+                )
             extra += seen - recorded
             if status == "failed":
-                assert ctx.webhook_dlq.wait(d["deliveryId"], 30), f"{d['deliveryId']} failed but not in the DLQ"
+                assert ctx.webhook_dlq.wait(d["deliveryId"], 30), (
+                    f"{d['deliveryId']} failed but not in the DLQ"
+                )
         if window and r is not None:
             ctx.windows[("webhook",) + r.key] = extra
         tries = sorted(len(d.get("attempts") or []) for d in now)
@@ -338,8 +389,12 @@ def _process_point(action: str, point: str = "call.insert.after"):
     return run
 
 
-row(P, "error", "call.insert.after", "5xx; the retry gets 200 (same call); 1 record")(_process_point("error"))
-row(P, "crash", "call.insert.after", "5xx; the retry gets 200 (same call); 1 record")(_process_point("crash"))
+row(P, "error", "call.insert.after", "5xx; the retry gets 200 (same call); 1 record")(
+    _process_point("error")
+)
+row(P, "crash", "call.insert.after", "5xx; the retry gets 200 (same call); 1 record")(
+    _process_point("crash")
+)
 row(P, "timeout", "call.insert.after", "5xx; the retry gets 200 (same call); 1 record")(
     _process_point(f"hang {HANG_HTTP}"))
 
@@ -357,7 +412,9 @@ def _process_proxy(action: str):
     return run
 
 
-row(P, "lost response", "proxy: DynamoDB PutItem (call)", "200; 1 record")(_process_proxy("lose_response"))
+row(P, "lost response", "proxy: DynamoDB PutItem (call)", "200; 1 record")(
+    _process_proxy("lose_response")
+)
 row(P, "throttling", "proxy: DynamoDB PutItem (call)", "200; 1 record")(_process_proxy("throttle"))
 
 
@@ -369,7 +426,9 @@ def _process_dup(ctx: Ctx) -> Outcome:
         rs = list(pool.map(lambda _: http("POST", "/ivr/call", key, body), range(3)))
     assert all(r.status == 200 for r in rs), [str(r) for r in rs]
     assert len({r.data["callId"] for r in rs}) == 1
-    assert sorted(r.data.get("duplicate") for r in rs) == [False, True, True], [r.data.get("duplicate") for r in rs]
+    assert sorted(r.data.get("duplicate") for r in rs) == [False, True, True], [
+        r.data.get("duplicate") for r in rs
+    ]
     one_record(body["callId"], rs[0].data["callId"])
     return Outcome("3 x 200 (1 new, 2 duplicate), 1 record")
 
@@ -399,8 +458,15 @@ def _process_extend(ctx: Ctx) -> Outcome:
 C = "complete call + e-mail"
 
 
-def _complete_point(action: str, point: str, *, retry: bool, window: bool = False, function: str | None = None,
-                    stored_before: bool = True):
+def _complete_point(
+    action: str,
+    point: str,
+    *,
+    retry: bool,
+    window: bool = False,
+    function: str | None = None,
+    stored_before: bool = True,
+):
     def run(ctx: Ctx, r: Row) -> Outcome:
         rid, key, _ = tenant(ctx)
         call_id = new_call(key, rid)
@@ -409,7 +475,9 @@ def _complete_point(action: str, point: str, *, retry: bool, window: bool = Fals
         fired(armed)
         assert first.failed_5xx, f"the client should see the function die: {first}"
         if not stored_before:
-            assert "completion" not in (get_item("CALLS_TABLE", "callId", call_id) or {}), "completion stored"
+            assert "completion" not in (get_item("CALLS_TABLE", "callId", call_id) or {}), (
+                "completion stored"
+            )
         prefix = f"{status_of(first)}, "
         if retry:
             again = complete(key, call_id)
@@ -419,25 +487,49 @@ def _complete_point(action: str, point: str, *, retry: bool, window: bool = Fals
     return run
 
 
-row_r(C, "error", "call.complete.before", "5xx, nothing stored; the retry gets 200; 1 e-mail, sent",
-      uses=(SENDER,))(_complete_point("error", "call.complete.before", retry=True, stored_before=False))
+row_r(
+    C,
+    "error",
+    "call.complete.before",
+    "5xx, nothing stored; the retry gets 200; 1 e-mail, sent",
+    uses=(SENDER,),
+)(_complete_point("error", "call.complete.before", retry=True, stored_before=False))
 row_r(C, "crash", "call.complete.after", "5xx; no retry needed: the outbox sends 1 e-mail, sent",
       uses=(SENDER,))(_complete_point("crash", "call.complete.after", retry=False))
 row_r(C, "timeout", "call.complete.after", "5xx; no retry needed: the outbox sends 1 e-mail, sent",
       uses=(SENDER,))(_complete_point(f"hang {HANG_HTTP}", "call.complete.after", retry=False))
 row_r(C, "error", "call.complete.after", "5xx; the retry gets 200 (stored result); 1 e-mail, sent",
       uses=(SENDER,))(_complete_point("error", "call.complete.after", retry=True))
-row_r(C, "crash", "complete-call:email.claim.after", "5xx; 1 e-mail after the claim lease, sent",
-      uses=(SENDER,), cost=30)(_complete_point("crash", "email.claim.after", retry=False, function="complete-call"))
-row_r(C, "crash", "complete-call:email.ses.after", "5xx; 1 e-mail, or 2 (window: SES accepted, not recorded); sent",
-      uses=(SENDER,), cost=30)(_complete_point("crash", "email.ses.after", retry=False, window=True,
-                                               function="complete-call"))
-row_r(C, "crash", "complete-call:email.status.after", "5xx; 1 e-mail, sent",
-      uses=(SENDER,))(_complete_point("crash", "email.status.after", retry=False, function="complete-call"))
+row_r(
+    C,
+    "crash",
+    "complete-call:email.claim.after",
+    "5xx; 1 e-mail after the claim lease, sent",
+    uses=(SENDER,),
+    cost=30,
+)(_complete_point("crash", "email.claim.after", retry=False, function="complete-call"))
+row_r(
+    C,
+    "crash",
+    "complete-call:email.ses.after",
+    "5xx; 1 e-mail, or 2 (window: SES accepted, not recorded); sent",
+    uses=(SENDER,),
+    cost=30,
+)(_complete_point("crash", "email.ses.after", retry=False, window=True, function="complete-call"))
+row_r(C, "crash", "complete-call:email.status.after", "5xx; 1 e-mail, sent", uses=(SENDER,))(
+    _complete_point("crash", "email.status.after", retry=False, function="complete-call")
+)
 
 
-def _complete_proxy(service: str, operation: str, action: str, needle: str | None = None, *, times: int = 1,
-                    window: bool = False):
+def _complete_proxy(
+    service: str,
+    operation: str,
+    action: str,
+    needle: str | None = None,
+    *,
+    times: int = 1,
+    window: bool = False,
+):
     def run(ctx: Ctx, r: Row) -> Outcome:
         rid, key, _ = tenant(ctx)
         call_id = new_call(key, rid)
@@ -450,10 +542,20 @@ def _complete_proxy(service: str, operation: str, action: str, needle: str | Non
     return run
 
 
-row_r(C, "lost response", "proxy: SES SendEmail", "200; 1 e-mail, or 2 (window: SES's answer lost); sent",
-      uses=(SENDER,))(_complete_proxy("ses", "SendEmail", "lose_response", window=True))
-row_r(C, "lost response", "proxy: DynamoDB completion write", "200; the outbox sends 1 e-mail, sent",
-      uses=(SENDER,))(_complete_proxy("dynamodb", "*", "lose_response", "completedAt"))
+row_r(
+    C,
+    "lost response",
+    "proxy: SES SendEmail",
+    "200; 1 e-mail, or 2 (window: SES's answer lost); sent",
+    uses=(SENDER,),
+)(_complete_proxy("ses", "SendEmail", "lose_response", window=True))
+row_r(
+    C,
+    "lost response",
+    "proxy: DynamoDB completion write",
+    "200; the outbox sends 1 e-mail, sent",
+    uses=(SENDER,),
+)(_complete_proxy("dynamodb", "*", "lose_response", "completedAt"))
 row_r(C, "lost response", "proxy: DynamoDB e-mail status write", "200; 1 e-mail, sent",
       uses=(SENDER,))(_complete_proxy("dynamodb", "*", "lose_response", SENT_VALUE))
 row_r(C, "throttling", "proxy: SES SendEmail", "200; 1 e-mail, sent",
@@ -474,7 +576,9 @@ def _complete_dup(ctx: Ctx, r: Row) -> Outcome:
     return email_outcome(ctx, r, call_id, "4 x 200; ")
 
 
-@row_r(C, "duplicate", "SQS e-mail job x2 during the first send", "200; 1 e-mail, sent", uses=(SENDER,))
+@row_r(
+    C, "duplicate", "SQS e-mail job x2 during the first send", "200; 1 e-mail, sent", uses=(SENDER,)
+)
 def _complete_dup_job(ctx: Ctx, r: Row) -> Outcome:
     rid, key, _ = tenant(ctx)
     call_id = new_call(key, rid)
@@ -520,20 +624,34 @@ row_r(E, "crash", "email-sender:email.claim.after", "1 e-mail after the claim le
       exclusive=SENDER, cost=35)(_retry_point("crash", "email.claim.after"))
 row_r(E, "timeout", "email-sender:email.claim.after", "1 e-mail after the claim lease, sent",
       exclusive=SENDER, cost=35)(_retry_point(f"hang {HANG_DISPATCHER}", "email.claim.after"))
-row_r(E, "crash", "email-sender:email.ses.after", "1 e-mail, or 2 (window: SES accepted, not recorded); sent",
-      exclusive=SENDER, cost=35)(_retry_point("crash", "email.ses.after", window=True))
+row_r(
+    E,
+    "crash",
+    "email-sender:email.ses.after",
+    "1 e-mail, or 2 (window: SES accepted, not recorded); sent",
+    exclusive=SENDER,
+    cost=35,
+)(_retry_point("crash", "email.ses.after", window=True))
 row_r(E, "error", "email-sender:email.status.after", "1 e-mail, sent",
       uses=(SENDER,), cost=30)(_retry_point("error", "email.status.after"))
 row_r(E, "crash", "email-sender:email.job.before", "the stream record is retried; 1 e-mail, sent",
       exclusive=SENDER, cost=30)(_retry_point("crash", "email.job.before"))
-row_r(E, "crash", "email-sender:email.job.after", "the stream record is retried (2 jobs); 1 e-mail, sent",
-      exclusive=SENDER, cost=30)(_retry_point("crash", "email.job.after"))
+row_r(
+    E,
+    "crash",
+    "email-sender:email.job.after",
+    "the stream record is retried (2 jobs); 1 e-mail, sent",
+    exclusive=SENDER,
+    cost=30,
+)(_retry_point("crash", "email.job.after"))
 
 
 @row_r(E, "throttling", "proxy: SES SendEmail (retry)", "1 e-mail, sent", uses=(SENDER,))
 def _retry_throttle(ctx: Ctx, r: Row) -> Outcome:
     key, call_id, first = _failing_first(ctx)
-    then = ctx.rule("ses", "SendEmail", "throttle", match=call_id)  # applies once the first is used up
+    then = ctx.rule(
+        "ses", "SendEmail", "throttle", match=call_id
+    )  # applies once the first is used up
     assert complete(key, call_id).status == 200
     rule_applied(ctx, first, 3)
     rule_applied(ctx, then, 1, 60)
@@ -560,8 +678,13 @@ def _retry_dup_jobs(ctx: Ctx, r: Row) -> Outcome:
     return email_outcome(ctx, r, call_id, "")
 
 
-@row_r(E, "error", "proxy: SES SendEmail, every attempt", "0 e-mails; failed after every attempt; job in the DLQ",
-       cost=200)
+@row_r(
+    E,
+    "error",
+    "proxy: SES SendEmail, every attempt",
+    "0 e-mails; failed after every attempt; job in the DLQ",
+    cost=200,
+)
 def _retry_gives_up(ctx: Ctx, r: Row) -> Outcome:
     rid, key, _ = tenant(ctx)
     call_id = new_call(key, rid)
@@ -574,7 +697,9 @@ def _retry_gives_up(ctx: Ctx, r: Row) -> Outcome:
     def settle() -> str:
         assert SES.for_call(call_id, fresh=True) == []
         assert email_of(call_id)["status"] == "failed"
-        return f"0 e-mails, failed after {int(email_of(call_id).get('attempts') or 0)} attempts, in the DLQ"
+        attempts = int(email_of(call_id).get("attempts") or 0)
+        return f"0 e-mails, failed after {attempts} attempts, in the DLQ"
+
     return Outcome("", settle)
 
 
@@ -605,18 +730,49 @@ def _update_point(action: str, point: str, *, http_fault: bool):
     return run
 
 
-row_r(R, "error", "restaurant.update.after", "5xx; the retry gets 200; 1 delivery, succeeded, received once",
-      uses=(DISPATCHER,))(_update_point("error", "restaurant.update.after", http_fault=True))
-row_r(R, "crash", "restaurant.update.after", "5xx; the retry gets 200; 1 delivery, succeeded, received once",
-      uses=(DISPATCHER,))(_update_point("crash", "restaurant.update.after", http_fault=True))
-row_r(R, "error", "fanout.delivery.after", "the stream retries; 1 delivery, succeeded, received once",
-      uses=(DISPATCHER,))(_update_point("error", "fanout.delivery.after", http_fault=False))
-row_r(R, "crash", "fanout.delivery.after", "the stream retries; 1 delivery, succeeded, received once",
-      uses=(DISPATCHER,))(_update_point("crash", "fanout.delivery.after", http_fault=False))
-row_r(R, "crash", "fanout.job.after", "the stream retries (2 jobs); 1 delivery, succeeded, received once",
-      uses=(DISPATCHER,))(_update_point("crash", "fanout.job.after", http_fault=False))
-row_r(R, "timeout", "fanout.job.after", "the stream retries (2 jobs); 1 delivery, succeeded, received once",
-      uses=(DISPATCHER,), cost=40)(_update_point(f"hang {HANG_FANOUT}", "fanout.job.after", http_fault=False))
+row_r(
+    R,
+    "error",
+    "restaurant.update.after",
+    "5xx; the retry gets 200; 1 delivery, succeeded, received once",
+    uses=(DISPATCHER,),
+)(_update_point("error", "restaurant.update.after", http_fault=True))
+row_r(
+    R,
+    "crash",
+    "restaurant.update.after",
+    "5xx; the retry gets 200; 1 delivery, succeeded, received once",
+    uses=(DISPATCHER,),
+)(_update_point("crash", "restaurant.update.after", http_fault=True))
+row_r(
+    R,
+    "error",
+    "fanout.delivery.after",
+    "the stream retries; 1 delivery, succeeded, received once",
+    uses=(DISPATCHER,),
+)(_update_point("error", "fanout.delivery.after", http_fault=False))
+row_r(
+    R,
+    "crash",
+    "fanout.delivery.after",
+    "the stream retries; 1 delivery, succeeded, received once",
+    uses=(DISPATCHER,),
+)(_update_point("crash", "fanout.delivery.after", http_fault=False))
+row_r(
+    R,
+    "crash",
+    "fanout.job.after",
+    "the stream retries (2 jobs); 1 delivery, succeeded, received once",
+    uses=(DISPATCHER,),
+)(_update_point("crash", "fanout.job.after", http_fault=False))
+row_r(
+    R,
+    "timeout",
+    "fanout.job.after",
+    "the stream retries (2 jobs); 1 delivery, succeeded, received once",
+    uses=(DISPATCHER,),
+    cost=40,
+)(_update_point(f"hang {HANG_FANOUT}", "fanout.job.after", http_fault=False))
 
 
 def _update_proxy(action: str):
@@ -629,30 +785,45 @@ def _update_proxy(action: str):
     return run
 
 
-row_r(R, "lost response", "proxy: DynamoDB PutItem (delivery)", "1 delivery, succeeded, received once",
-      uses=(DISPATCHER,))(_update_proxy("lose_response"))
+row_r(
+    R,
+    "lost response",
+    "proxy: DynamoDB PutItem (delivery)",
+    "1 delivery, succeeded, received once",
+    uses=(DISPATCHER,),
+)(_update_proxy("lose_response"))
 row_r(R, "throttling", "proxy: DynamoDB PutItem (delivery)", "1 delivery, succeeded, received once",
       uses=(DISPATCHER,))(_update_proxy("throttle"))
 
 
-@row_r(R, "duplicate", "stream record replayed", "no new delivery; received once", uses=(DISPATCHER,))
+@row_r(
+    R, "duplicate", "stream record replayed", "no new delivery; received once", uses=(DISPATCHER,)
+)
 def _update_replay(ctx: Ctx, r: Row) -> Outcome:
     from event_sources import stream_event_record
 
     rid, key, rcv, hook = webhook_world(ctx)
     assert patch(ctx, rid, CHANGE).status == 200
     wait_deliveries_terminal(hook["webhookId"], 1)
-    mine = [rec for rec in kit.stream_records("RESTAURANTS_TABLE")
-            if rec["eventName"] == "MODIFY"
-            and rec["dynamodb"].get("NewImage", {}).get("restaurantId", {}).get("S") == rid
-            and rec["dynamodb"]["NewImage"].get("callHoursEnd", {}).get("S") == CHANGE["callHoursEnd"]
-            and rec["dynamodb"].get("OldImage", {}).get("callHoursEnd", {}).get("S") != CHANGE["callHoursEnd"]]
+    mine = [
+        rec
+        for rec in kit.stream_records("RESTAURANTS_TABLE")
+        if rec["eventName"] == "MODIFY"
+        and rec["dynamodb"].get("NewImage", {}).get("restaurantId", {}).get("S") == rid
+        and rec["dynamodb"]["NewImage"].get("callHoursEnd", {}).get("S") == CHANGE["callHoursEnd"]
+        and rec["dynamodb"].get("OldImage", {}).get("callHoursEnd", {}).get("S")
+        != CHANGE["callHoursEnd"]
+    ]
     assert len(mine) == 1, f"{len(mine)} stream records for the change of {rid}"
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
     event = {"Records": [stream_event_record(mine[0], mine[0]["_arn"], region)]}
     for _ in range(2):
         status, result, error = kit.invoke("restaurant-events", event)
-        assert status == 200 and not error and not (result or {}).get("batchItemFailures"), (status, result, error)
+        assert status == 200 and not error and not (result or {}).get("batchItemFailures"), (
+            status,
+            result,
+            error,
+        )
     return delivery_outcome(ctx, r, hook, rcv, "replayed twice; ", attempts=1)
 
 
@@ -663,15 +834,17 @@ def _update_replay(ctx: Ctx, r: Row) -> Outcome:
 D = "webhook dispatch"
 
 
-def _dispatch_point(action: str, point: str, *, window: bool = False, respond=kit.ok, attempts: int = 1,
+def _dispatch_point(action: str, point: str, *, window: bool = False, respond=ok, attempts: int = 1,
                     always: bool = False, status: str = "succeeded", claims: int | None = None):
     def run(ctx: Ctx, r: Row) -> Outcome:
         rid, key, rcv, hook = webhook_world(ctx, respond)
         armed = ctx.arm(point, action, match=hook["webhookId"], always=always)
-        send_test(key, hook["webhookId"])
+        send_test(kit.api(), key, hook["webhookId"])
         if not always:
             fired(armed, 60)
-        out = delivery_outcome(ctx, r, hook, rcv, status=status, attempts=attempts, window=window, claims=claims)
+        out = delivery_outcome(
+            ctx, r, hook, rcv, status=status, attempts=attempts, window=window, claims=claims
+        )
         if always:
             fired_n = len([f for f in ctx.faults.fired(point.split(":")[-1])])
             assert fired_n >= 3, f"{point} fired {fired_n} times"
@@ -684,30 +857,67 @@ row_r(D, "error", "dispatch.claim.after", "succeeded, received once",
       uses=(DISPATCHER,), cost=30)(_dispatch_point("error", "dispatch.claim.after"))
 row_r(D, "crash", "dispatch.claim.after", "succeeded after the claim lease, received once",
       exclusive=DISPATCHER, cost=30)(_dispatch_point("crash", "dispatch.claim.after"))
-row_r(D, "timeout", "dispatch.claim.after", "succeeded after the claim lease, received once",
-      exclusive=DISPATCHER, cost=30)(_dispatch_point(f"hang {HANG_DISPATCHER}", "dispatch.claim.after"))
-row_r(D, "crash", "dispatch.post.after", "succeeded; received once, or twice (window: 2xx not recorded)",
-      exclusive=DISPATCHER, cost=30)(_dispatch_point("crash", "dispatch.post.after", window=True))
-row_r(D, "error", "dispatch.post.after", "succeeded, received once (the record is retried in the function)",
-      uses=(DISPATCHER,), cost=30)(_dispatch_point("error", "dispatch.post.after"))
+row_r(
+    D,
+    "timeout",
+    "dispatch.claim.after",
+    "succeeded after the claim lease, received once",
+    exclusive=DISPATCHER,
+    cost=30,
+)(_dispatch_point(f"hang {HANG_DISPATCHER}", "dispatch.claim.after"))
+row_r(
+    D,
+    "crash",
+    "dispatch.post.after",
+    "succeeded; received once, or twice (window: 2xx not recorded)",
+    exclusive=DISPATCHER,
+    cost=30,
+)(_dispatch_point("crash", "dispatch.post.after", window=True))
+row_r(
+    D,
+    "error",
+    "dispatch.post.after",
+    "succeeded, received once (the record is retried in the function)",
+    uses=(DISPATCHER,),
+    cost=30,
+)(_dispatch_point("error", "dispatch.post.after"))
 row_r(D, "crash", "dispatch.record.after", "succeeded, received once",
       exclusive=DISPATCHER, cost=30)(_dispatch_point("crash", "dispatch.record.after"))
 row_r(D, "error", "dispatch.record.after", "succeeded, received once",
       uses=(DISPATCHER,), cost=30)(_dispatch_point("error", "dispatch.record.after"))
-row_r(D, "crash", "dispatch.record.after (receiver 500, then 200)",
-      "succeeded after 2 attempts, each recorded, each received once",
-      exclusive=DISPATCHER, cost=35)(_dispatch_point("crash", "dispatch.record.after", respond=kit.flaky(1),
-                                                     attempts=2))
-row_r(D, "crash", "dispatch.claim.after, every time", "failed after 3 claims, 0 attempts; job in the DLQ",
-      exclusive=DISPATCHER, cost=60)(_dispatch_point("crash", "dispatch.claim.after", always=True, attempts=0,
-                                                     status="failed", claims=3))
+row_r(
+    D,
+    "crash",
+    "dispatch.record.after (receiver 500, then 200)",
+    "succeeded after 2 attempts, each recorded, each received once",
+    exclusive=DISPATCHER,
+    cost=35,
+)(_dispatch_point("crash", "dispatch.record.after", respond=flaky(1), attempts=2))
+row_r(
+    D,
+    "crash",
+    "dispatch.claim.after, every time",
+    "failed after 3 claims, 0 attempts; job in the DLQ",
+    exclusive=DISPATCHER,
+    cost=60,
+)(
+    _dispatch_point(
+        "crash", "dispatch.claim.after", always=True, attempts=0, status="failed", claims=3
+    )
+)
 
 
-@row_r(D, "error", "receiver 500 every time", "failed after 4 attempts, each received once; job in the DLQ",
-       uses=(DISPATCHER,), cost=30)
+@row_r(
+    D,
+    "error",
+    "receiver 500 every time",
+    "failed after 4 attempts, each received once; job in the DLQ",
+    uses=(DISPATCHER,),
+    cost=30,
+)
 def _dispatch_down(ctx: Ctx, r: Row) -> Outcome:
-    rid, key, rcv, hook = webhook_world(ctx, kit.down)
-    send_test(key, hook["webhookId"])
+    rid, key, rcv, hook = webhook_world(ctx, down)
+    send_test(kit.api(), key, hook["webhookId"])
     return delivery_outcome(ctx, r, hook, rcv, status="failed", attempts=WEBHOOK_RETRIES + 1)
 
 
@@ -719,13 +929,20 @@ def _dispatch_record_proxy(action: str, times: int = 1, window: bool = False):
 
         def respond(hit: Hit) -> int:
             if hit.n == 1:
-                armed.append(ctx.rule("dynamodb", "UpdateItem", action, match=[hit.webhook_id, "latencyMs"],
-                                      times=times))
+                armed.append(
+                    ctx.rule(
+                        "dynamodb",
+                        "UpdateItem",
+                        action,
+                        match=[hit.webhook_id, "latencyMs"],
+                        times=times,
+                    )
+                )
             return 204
 
         rid, key, rcv, hook = webhook_world(ctx, respond)
-        send_test(key, hook["webhookId"])
-        assert wait_for(lambda: armed, 60), "no request reached the receiver"
+        send_test(kit.api(), key, hook["webhookId"])
+        assert wait_for(lambda: armed, 60, 0.25), "no request reached the receiver"
         rule_applied(ctx, armed[0], times)
         return delivery_outcome(ctx, r, hook, rcv, window=window, attempts=None if window else 1)
     return run
@@ -746,11 +963,13 @@ def _dispatch_dup_job(ctx: Ctx, r: Row) -> Outcome:
     def respond(hit: Hit) -> int:
         if hit.n == 1:
             send_job("WebhookQueue", json.dumps({"deliveryId": hit.webhook_id}))
-            time.sleep(1.4)  # slow (within WEBHOOK_TIMEOUT_MS=2000): the copy arrives while this send holds the claim
+            # Slow (within WEBHOOK_TIMEOUT_MS=2000): the copy arrives while this send holds
+            # the claim.
+            time.sleep(1.4)
         return 204
 
     rid, key, rcv, hook = webhook_world(ctx, respond)
-    send_test(key, hook["webhookId"])
+    send_test(kit.api(), key, hook["webhookId"])
     return delivery_outcome(ctx, r, hook, rcv, attempts=1)
 
 
@@ -767,7 +986,13 @@ def _fresh_key(ctx: Ctx) -> tuple[str, str]:
 
 
 def rotate_key(ctx: Ctx, key_id: str, timeout: float = 30.0) -> kit.Resp:
-    return http("POST", f"/ivr/auth/api-key/{key_id}/rotate", ctx.admin, {"gracePeriodSeconds": 600}, timeout=timeout)
+    return http(
+        "POST",
+        f"/ivr/auth/api-key/{key_id}/rotate",
+        ctx.admin,
+        {"gracePeriodSeconds": 600},
+        timeout=timeout,
+    )
 
 
 def key_works(key: str) -> bool:
@@ -776,7 +1001,9 @@ def key_works(key: str) -> bool:
 
 def one_successor(key_id: str) -> dict:
     old = get_item("API_KEYS_TABLE", "keyId", key_id)
-    family = [i for i in scan("API_KEYS_TABLE") if i.get("ownerId") == key_id and i["keyId"] != key_id]
+    family = [
+        i for i in scan("API_KEYS_TABLE") if i.get("ownerId") == key_id and i["keyId"] != key_id
+    ]
     assert len(family) == 1, f"{len(family)} successors of {key_id}"
     assert old.get("rotatedTo") == family[0]["keyId"], (old.get("rotatedTo"), family[0]["keyId"])
     return family[0]
@@ -817,15 +1044,28 @@ def _rotate_proxy(action: str):
     return run
 
 
-row(K, "conflict", "proxy: DynamoDB TransactWriteItems", "201 (retried); both keys work; 1 successor")(
-    _rotate_proxy("conflict"))
+row(
+    K,
+    "conflict",
+    "proxy: DynamoDB TransactWriteItems",
+    "201 (retried); both keys work; 1 successor",
+)(_rotate_proxy("conflict"))
 row(K, "throttling", "proxy: DynamoDB TransactWriteItems", "201; both keys work; 1 successor")(
     _rotate_proxy("throttle"))
-row(K, "lost response", "proxy: DynamoDB TransactWriteItems", "201 (same token, applied once); both work; 1 successor")(
-    _rotate_proxy("lose_response"))
+row(
+    K,
+    "lost response",
+    "proxy: DynamoDB TransactWriteItems",
+    "201 (same token, applied once); both work; 1 successor",
+)(_rotate_proxy("lose_response"))
 
 
-@row(K, "stale read", "proxy: DynamoDB GetItem (new key), eventually consistent", "the new key works at once")
+@row(
+    K,
+    "stale read",
+    "proxy: DynamoDB GetItem (new key), eventually consistent",
+    "the new key works at once",
+)
 def _rotate_stale(ctx: Ctx) -> Outcome:
     key_id, key = _fresh_key(ctx)
     r = rotate_key(ctx, key_id)
@@ -858,17 +1098,24 @@ ROTATE_WRITE = "previousSecret"  # only the rotation's write carries it
 
 
 def rotate_secret(key: str, webhook_id: str, timeout: float = 30.0) -> kit.Resp:
-    return http("POST", f"/ivr/webhooks/{webhook_id}/rotate-secret", key, {"gracePeriodSeconds": 600},
-                timeout=timeout)
+    return http(
+        "POST",
+        f"/ivr/webhooks/{webhook_id}/rotate-secret",
+        key,
+        {"gracePeriodSeconds": 600},
+        timeout=timeout,
+    )
 
 
 def next_delivery_verifies(key: str, hook: dict, rcv: Receiver, secrets: list[str]) -> str:
     """A test event, checked against every secret the client was given (all in their grace)."""
-    delivery_id = send_test(key, hook["webhookId"])
-    hits = wait_for(lambda: [h for h in rcv.snapshot() if h.webhook_id == delivery_id], 60)
+    delivery_id = send_test(kit.api(), key, hook["webhookId"])
+    hits = wait_for(lambda: [h for h in rcv.snapshot() if h.webhook_id == delivery_id], 60, 0.25)
     assert hits, f"test event {delivery_id} never arrived"
     for s in secrets:
-        assert hits[0].verifies(s), "the next delivery does not verify with a secret the client was given"
+        assert hits[0].verifies(s), (
+            "the next delivery does not verify with a secret the client was given"
+        )
     return f"next delivery verifies with {len(secrets)} secret{'s' if len(secrets) != 1 else ''}"
 
 
@@ -881,14 +1128,28 @@ def _secret_point(action: str):
         assert first.failed_5xx, first
         again = rotate_secret(key, hook["webhookId"])
         assert again.status == 200, again
-        return Outcome(f"{status_of(first)}, retry 200; " + next_delivery_verifies(key, hook, rcv, [again.data["secret"]]))
+        return Outcome(
+            f"{status_of(first)}, retry 200; "
+            + next_delivery_verifies(key, hook, rcv, [again.data["secret"]])
+        )
+
     return run
 
 
-row(S, "error", "webhook.rotate.after", "5xx; the retry gets 200; the next delivery verifies with its secret",
-    uses=(DISPATCHER,))(_secret_point("error"))
-row(S, "crash", "webhook.rotate.after", "5xx; the retry gets 200; the next delivery verifies with its secret",
-    uses=(DISPATCHER,))(_secret_point("crash"))
+row(
+    S,
+    "error",
+    "webhook.rotate.after",
+    "5xx; the retry gets 200; the next delivery verifies with its secret",
+    uses=(DISPATCHER,),
+)(_secret_point("error"))
+row(
+    S,
+    "crash",
+    "webhook.rotate.after",
+    "5xx; the retry gets 200; the next delivery verifies with its secret",
+    uses=(DISPATCHER,),
+)(_secret_point("crash"))
 
 
 def _secret_proxy(action: str):
@@ -898,25 +1159,49 @@ def _secret_proxy(action: str):
         r = rotate_secret(key, hook["webhookId"])
         rule_applied(ctx, rule)
         assert r.status == 200, r
-        return Outcome("200; " + next_delivery_verifies(key, hook, rcv, [r.data["secret"], hook["secret"]]))
+        return Outcome(
+            "200; " + next_delivery_verifies(key, hook, rcv, [r.data["secret"], hook["secret"]])
+        )
+
     return run
 
 
-row(S, "throttling", "proxy: DynamoDB rotation write", "200; the next delivery verifies with new and old secret",
-    uses=(DISPATCHER,))(_secret_proxy("throttle"))
-row(S, "lost response", "proxy: DynamoDB rotation write", "200; the next delivery verifies with new and old secret",
-    uses=(DISPATCHER,))(_secret_proxy("lose_response"))
+row(
+    S,
+    "throttling",
+    "proxy: DynamoDB rotation write",
+    "200; the next delivery verifies with new and old secret",
+    uses=(DISPATCHER,),
+)(_secret_proxy("throttle"))
+row(
+    S,
+    "lost response",
+    "proxy: DynamoDB rotation write",
+    "200; the next delivery verifies with new and old secret",
+    uses=(DISPATCHER,),
+)(_secret_proxy("lose_response"))
 
 
-@row(S, "duplicate", "HTTP request x2, concurrent", "200 or 409; the next delivery verifies with every secret answered",
-     uses=(DISPATCHER,))
+@row(
+    S,
+    "duplicate",
+    "HTTP request x2, concurrent",
+    "200 or 409; the next delivery verifies with every secret answered",
+    uses=(DISPATCHER,),
+)
 def _secret_dup(ctx: Ctx) -> Outcome:
     rid, key, rcv, hook = webhook_world(ctx)
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
         rs = list(pool.map(lambda _: rotate_secret(key, hook["webhookId"]), range(2)))
-    assert all(x.status in (200, 409) for x in rs) and any(x.status == 200 for x in rs), [str(x) for x in rs]
+    assert all(x.status in (200, 409) for x in rs) and any(x.status == 200 for x in rs), [
+        str(x) for x in rs
+    ]
     given = [x.data["secret"] for x in rs if x.status == 200]
-    return Outcome(" and ".join(str(x.status) for x in rs) + "; " + next_delivery_verifies(key, hook, rcv, given))
+    return Outcome(
+        " and ".join(str(x.status) for x in rs)
+        + "; "
+        + next_delivery_verifies(key, hook, rcv, given)
+    )
 
 
 @row(S, "race", "disabled (410) while the rotation's write is delayed (proxy latency)",
@@ -930,24 +1215,33 @@ def rotate_while_disabled(proxy: ProxyCtl, admin: str, later: Callable) -> str:
     """Issue 8 failure 4: rotate-secret reads an active webhook; while its write is on the
     way (held by the proxy), the dispatcher disables the webhook (the receiver answers 410);
     then the rotation's write lands. The webhook must stay disabled, and the rotation be 409."""
-    rcv = Receiver(kit.gone)
+    rcv = Receiver(gone)
     later(rcv.close)
     rst = create_restaurant(admin)
     key = create_key(admin, [rst["restaurantId"]])["apiKey"]
-    hook = register(key, rcv.url, ["settings.updated"])
+    hook = register(kit.api(), key, rcv.url(), ["settings.updated"])
     wid = hook["webhookId"]
     slow = proxy.rule("dynamodb", "*", "latency", latency_ms=9000, match=[wid, ROTATE_WRITE])
     later(lambda: proxy.remove(slow))
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         pending = pool.submit(rotate_secret, key, wid)
         assert wait_for(lambda: proxy.applied(slow) >= 1, 30, 0.05), "the rotation never wrote"
-        send_test(key, wid)  # the receiver answers 410: the dispatcher disables the webhook
+        send_test(
+            kit.api(), key, wid
+        )  # the receiver answers 410: the dispatcher disables the webhook
         disabled = wait_for(
-            lambda: (get_item("WEBHOOKS_TABLE", "webhookId", wid) or {}).get("status") == "disabled", 8.5, 0.05)
+            lambda: (
+                (get_item("WEBHOOKS_TABLE", "webhookId", wid) or {}).get("status") == "disabled"
+            ),
+            8.5,
+            0.05,
+        )
         r = pending.result()
     assert disabled, "the webhook was not disabled while the rotation's write waited"
     final = get_item("WEBHOOKS_TABLE", "webhookId", wid)
-    assert final["status"] == "disabled", f"the rotation re-activated a disabled webhook (rotate answered {r})"
+    assert final["status"] == "disabled", (
+        f"the rotation re-activated a disabled webhook (rotate answered {r})"
+    )
     assert r.status == 409, f"rotate-secret on a webhook disabled meanwhile: {r}"
     return "409; still disabled"
 
@@ -1043,16 +1337,30 @@ def test_fault_matrix(admin_token, faults, proxy, capsys):
     elapsed = time.monotonic() - started
     windows = "\n".join(f"  {k[0]}: {k[1]} / {k[2]} / {k[3]}: {v} duplicate{'s' if v != 1 else ''}"
                         for k, v in sorted(ctx.windows.items()))
-    slowest = ", ".join(f"{r.fault} {r.point} {r.seconds:.0f} s" for r in sorted(ROWS, key=lambda r: -r.seconds)[:3])
-    report = (f"\nFault matrix: {sum(r.passed for r in ROWS)}/{len(ROWS)} rows green in {elapsed:.0f} s "
-              f"(slowest: {slowest})\n" + table(ROWS)
-              + "\n\nDuplicate windows (measured):\n" + (windows or "  none") + "\n")
+    slowest = ", ".join(
+        f"{r.fault} {r.point} {r.seconds:.0f} s" for r in sorted(ROWS, key=lambda r: -r.seconds)[:3]
+    )
+    report = (
+        f"\nFault matrix: {sum(r.passed for r in ROWS)}/{len(ROWS)} rows green in {elapsed:.0f} s "
+        f"(slowest: {slowest})\n"
+        + table(ROWS)
+        + "\n\nDuplicate windows (measured):\n"
+        + (windows or "  none")
+        + "\n"
+    )
     with capsys.disabled():
         print(report)
-    out = REPO / "target" / "test-logs"
+    out = LOGS
     out.mkdir(parents=True, exist_ok=True)
     (out / "reliability-matrix.md").write_text(report, encoding="utf-8")
-    (out / "reliability-matrix.json").write_text(json.dumps(
-        {"\x1f".join(r.key): ("✅ " if r.passed else "❌ ") + r.result for r in ROWS}, ensure_ascii=False, indent=1))
+    (out / "reliability-matrix.json").write_text(
+        json.dumps(
+            {"\x1f".join(r.key): ("✅ " if r.passed else "❌ ") + r.result for r in ROWS},
+            ensure_ascii=False,
+            indent=1,
+        )
+    )
     failed = [r for r in ROWS if not r.passed]
-    assert not failed, "\n\n".join(f"{r.scenario} / {r.fault} / {r.point}: {r.error}\n{r.trace}" for r in failed)
+    assert not failed, "\n\n".join(
+        f"{r.scenario} / {r.fault} / {r.point}: {r.error}\n{r.trace}" for r in failed
+    )

@@ -10,24 +10,15 @@ method the template has on that path. No router entry may exist that the templat
 """
 from __future__ import annotations
 
-import os
-import sys
 import tomllib
 from pathlib import Path
 
 import pytest
-
-INFRA = Path(__file__).resolve().parent.parent
-REPO_ROOT = INFRA.parent
-sys.path.insert(0, str(INFRA))
-
-import local_stack  # noqa: E402
+from helpers import CARGO_TOML, TEMPLATE, local_stack
 
 LOCAL_PREFIX = "/api"
 ANY = "*"
 
-TEMPLATE = Path(os.environ.get("PULSARA_TEMPLATE", REPO_ROOT / "template.yaml"))
-CARGO_TOML = Path(os.environ.get("PULSARA_CARGO_TOML", REPO_ROOT / "Cargo.toml"))
 
 
 def load_router(cargo_toml: Path = CARGO_TOML) -> dict[str, dict[str, str]]:
@@ -83,7 +74,9 @@ def expected_router(template_path: Path = TEMPLATE) -> dict[str, dict[str, str]]
     return expected
 
 
-def router_problems(expected: dict[str, dict[str, str]], actual: dict[str, dict[str, str]]) -> list[str]:
+def router_problems(
+    expected: dict[str, dict[str, str]], actual: dict[str, dict[str, str]]
+) -> list[str]:
     problems: list[str] = []
     for path, methods in sorted(expected.items()):
         have = actual.get(path)
@@ -129,10 +122,22 @@ def test_router_matches_template():
 def test_router_problem_detection():
     """The comparison itself catches missing, wrong, extra and any-method entries."""
     expected = {"/api/a": {"GET": "f", "POST": "g"}, "/api/b": {"GET": "h"}}
-    assert router_problems(expected, {"/api/a": {"GET": "f", "POST": "g"}, "/api/b": {"*": "h"}}) == []
-    assert router_problems(expected, {"/api/a": {"GET": "f", "POST": "g"}, "/api/b": {"GET": "h"}}) == []
+    assert (
+        router_problems(expected, {"/api/a": {"GET": "f", "POST": "g"}, "/api/b": {"*": "h"}}) == []
+    )
+    assert (
+        router_problems(expected, {"/api/a": {"GET": "f", "POST": "g"}, "/api/b": {"GET": "h"}})
+        == []
+    )
     assert router_problems(expected, {"/api/a": {"*": "f"}, "/api/b": {"GET": "h"}})  # POST wrong
-    assert router_problems(expected, {"/api/a": {"GET": "f"}, "/api/b": {"GET": "h"}})  # POST missing
-    assert router_problems(expected, {"/api/a": {"GET": "f", "POST": "g", "PUT": "g"}, "/api/b": {"GET": "h"}})
-    assert router_problems(expected, {**{"/api/a": {"GET": "f", "POST": "g"}, "/api/b": {"GET": "h"}}, "/api/c": {"*": "x"}})
+    assert router_problems(
+        expected, {"/api/a": {"GET": "f"}, "/api/b": {"GET": "h"}}
+    )  # POST missing
+    assert router_problems(
+        expected, {"/api/a": {"GET": "f", "POST": "g", "PUT": "g"}, "/api/b": {"GET": "h"}}
+    )
+    assert router_problems(
+        expected,
+        {**{"/api/a": {"GET": "f", "POST": "g"}, "/api/b": {"GET": "h"}}, "/api/c": {"*": "x"}},
+    )
     assert router_problems(expected, {"/api/a": {"GET": "f", "POST": "g"}})  # /api/b missing

@@ -31,21 +31,19 @@ import copy
 import json
 import os
 import re
-import threading
 import time
 import uuid
 import zlib
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import requests
 import schemathesis
 import yaml
+from helpers import OPENAPI, Receiver, claims_of, ok, reset_sign_in_limits, restaurant_body, sign_in
 from schemathesis.checks import not_a_server_error
 from schemathesis.core import NOT_SET
 from schemathesis.core.failures import FailureGroup
@@ -56,11 +54,9 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from conftest import restaurant_body
-
 pytestmark = pytest.mark.e2e
 
-SPEC = Path(os.environ.get("PULSARA_OPENAPI", Path(__file__).resolve().parents[1] / "openapi.yaml"))
+SPEC = OPENAPI
 API = os.environ.get("PULSARA_API", "").rstrip("/")
 SEED = 20261201
 MAX_EXAMPLES = int(os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "25"))
@@ -72,23 +68,10 @@ CHECKS = [
     response_headers_conformance,
 ]
 
-class _Sink(BaseHTTPRequestHandler):
-    """Where every webhook this run registers points: answers 204, so deliveries succeed at
-    once instead of retrying and ending in the dead-letter queue other tests read."""
-
-    def do_POST(self):  # noqa: N802 - http.server's naming
-        self.rfile.read(int(self.headers.get("content-length") or 0))
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, *args):
-        pass
-
-
-_SINK = ThreadingHTTPServer(("127.0.0.1", 0), _Sink)
-_SINK.daemon_threads = True
-threading.Thread(target=_SINK.serve_forever, daemon=True).start()
-CALLBACK = f"http://127.0.0.1:{_SINK.server_address[1]}/pulsara-hook"
+# Where every webhook this run registers points: answers 204, so deliveries succeed at once
+# instead of retrying and ending in the dead-letter queue other tests read.
+_SINK = Receiver(ok)
+CALLBACK = _SINK.url("/pulsara-hook")
 
 CONFIG = schemathesis.Config.from_dict(
     {
@@ -109,7 +92,10 @@ CONFIG = schemathesis.Config.from_dict(
             # (which would e.g. revoke the key the run authenticates with).
             "examples": {"extra-data-sources": {"responses": False}},
             # Nor does what the server answers steer generation: the same cases every run.
-            "fuzzing": {"extra-data-sources": {"responses": False}, "error-feedback": {"enabled": False}},
+            "fuzzing": {
+                "extra-data-sources": {"responses": False},
+                "error-feedback": {"enabled": False},
+            },
         },
     }
 )
@@ -147,14 +133,14 @@ _phones = iter(range(int(uuid.uuid4().int % 900_000), 10**7))
 
 
 def fresh_phone() -> str:
-    """A fictional number no other test uses: conftest.unique_phone() takes exchanges
+    """A fictional number no other test uses: helpers.unique_phone() takes exchanges
     (555) 200-999, these (555) 100-199 (the fuzzer needs thousands)."""
     n = next(_phones) % 1_000_000
     return f"(555) 1{n // 10_000:02d}-{n % 10_000:04d}"
 
 
 def _now_iso(offset_seconds: int = 0) -> str:
-    t = datetime.now(timezone.utc) + timedelta(seconds=offset_seconds)
+    t = datetime.now(UTC) + timedelta(seconds=offset_seconds)
     return t.strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
@@ -174,7 +160,11 @@ class World:
     def record(self, group: FailureGroup) -> None:
         for failure in group.exceptions:
             first = (failure.message or "").strip().splitlines()[:1]
-            key = (failure.code, failure.title, re.sub(r"[0-9A-Za-z_]*[0-9][0-9A-Za-z_]*", "#", "".join(first)))
+            key = (
+                failure.code,
+                failure.title,
+                re.sub(r"[0-9A-Za-z_]*[0-9][0-9A-Za-z_]*", "#", "".join(first)),
+            )
             entry = self.findings.setdefault(key, [0, group.message])
             entry[0] += 1
 
@@ -185,7 +175,9 @@ class World:
         return "\n".join(parts)
 
     def _call(self, method: str, path: str, token: str, **kw) -> dict:
-        r = self.http.request(method, API + path, headers={"Authorization": f"Bearer {token}"}, timeout=60, **kw)
+        r = self.http.request(
+            method, API + path, headers={"Authorization": f"Bearer {token}"}, timeout=60, **kw
+        )
         assert r.status_code in (200, 201, 202), f"set-up {method} {path}: {r.status_code} {r.text}"
         return r.json()["data"]
 
@@ -218,7 +210,8 @@ class World:
             "callId": f"ST{uuid.uuid4().hex}",
             "timestamp": _now_iso(),
             "callerNumber": fresh_phone(),
-            "transcript": "Agent: Thanks for calling!\nCustomer: Can I book a table for four on Friday at 7pm?",
+            "transcript": "Agent: Thanks for calling!\n"
+            "Customer: Can I book a table for four on Friday at 7pm?",
         }
         return self._call("POST", "/ivr/call", self.key, json=body)["callId"]
 
@@ -259,18 +252,15 @@ class World:
 
     @cached_property
     def key_cursor(self) -> str | None:
-        return self._call("GET", "/ivr/auth/api-keys", self.admin, params={"limit": 1})["nextCursor"]
+        return self._call("GET", "/ivr/auth/api-keys", self.admin, params={"limit": 1})[
+            "nextCursor"
+        ]
 
     @cached_property
     def call_cursor(self) -> str | None:
         self.open_call, self.done_call  # noqa: B018 - two calls, so a page of one has a next
         return self._call("GET", f"/ivr/restaurants/{self.restaurant_id}/calls", self.admin,
                           params={"limit": 1})["nextCursor"]
-
-
-def _token_exp(token: str) -> int:
-    payload = token.split(".")[1]
-    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["exp"]
 
 
 @pytest.fixture(scope="module")
@@ -281,17 +271,11 @@ def http():
 
 @pytest.fixture(scope="module")
 def admin(api, admin_token, admin_credentials) -> str:
-    """The session's admin token, or a fresh one if it would expire during this run."""
-    if _token_exp(admin_token) - time.time() > 600:
+    """The session's admin token, or a fresh one if it would expire during this run (the
+    module starts with a fresh sign-in budget: reset_login_limits)."""
+    if claims_of(admin_token)["exp"] - time.time() > 600:
         return admin_token
-    email, password = admin_credentials
-    for _ in range(3):  # earlier tests may have spent this minute's sign-in budget
-        r = api.post("/ivr/auth/login", json={"email": email, "password": password})
-        if r.status_code != 429:
-            break
-        time.sleep(int(r.headers.get("retry-after", "60")) + 1)
-    assert r.status_code == 200, r.text
-    return r.json()["data"]["accessToken"]
+    return sign_in(api, *admin_credentials)
 
 
 # Statuses seen per operation; SCHEMATHESIS_STATS=FILE writes them there as JSON.
@@ -303,26 +287,21 @@ def write_stats():
     yield
     if os.environ.get("SCHEMATHESIS_STATS"):
         with open(os.environ["SCHEMATHESIS_STATS"], "w", encoding="utf-8") as fh:
-            json.dump({op: {str(k): n for k, n in sorted(c.items(), key=str)} for op, c in STATS.items()}, fh, indent=1)
+            json.dump(
+                {op: {str(k): n for k, n in sorted(c.items(), key=str)} for op, c in STATS.items()},
+                fh,
+                indent=1,
+            )
 
 
 @pytest.fixture(scope="module", autouse=True)
 def reset_login_limits(dynamodb):
-    """Fuzzing the login route spends this address's sign-in budget (20/min); give it back so
+    """Fuzzing the login route spends the sign-in budget (5 a minute per e-mail, 20 per source
+    address, one for the whole session locally): start with all of it, and give it back so
     later tests that sign in are not refused."""
+    reset_sign_in_limits(dynamodb)
     yield
-    table = os.environ.get("RATE_LIMITS_TABLE")
-    if not table:
-        return
-    kw = {"TableName": table}
-    while True:
-        page = dynamodb.scan(**kw)
-        for item in page["Items"]:
-            if item["bucket"]["S"].startswith("login-"):
-                dynamodb.delete_item(TableName=table, Key={"bucket": item["bucket"]})
-        if "LastEvaluatedKey" not in page:
-            break
-        kw["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    reset_sign_in_limits(dynamodb)
 
 
 @pytest.fixture
@@ -412,7 +391,9 @@ def _real_body(case, world: World) -> None:
     route = (case.method.upper(), case.operation.path)
     if route == ("POST", "/ivr/call"):
         phone = world.restaurant["phoneNumbers"][0]
-        body["restaurantId"] = [world.restaurant_id, world.restaurant_id, phone][pick(world, "rid", 3)]
+        body["restaurantId"] = [world.restaurant_id, world.restaurant_id, phone][
+            pick(world, "rid", 3)
+        ]
         body["timestamp"] = _now_iso(-pick(world, "age", 3600))
     elif route == ("POST", "/ivr/auth/api-key"):
         if isinstance(body.get("restaurantIds"), list):
@@ -425,11 +406,15 @@ def _real_body(case, world: World) -> None:
     elif route in (("POST", "/ivr/restaurants"), ("PATCH", "/ivr/restaurants/{restaurantId}")):
         # Generated numbers repeat (409) and generated timezones are rarely IANA names (422).
         if isinstance(body.get("phoneNumbers"), list):
-            body["phoneNumbers"] = [fresh_phone() for _ in body["phoneNumbers"][:10]] or [fresh_phone()]
+            body["phoneNumbers"] = [fresh_phone() for _ in body["phoneNumbers"][:10]] or [
+                fresh_phone()
+            ]
         if isinstance(body.get("forwarding_number"), str):
             body["forwarding_number"] = fresh_phone()
         if isinstance(body.get("timezone"), str) and pick(world, "tz", 2):
-            body["timezone"] = ["America/New_York", "Europe/Berlin", "Asia/Kolkata", "UTC"][pick(world, "tzv", 4)]
+            body["timezone"] = ["America/New_York", "Europe/Berlin", "Asia/Kolkata", "UTC"][
+                pick(world, "tzv", 4)
+            ]
     elif route == ("POST", "/ivr/webhooks/register"):
         if "callbackUrl" in body:
             body["callbackUrl"] = CALLBACK
@@ -455,7 +440,9 @@ def _contained_callback(case) -> None:
         parts = urlsplit(squeezed)
         if parts.hostname is None or "\\" in parts.netloc:
             raise ValueError
-        body["callbackUrl"] = urlunsplit((parts.scheme, dead.netloc, parts.path, parts.query, parts.fragment))
+        body["callbackUrl"] = urlunsplit(
+            (parts.scheme, dead.netloc, parts.path, parts.query, parts.fragment)
+        )
     except ValueError:
         body["callbackUrl"] = CALLBACK
 
