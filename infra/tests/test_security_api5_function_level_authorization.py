@@ -1,13 +1,8 @@
 """End-to-end security tests: API5:2023 Broken Function Level Authorization
 (OWASP API Security Top 10, 2023).
 
-The stack is the one infra/test.sh starts (moto + `cargo lambda watch`), with
-API_KEY_CACHE_SECONDS=1, WEBHOOK_ALLOW_LOOPBACK_HTTP=true under PULSARA_STAGE=local (so the
-only callback URLs accepted besides public https ones are http://127.0.0.1 receivers), and
-ADMIN_TOKEN_SECRET_FILE exported (the secret's file), which the token-forgery tests read to craft
-admin tokens. Every test makes its own restaurants and keys, and does not depend on the order
-the tests run in; waits poll against deadlines derived from the server's own bounds (key
-cache, grace period, rate-limit window). infra/SECURITY.md maps every OWASP item to its tests.
+The stack these run against, and the rules every security module follows, are described
+in infra/SECURITY.md and infra/tests/helpers.py.
 """
 from __future__ import annotations
 
