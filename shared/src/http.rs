@@ -55,6 +55,26 @@ impl ApiResponse {
         }
     }
 
+    /// `304 Not Modified`: no body; the caller's copy is still the answer.
+    pub fn not_modified() -> Self {
+        Self {
+            status: 304,
+            message: None,
+            data: Value::Null,
+            headers: Vec::new(),
+        }
+    }
+
+    /// The HTTP caching validators of an answer that may be kept (replacing
+    /// the default `no-store`).
+    pub fn cacheable(mut self, etag: &str, max_age_secs: i64) -> Self {
+        self.headers.extend([
+            ("etag", etag.to_string()),
+            ("cache-control", format!("private, max-age={max_age_secs}")),
+        ]);
+        self
+    }
+
     pub fn message(mut self, message: impl Into<String>) -> Self {
         self.message = Some(message.into());
         self
@@ -97,6 +117,16 @@ fn json_response(status: u16, body: &Value, headers: &[(&'static str, String)]) 
 pub fn into_response(result: Result<ApiResponse, ApiError>, request_id: &str) -> Response<Body> {
     let id_header = ("x-request-id", request_id.to_string());
     match result {
+        Ok(ok) if ok.status == 304 => {
+            let mut resp = json_response(304, &Value::Null, &ok.headers);
+            resp.headers_mut().remove("content-type");
+            resp.headers_mut().insert(
+                "x-request-id",
+                HeaderValue::from_str(request_id).unwrap_or(HeaderValue::from_static("-")),
+            );
+            *resp.body_mut() = Body::Empty;
+            resp
+        }
         Ok(ok) => {
             let mut body = json!({"success": true});
             if let Some(m) = &ok.message {
@@ -113,6 +143,19 @@ pub fn into_response(result: Result<ApiResponse, ApiError>, request_id: &str) ->
             json_response(status, &body, &headers)
         }
     }
+}
+
+/// Whether `If-None-Match` names `etag` (weak comparison, as RFC 9110 has it
+/// for GET) or is `*`.
+pub fn if_none_match(req: &Request, etag: &str) -> bool {
+    let opaque = |t: &str| t.trim().trim_start_matches("W/").to_string();
+    let ours = opaque(etag);
+    req.headers()
+        .get_all("if-none-match")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim() == "*" || opaque(t) == ours)
 }
 
 /// Refuses any method but `method` (API Gateway routes by method; this

@@ -48,6 +48,21 @@ async fn config_event_by_id_and_by_phone() {
         assert_eq!(b["data"]["restaurantId"], r.restaurant_id.as_str());
         assert_eq!(b["data"]["routing"]["action"], "ai_agent");
         assert!(resp.headers().contains_key("ratelimit-remaining"));
+
+        // The same request again with the answer's ETag: 304, no body.
+        let etag = resp.headers()["etag"].to_str().unwrap().to_string();
+        let cache = resp.headers()["cache-control"].to_str().unwrap();
+        assert!(cache.starts_with("private, max-age="), "{cache}");
+        let again = event(file, |e| {
+            e["pathParameters"]["restaurantId"] = ident.clone().into();
+            e["headers"]["authorization"] = auth.clone().into();
+            e["headers"]["if-none-match"] = format!("\"other\", {etag}").into();
+        });
+        let resp = into_response(restaurant_config::handle(&state, again).await, "req");
+        assert_eq!(resp.status(), 304, "{file}");
+        assert!(resp.body().is_empty());
+        assert_eq!(resp.headers()["etag"].to_str().unwrap(), etag);
+        assert!(!resp.headers().contains_key("content-type"));
     }
 
     let anonymous = event("restaurant-config.json", |e| {

@@ -182,6 +182,8 @@ pub fn changes(old: &Restaurant, new: &Restaurant) -> Vec<Change> {
     cmp!(settings, call_hours_start, "callHoursStart");
     cmp!(settings, call_hours_end, "callHoursEnd");
     cmp!(settings, schedule, "schedule");
+    cmp!(settings, special_hours, "specialHours");
+    cmp!(settings, closures, "closures");
     cmp!(settings, forwarding_number, "forwarding_number");
     cmp!(settings, notification_emails, "notificationEmails");
     cmp!(agent, agent, "agent");

@@ -6,7 +6,7 @@ use phonenumber::country;
 use serde::Serialize;
 
 use crate::domain::email_address::EmailAddress;
-use crate::domain::hours::{TimeOfDay, WeeklySchedule};
+use crate::domain::hours::{Closure, SpecialDay, TimeOfDay, WeeklySchedule};
 use crate::domain::ids::RestaurantId;
 use crate::domain::phone::E164;
 use crate::domain::restaurant::{Agent, Restaurant};
@@ -26,6 +26,8 @@ pub struct RestaurantOut {
     pub call_hours_end: TimeOfDay,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub schedule: Option<WeeklySchedule>,
+    pub special_hours: Vec<SpecialDay>,
+    pub closures: Vec<Closure>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub agent: Option<Agent>,
     #[serde(rename = "forwarding_number", skip_serializing_if = "Option::is_none")]
@@ -49,6 +51,8 @@ impl RestaurantOut {
             call_hours_start: r.call_hours_start,
             call_hours_end: r.call_hours_end,
             schedule: r.schedule.clone(),
+            special_hours: r.special_hours.clone(),
+            closures: r.closures.clone(),
             agent: r.agent.clone(),
             forwarding_number: r.forwarding_display(region),
             forwarding_number_e164: r.forwarding_number.clone(),

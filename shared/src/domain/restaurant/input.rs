@@ -2,17 +2,25 @@
 //! through: a patch is merged into the stored record and the whole is
 //! validated again, so a patch can never make what create would refuse.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Days, NaiveDate, Utc};
 use chrono_tz::Tz;
 use phonenumber::country;
 use serde::{Deserialize, Deserializer};
 
 use super::{Agent, Restaurant, MAX_NOTIFICATION_EMAILS, MAX_PHONE_NUMBERS, MAX_TOOLS};
 use crate::domain::email_address::EmailAddress;
-use crate::domain::hours::{TimeOfDay, WeeklySchedule, Window, MAX_WINDOWS_PER_DAY};
+use crate::domain::hours::{
+    first_overlap, Closure, SpecialDay, TimeOfDay, WeeklySchedule, Window, MAX_WINDOWS_PER_DAY,
+};
 use crate::domain::ids::RestaurantId;
 use crate::domain::phone::{self, E164};
 use crate::domain::validate::{Errors, ValidationErrors};
+
+/// Date exceptions reach at most this far past the restaurant's today.
+pub const EXCEPTIONS_DAYS_AHEAD: u64 = 366;
+pub const MAX_SPECIAL_DAYS: usize = 100;
+pub const MAX_CLOSURES: usize = 20;
+pub const MAX_EXCEPTION_NOTE_CHARS: usize = 200;
 
 fn default_start() -> TimeOfDay {
     TimeOfDay::MIDNIGHT
@@ -38,6 +46,10 @@ pub struct RestaurantInput {
     #[serde(default)]
     pub schedule: Option<WeeklySchedule>,
     #[serde(default)]
+    pub special_hours: Vec<SpecialDay>,
+    #[serde(default)]
+    pub closures: Vec<Closure>,
+    #[serde(default)]
     pub agent: Option<Agent>,
     #[serde(rename = "forwarding_number", default)]
     pub forwarding_number: Option<String>,
@@ -55,7 +67,7 @@ where
 }
 
 /// `PATCH /ivr/restaurants/{id}` body: every field optional; `null` clears
-/// `schedule`, `agent` and `forwarding_number`.
+/// `schedule`, `specialHours`, `closures`, `agent` and `forwarding_number`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RestaurantPatch {
@@ -67,6 +79,10 @@ pub struct RestaurantPatch {
     pub call_hours_end: Option<TimeOfDay>,
     #[serde(default, deserialize_with = "nullable")]
     pub schedule: Option<Option<WeeklySchedule>>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub special_hours: Option<Option<Vec<SpecialDay>>>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub closures: Option<Option<Vec<Closure>>>,
     #[serde(default, deserialize_with = "nullable")]
     pub agent: Option<Option<Agent>>,
     #[serde(rename = "forwarding_number", default, deserialize_with = "nullable")]
@@ -83,6 +99,8 @@ impl RestaurantPatch {
             && self.call_hours_start.is_none()
             && self.call_hours_end.is_none()
             && self.schedule.is_none()
+            && self.special_hours.is_none()
+            && self.closures.is_none()
             && self.agent.is_none()
             && self.forwarding_number.is_none()
             && self.notification_emails.is_none()
@@ -112,6 +130,9 @@ impl RestaurantInput {
             self.call_hours_end,
             &self.schedule,
         );
+        let today = now.with_timezone(&timezone.unwrap_or(Tz::UTC)).date_naive();
+        let (special_hours, closures) =
+            exceptions(&mut e, self.special_hours, self.closures, today);
         if let Some(agent) = &self.agent {
             check_agent(&mut e, agent);
         }
@@ -130,6 +151,8 @@ impl RestaurantInput {
             call_hours_start: self.call_hours_start,
             call_hours_end: self.call_hours_end,
             schedule: self.schedule,
+            special_hours,
+            closures,
             agent: self.agent,
             forwarding_number,
             notification_emails,
@@ -172,18 +195,85 @@ fn check_hours(
     let Some(schedule) = schedule else { return };
     for (day, windows) in schedule.days() {
         let Some(windows) = windows else { continue };
-        if windows.len() > MAX_WINDOWS_PER_DAY {
-            e.add(
-                format!("schedule.{day}"),
-                format!("at most {MAX_WINDOWS_PER_DAY} windows per day"),
-            );
-        }
-        for (i, w) in windows.iter().enumerate() {
-            if let Some(problem) = w.problem() {
-                e.add(format!("schedule.{day}[{i}]"), problem);
-            }
+        check_windows(e, &format!("schedule.{day}"), windows);
+    }
+}
+
+/// One date's windows: a sane count, each valid, none overlapping another.
+fn check_windows(e: &mut Errors, field: &str, windows: &[Window]) {
+    if windows.len() > MAX_WINDOWS_PER_DAY {
+        e.add(
+            field,
+            format!("at most {MAX_WINDOWS_PER_DAY} windows per day"),
+        );
+    }
+    for (i, w) in windows.iter().enumerate() {
+        if let Some(problem) = w.problem() {
+            e.add(format!("{field}[{i}]"), problem);
         }
     }
+    if let Some((i, j)) = first_overlap(windows) {
+        e.add(format!("{field}[{j}]"), format!("overlaps {field}[{i}]"));
+    }
+}
+
+fn check_note(e: &mut Errors, field: String, note: &Option<String>) -> Option<String> {
+    note.as_deref()
+        .map(|n| e.text(&field, n, MAX_EXCEPTION_NOTE_CHARS))
+}
+
+/// Date exceptions: within a year ahead of the restaurant's `today`, no date
+/// named twice (by a closure and a special date either), a sane count;
+/// stored in date order.
+fn exceptions(
+    e: &mut Errors,
+    mut special: Vec<SpecialDay>,
+    mut closures: Vec<Closure>,
+    today: NaiveDate,
+) -> (Vec<SpecialDay>, Vec<Closure>) {
+    let latest = today + Days::new(EXCEPTIONS_DAYS_AHEAD);
+    let too_far = || format!("must be at most a year ahead (on or before {latest})");
+    if special.len() > MAX_SPECIAL_DAYS {
+        e.add("specialHours", format!("at most {MAX_SPECIAL_DAYS} dates"));
+    }
+    for i in 0..special.len() {
+        let field = format!("specialHours[{i}]");
+        let date = special[i].date;
+        if date > latest {
+            e.add(format!("{field}.date"), too_far());
+        }
+        if let Some(j) = special[..i].iter().position(|s| s.date == date) {
+            e.add(
+                format!("{field}.date"),
+                format!("is also specialHours[{j}]"),
+            );
+        }
+        check_windows(e, &format!("{field}.windows"), &special[i].windows);
+        special[i].note = check_note(e, format!("{field}.note"), &special[i].note);
+    }
+    if closures.len() > MAX_CLOSURES {
+        e.add("closures", format!("at most {MAX_CLOSURES} closures"));
+    }
+    for i in 0..closures.len() {
+        let field = format!("closures[{i}]");
+        let c = &closures[i];
+        if c.to < c.from {
+            e.add(format!("{field}.to"), "must not be before from");
+        } else if c.to > latest {
+            e.add(format!("{field}.to"), too_far());
+        }
+        let overlap = |o: &Closure| o.from <= c.to && c.from <= o.to;
+        if let Some(j) = closures[..i].iter().position(overlap) {
+            e.add(field.clone(), format!("overlaps closures[{j}]"));
+        }
+        if let Some(j) = special.iter().position(|s| c.covers(s.date)) {
+            e.add(field.clone(), format!("covers specialHours[{j}].date"));
+        }
+        closures[i].note = check_note(e, format!("{field}.note"), &closures[i].note);
+    }
+    special.sort_by_key(|s| s.date);
+    closures.sort_by_key(|c| c.from);
+    (special, closures)
 }
 
 fn check_agent(e: &mut Errors, agent: &Agent) {
@@ -262,6 +352,14 @@ impl Restaurant {
             call_hours_start: patch.call_hours_start.unwrap_or(self.call_hours_start),
             call_hours_end: patch.call_hours_end.unwrap_or(self.call_hours_end),
             schedule: patch.schedule.unwrap_or_else(|| self.schedule.clone()),
+            special_hours: patch
+                .special_hours
+                .map(Option::unwrap_or_default)
+                .unwrap_or_else(|| self.special_hours.clone()),
+            closures: patch
+                .closures
+                .map(Option::unwrap_or_default)
+                .unwrap_or_else(|| self.closures.clone()),
             agent: patch.agent.unwrap_or_else(|| self.agent.clone()),
             forwarding_number: patch
                 .forwarding_number
@@ -357,5 +455,142 @@ mod tests {
             fields(r.patched(loop_patch, now, US).unwrap_err()),
             vec!["forwarding_number"]
         );
+    }
+
+    fn with_exceptions(special: serde_json::Value, closures: serde_json::Value) -> RestaurantInput {
+        let mut j = demo_json();
+        j["specialHours"] = special;
+        j["closures"] = closures;
+        input(j)
+    }
+
+    fn noon(date: &str) -> DateTime<Utc> {
+        format!("{date}T12:00:00Z").parse().unwrap()
+    }
+
+    #[test]
+    fn date_exceptions_are_validated_and_stored_in_date_order() {
+        let r = with_exceptions(
+            serde_json::json!([
+                {"date": "2026-12-31", "windows": [{"start": "18:00", "end": "02:00"}]},
+                {"date": "2026-12-25", "windows": [], "note": "  Christmas Day "}
+            ]),
+            serde_json::json!([
+                {"from": "2027-02-01", "to": "2027-02-07", "note": "Renovation"},
+                {"from": "2027-01-04", "to": "2027-01-04"}
+            ]),
+        )
+        .into_restaurant(RestaurantId::generate(), noon("2026-12-02"), US)
+        .unwrap();
+        let dates: Vec<String> = r.special_hours.iter().map(|s| s.date.to_string()).collect();
+        assert_eq!(dates, ["2026-12-25", "2026-12-31"]);
+        assert_eq!(r.special_hours[0].note.as_deref(), Some("Christmas Day"));
+        assert_eq!(r.closures[0].from.to_string(), "2027-01-04");
+    }
+
+    #[test]
+    fn every_bad_date_exception_is_reported() {
+        let errs = fields(
+            with_exceptions(
+                serde_json::json!([
+                    {"date": "2026-12-24", "windows": [{"start": "09:00", "end": "12:00"},
+                                                        {"start": "11:00", "end": "13:00"}]},
+                    {"date": "2026-12-24", "windows": []},
+                    {"date": "2028-01-01", "windows": [{"start": "10:00", "end": "10:00"}]},
+                    {"date": "2026-12-26", "windows": [], "note": "line\nbreak"}
+                ]),
+                serde_json::json!([
+                    {"from": "2027-01-10", "to": "2027-01-05"},
+                    {"from": "2027-02-01", "to": "2027-02-10"},
+                    {"from": "2027-02-05", "to": "2027-02-06"},
+                    {"from": "2026-12-20", "to": "2026-12-30"},
+                    {"from": "2027-03-01", "to": "2028-03-01"}
+                ]),
+            )
+            .into_restaurant(RestaurantId::generate(), noon("2026-12-02"), US)
+            .unwrap_err(),
+        );
+        assert_eq!(
+            errs,
+            [
+                "specialHours[0].windows[1]",
+                "specialHours[1].date",
+                "specialHours[2].date",
+                "specialHours[2].windows[0]",
+                "specialHours[3].note",
+                "closures[0].to",
+                "closures[2]",
+                "closures[3]",
+                "closures[4].to",
+                "closures[4]",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_year_ahead_counts_from_the_restaurants_own_date() {
+        // 2026-12-02T03:00Z is still 1 December in New York.
+        let now: DateTime<Utc> = "2026-12-02T03:00:00Z".parse().unwrap();
+        let day = |d: &str| serde_json::json!([{"date": d, "windows": []}]);
+        let ok = |d: &str| {
+            with_exceptions(day(d), serde_json::json!([]))
+                .into_restaurant(RestaurantId::generate(), now, US)
+                .is_ok()
+        };
+        assert!(ok("2027-12-02"));
+        assert!(!ok("2027-12-03"));
+        let many: Vec<_> = (0..=MAX_SPECIAL_DAYS as u64)
+            .map(|i| {
+                let d = NaiveDate::from_ymd_opt(2027, 1, 1).unwrap() + Days::new(i);
+                serde_json::json!({"date": d, "windows": []})
+            })
+            .collect();
+        let errs = fields(
+            with_exceptions(serde_json::json!(many), serde_json::json!([]))
+                .into_restaurant(RestaurantId::generate(), now, US)
+                .unwrap_err(),
+        );
+        assert_eq!(errs, ["specialHours"]);
+    }
+
+    #[test]
+    fn weekly_windows_may_not_overlap_either() {
+        let mut j = demo_json();
+        j["schedule"] = serde_json::json!({"friday": [{"start": "17:00", "end": "01:00"},
+                                                      {"start": "23:00", "end": "23:30"}]});
+        let errs = fields(
+            input(j)
+                .into_restaurant(RestaurantId::generate(), Utc::now(), US)
+                .unwrap_err(),
+        );
+        assert_eq!(errs, ["schedule.friday[1]"]);
+    }
+
+    #[test]
+    fn patch_replaces_or_clears_date_exceptions() {
+        let now = noon("2026-12-02");
+        let r = with_exceptions(
+            serde_json::json!([{"date": "2026-12-25", "windows": []}]),
+            serde_json::json!([{"from": "2027-01-04", "to": "2027-01-05"}]),
+        )
+        .into_restaurant(RestaurantId::generate(), now, US)
+        .unwrap();
+        let p: RestaurantPatch = serde_json::from_value(serde_json::json!({
+            "specialHours": [{"date": "2026-12-24", "windows": [{"start": "09:00", "end": "14:00"}]}],
+            "closures": null
+        }))
+        .unwrap();
+        let next = r.patched(p, now, US).unwrap();
+        assert_eq!(next.special_hours[0].date.to_string(), "2026-12-24");
+        assert!(next.closures.is_empty());
+        let untouched = r
+            .patched(
+                serde_json::from_value(serde_json::json!({"name": "x"})).unwrap(),
+                now,
+                US,
+            )
+            .unwrap();
+        assert_eq!(untouched.special_hours, r.special_hours);
+        assert_eq!(untouched.closures, r.closures);
     }
 }

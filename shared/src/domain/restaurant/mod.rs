@@ -8,7 +8,7 @@ use phonenumber::country;
 use serde::{Deserialize, Serialize};
 
 use super::email_address::EmailAddress;
-use super::hours::{CallHours, TimeOfDay, WeeklySchedule, Window};
+use super::hours::{CallHours, Closure, SpecialDay, TimeOfDay, WeeklySchedule, Window};
 use super::ids::RestaurantId;
 use super::phone::E164;
 
@@ -49,6 +49,12 @@ pub struct Restaurant {
     pub call_hours_end: TimeOfDay,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedule: Option<WeeklySchedule>,
+    /// Sorted by date.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub special_hours: Vec<SpecialDay>,
+    /// Sorted by start date.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub closures: Vec<Closure>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent: Option<Agent>,
     #[serde(
@@ -66,13 +72,15 @@ pub struct Restaurant {
 }
 
 impl Restaurant {
-    pub fn call_hours(&self) -> CallHours {
+    pub fn call_hours(&self) -> CallHours<'_> {
         CallHours {
             default: Window {
                 start: self.call_hours_start,
                 end: self.call_hours_end,
             },
-            schedule: self.schedule.clone(),
+            schedule: self.schedule.as_ref(),
+            special: &self.special_hours,
+            closures: &self.closures,
         }
     }
 
