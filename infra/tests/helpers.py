@@ -187,15 +187,17 @@ def create_key(api: Api, admin: str, **body) -> dict:
 # --- what every response carries --------------------------------------------------------------
 
 
-def assert_secure_headers(r: requests.Response) -> None:
-    """API8: the headers every response of ours carries."""
+def assert_secure_headers(r: requests.Response, cacheable: bool = False) -> None:
+    """API8: the headers every response of ours carries; only a `cacheable` answer (the
+    ring-time config) may be kept, privately."""
     h = r.headers
     where = f"{r.request.method} {r.request.url} -> {r.status_code}"
     assert h.get("x-request-id"), f"no x-request-id: {where}"
     content_type = h.get("content-type", "").split(";")[0].strip().lower()
     assert content_type == "application/json", f"{where}: {h.get('content-type')}"
-    assert h.get("cache-control") == "no-store", (
-        f"{where}: cache-control {h.get('cache-control')!r}"
+    cache = h.get("cache-control", "")
+    assert (cache.startswith("private, max-age=") if cacheable else cache == "no-store"), (
+        f"{where}: cache-control {cache!r}"
     )
     assert h.get("x-content-type-options") == "nosniff", (
         f"{where}: x-content-type-options {h.get('x-content-type-options')!r}")
