@@ -185,10 +185,14 @@ def test_readme_examples_run_top_to_bottom(readme_run, api):
     assert {"webhookId": v["WH"], "deleted": True} in data
     assert {"keyId": v["OLD_KEY_ID"], "status": "revoked"}.items() <= next(
         d for d in data if d.get("status") == "revoked").items()
-    patched = [d for d in data if "callHoursEnd" in d and "routing" not in d]  # PATCH, GET
-    assert len(patched) == 2 and all(
+    patched = [d for d in data if "callHoursEnd" in d and "routing" not in d]  # PATCH, GET, PATCH
+    assert len(patched) == 3 and all(
         d["callHoursEnd"] == "22:00" and d["aiEnabled"] is False for d in patched
     )
+    assert [s["note"] for s in patched[2]["specialHours"] if "note" in s] == ["Private event"]
+    assert patched[2]["closures"][0]["note"] == "Closed for renovation"
+    # The conditional config request printed its status alone on a line.
+    assert re.search(r"(?:^|\})304\n", output, re.M), "If-None-Match with the ETag got no 304"
     assert any(d.get("keys") for d in data)
 
     # The receiver printed the test event; the old key's grace period end was printed.
