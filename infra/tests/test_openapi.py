@@ -158,6 +158,7 @@ def _resolve(spec: dict, node: dict) -> dict:
 
 
 def test_every_response_is_enveloped_json_with_a_request_id(spec):
+    """Every declared response carries x-request-id and the JSON envelope; a 304 has no body."""
     for method, path, op in operations(spec):
         responses = op.get("responses") or {}
         assert any(code.startswith("2") for code in responses), (
@@ -170,6 +171,9 @@ def test_every_response_is_enveloped_json_with_a_request_id(spec):
             assert "x-request-id" in (response.get("headers") or {}), (
                 f"{where}: no x-request-id header"
             )
+            if code == "304":
+                assert "content" not in response, f"{where}: a 304 has no body"
+                continue
             schema = _resolve(spec, response["content"]["application/json"]["schema"])
             if code.startswith("2"):
                 assert schema["properties"]["success"] == {"const": True}, where
