@@ -28,15 +28,41 @@ fn main() {
     phone::normalize("(555) 123-4567", Id::US).unwrap();
 
     let n = 100_000;
-    let started = Instant::now();
-    let mut bytes = 0usize;
-    for _ in 0..n {
-        let e164 = phone::normalize(std::hint::black_box("(555) 123-4567"), Id::US).unwrap();
-        assert!(r.phone_numbers.contains(&e164));
-        let view = r.config(Utc::now(), Id::US);
-        let resp = into_response(Ok(ApiResponse::ok(view)), "bench-request-id");
-        bytes += resp.body().len();
-    }
-    let per = started.elapsed() / n;
-    println!("restaurant-config handler CPU work (lookup by phone): {per:?} per request ({} bytes/response)", bytes / n as usize);
+    let per_request = |r: &pulsara_shared::domain::restaurant::Restaurant, n: u32| {
+        let started = Instant::now();
+        let mut bytes = 0usize;
+        for _ in 0..n {
+            let e164 = phone::normalize(std::hint::black_box("(555) 123-4567"), Id::US).unwrap();
+            assert!(r.phone_numbers.contains(&e164));
+            let view = r.config(Utc::now(), Id::US);
+            let resp = into_response(Ok(ApiResponse::ok(view)), "bench-request-id");
+            bytes += resp.body().len();
+        }
+        (started.elapsed() / n, bytes / n as usize)
+    };
+    let (per, bytes) = per_request(&r, n);
+    println!("restaurant-config handler CPU work (lookup by phone): {per:?} per request ({bytes} bytes/response)");
+
+    // The calendar's worst case: open around the clock, 100 special dates,
+    // and the next change a closure eleven months away (the sweep walks every day).
+    let today = Utc::now().date_naive();
+    let special: Vec<_> = (1..=100u64)
+        .map(|i| {
+            serde_json::json!({"date": today + chrono::Days::new(2 * i),
+                                    "windows": [{"start": "00:00", "end": "24:00"}]})
+        })
+        .collect();
+    let far = today + chrono::Days::new(335);
+    let worst: RestaurantInput = serde_json::from_value(serde_json::json!({
+        "name": "Bench Bistro", "phoneNumbers": ["(555) 123-4567"], "timezone": "America/New_York",
+        "aiEnabled": true, "specialHours": special,
+        "closures": [{"from": far, "to": far + chrono::Days::new(6)}],
+        "agent": {"elevenlabs_agent_id": "a", "voice_id": "v"}
+    }))
+    .unwrap();
+    let worst = worst
+        .into_restaurant(RestaurantId::generate(), Utc::now(), Id::US)
+        .unwrap();
+    let (per, bytes) = per_request(&worst, n / 10);
+    println!("  worst-case calendar (100 special dates, next change 11 months ahead): {per:?} per request ({bytes} bytes/response)");
 }
