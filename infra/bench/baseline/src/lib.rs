@@ -11,7 +11,11 @@ pub type Item = HashMap<String, AttributeValue>;
 
 /// The DynamoDB client, built once per cold start (honours `AWS_ENDPOINT_URL`).
 pub async fn client() -> Client {
-    Client::new(&aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await)
+    Client::new(
+        &aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .load()
+            .await,
+    )
 }
 
 pub fn table(var: &str) -> Result<String, Error> {

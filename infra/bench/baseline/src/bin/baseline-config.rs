@@ -13,7 +13,11 @@ use sha2::{Digest, Sha256};
 const PREFIX: &str = "psk_live_";
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    use std::fmt::Write;
+    bytes.iter().fold(String::with_capacity(64), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
 }
 
 #[tokio::main(flavor = "current_thread")]
