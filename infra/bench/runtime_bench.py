@@ -110,6 +110,16 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / ticks
 
 
+def quota_for(share: float, period_us: int | None = None) -> tuple[int, int]:
+    """(CFS period, quota) in µs for `share` of one CPU. The kernel refuses quotas under 1 ms,
+    so the default 20 ms period grows for small shares (7.2 % -> 20 ms, 1.447 ms)."""
+    period = period_us or max(20_000, int(1000 / share) + 1)
+    quota = int(period * share)
+    if quota < 1000:
+        raise SystemExit(f"CPU quota {quota} us < 1000 us: use a longer --cpu-period-us")
+    return period, quota
+
+
 class CpuQuota:
     """A cgroup limiting its processes to `share` of one CPU; removed by close()."""
 
@@ -119,10 +129,7 @@ class CpuQuota:
         if os.geteuid() != 0:
             raise SystemExit("--cpu-share needs root (it creates a cgroup); refusing to run "
                              "at full CPU instead")
-        # The kernel refuses quotas under 1 ms, so the period grows for small shares
-        # (7.2 % -> 20 ms period, 1.447 ms quota).
-        self.period = period_us or max(20_000, int(1000 / share) + 1)
-        self.quota = int(self.period * share)
+        self.period, self.quota = quota_for(share, period_us)
         name = f"pulsara-bench-{os.getpid()}"
         self.v2 = (CGROUP_ROOT / "cgroup.controllers").exists()
         if self.v2:
