@@ -25,6 +25,7 @@
 #   SKIP_ARM64=1 ./infra/bench.sh          skip the arm64 release build (sizes)
 #   BENCH_INVOCATIONS=500 ./infra/bench.sh
 #   BENCH_COLD_STARTS=5 BENCH_RING_WARM=200 BENCH_LOGIN_WARM=20  ring-path sample sizes
+#   BENCH_CPU_PERIOD_US=100000             CFS period of the quota (default 20 ms)
 #   BENCH_STRICT=1                         exit 1 when a ring-path bound is missed
 set -euo pipefail
 if [[ -n "${BENCH_ONLY:-}" && "$BENCH_ONLY" != ring ]]; then
