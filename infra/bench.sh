@@ -2,12 +2,36 @@
 # Benchmarks (figures for the notes; not part of CI): per function cold start,
 # warm latency, CPU per warm invocation and peak RSS against a local Lambda
 # Runtime API; webhook dispatcher throughput; analysis throughput; the cost
-# model; arm64 release bootstrap sizes. Starts its own moto; needs nothing
-# set up beforehand. Takes ~15 min on 2 cores (two release builds).
-#   ./infra/bench.sh                 everything
-#   SKIP_ARM64=1 ./infra/bench.sh    skip the arm64 release build (sizes)
+# model; arm64 release bootstrap sizes; the ring path at Lambda's CPU share.
+# Starts its own moto; needs nothing set up beforehand. Takes ~15 min on 2 cores
+# (two release builds).
+#
+# Ring path (infra/bench/ring.py): every ring-time function (restaurant-config;
+# the list is RING_FUNCTIONS there) beside two minimal baselines built with the
+# same release profile (infra/bench/baseline: baseline-config = SHA-256 key check
+# + 2 GetItems, baseline-getitem = one GetItem), at full CPU and with only the
+# bootstrap process in a cgroup whose CPU quota is MemorySize/1769 of one CPU
+# (Lambda's share; memory sizes read from template.yaml): 5 cold starts (median
+# init, first invocation) and 200 warm invocations per case and share, then the
+# ratios against the baselines flagged against the bounds (at the 128 MB share,
+# init+first <= 1.5x and warm p50 <= 1.2x baseline-config), and auth-login's
+# sign-in latency (< 300 ms) at full CPU and at its own share. Needs root
+# (cgroup v1 cpu controller or cgroup v2 cpu.max); fails rather than run
+# unthrottled. Tables go to $CARGO_TARGET_DIR/bench/ring.md (default target/).
+#
+#   ./infra/bench.sh                       everything
+#   BENCH_ONLY=ring ./infra/bench.sh       quick: build only the ring path's release
+#                                          binaries, run only the ring-path + login part
+#   SKIP_ARM64=1 ./infra/bench.sh          skip the arm64 release build (sizes)
 #   BENCH_INVOCATIONS=500 ./infra/bench.sh
+#   BENCH_COLD_STARTS=5 BENCH_RING_WARM=200 BENCH_LOGIN_WARM=20  ring-path sample sizes
+#   BENCH_CPU_PERIOD_US=100000             CFS period of the quota (default 20 ms)
+#   BENCH_STRICT=1                         exit 1 when a ring-path bound is missed
 set -euo pipefail
+if [[ -n "${BENCH_ONLY:-}" && "$BENCH_ONLY" != ring ]]; then
+  echo "error: BENCH_ONLY=$BENCH_ONLY (only \"ring\" is known)" >&2
+  exit 2
+fi
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$REPO_ROOT"
 "$INFRA_DIR/setup.sh"
@@ -28,20 +52,39 @@ AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing \
     --set LOGIN_LIMIT_PER_IP_PER_MINUTE=10000 >/dev/null
 load_env_file "$WORK_DIR/env"
 
-section "Release build (host) of every function"
-cargo build --release --workspace --bins
+TARGET_DIR="${CARGO_TARGET_DIR:-target}"
+RING_BINS="$("$VENV/bin/python" "$INFRA_DIR/bench/ring.py" --print-binaries)"
+if [[ "${BENCH_ONLY:-}" == ring ]]; then
+  section "Release build (host) of the ring path's binaries and the seeder"
+  # shellcheck disable=SC2086 # one --bin per word
+  cargo build --release $(printf -- '--bin %s ' $RING_BINS pulsara-admin)
+else
+  section "Release build (host) of every function"
+  cargo build --release --workspace --bins
+fi
 
 section "Seed"
 export BENCH_ADMIN_EMAIL=bench@pulsara.local BENCH_ADMIN_PASSWORD=bench-password-123
 SEED="$(PULSARA_ADMIN_EMAIL=$BENCH_ADMIN_EMAIL PULSARA_ADMIN_PASSWORD=$BENCH_ADMIN_PASSWORD \
-  target/release/pulsara-admin seed-demo)"
+  "$TARGET_DIR/release/pulsara-admin" seed-demo)"
 echo "$SEED"
 BENCH_RESTAURANT_ID="$(sed -n 's/^demo restaurant: \(rst_[0-9a-f]*\).*/\1/p' <<<"$SEED")"
 BENCH_API_KEY="$(sed -n 's/^demo api key: *\(psk_live_[A-Za-z0-9]*\).*/\1/p' <<<"$SEED")"
 export BENCH_RESTAURANT_ID BENCH_API_KEY
 
+ring_path() {
+  section "Ring path at Lambda's CPU share (cgroup quota = MemorySize/1769 of a CPU)"
+  "$VENV/bin/python" "$INFRA_DIR/bench/ring.py"
+}
+if [[ "${BENCH_ONLY:-}" == ring ]]; then
+  ring_path
+  exit 0
+fi
+
 section "Functions against a local Lambda Runtime API (moto over loopback)"
 "$VENV/bin/python" "$INFRA_DIR/bench/run_all.py"
+
+ring_path
 
 section "Handler CPU work apart from AWS calls (restaurant-config)"
 cargo run -q --release -p pulsara-shared --example domain_bench
@@ -52,7 +95,7 @@ cargo run -q --release -p pulsara-shared --example analysis_bench
 if [[ -z "${SKIP_ARM64:-}" ]]; then
   section "arm64 release bootstraps (cargo lambda build --release --arm64)"
   cargo lambda build --release --arm64 --workspace
-  for f in target/lambda/*/bootstrap; do
+  for f in "$TARGET_DIR"/lambda/*/bootstrap; do
     awk -v n="$(basename "$(dirname "$f")")" -v s="$(stat -c %s "$f")" 'BEGIN { printf "%-28s %6.2f MB\n", n, s / 1e6 }'
   done
 fi

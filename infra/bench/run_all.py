@@ -25,7 +25,8 @@ from pathlib import Path
 import boto3
 
 REPO = Path(__file__).resolve().parents[2]
-BIN = REPO / "target" / "release"
+TARGET = Path(os.environ.get("CARGO_TARGET_DIR", "target"))
+BIN = (TARGET if TARGET.is_absolute() else REPO / TARGET) / "release"
 EVENTS = REPO / "events"
 HERE = Path(__file__).resolve().parent
 N = int(os.environ.get("BENCH_INVOCATIONS", "200"))
@@ -251,7 +252,7 @@ def main() -> int:
         f"{d['deliveries_per_second']} deliveries/s per instance  "
         f"rss {d['peak_rss_mib']} MiB  received {d['received']}"
     )
-    out = Path(os.environ.get("BENCH_OUT", REPO / "target" / "bench-results.json"))
+    out = Path(os.environ.get("BENCH_OUT", BIN.parent / "bench-results.json"))
     out.write_text(json.dumps(results, indent=1))
     print(f"\nfigures written to {out}")
     subprocess.run([sys.executable, str(HERE / "cost_model.py"), str(out)], check=True)

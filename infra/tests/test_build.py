@@ -14,11 +14,13 @@ import json
 import os
 import shutil
 import subprocess
+import tomllib
 
 import pytest
 from helpers import REPO, TEMPLATE, local_stack
 
 MAKEFILE = REPO / "Makefile"
+BENCH_BASELINE = REPO / "infra" / "bench" / "baseline"
 
 needs_make = pytest.mark.skipif(shutil.which("make") is None, reason="make not installed")
 
@@ -96,3 +98,17 @@ def test_binaries_are_workspace_bins():
     }
     for lid, binary in local_stack.function_binaries(local_stack.load_template(TEMPLATE)).items():
         assert binary in bins, f"{lid}: Binary {binary!r} is not a bin target of the workspace"
+
+
+def test_bench_baselines_are_workspace_members_but_not_functions():
+    """infra/bench/baseline (the ring-path bench's baselines) is a workspace member, so it gets
+    the functions' release profile, and deliberately not a template function: `sam build` (and
+    the Makefile) never build or deploy it."""
+    members = tomllib.loads((REPO / "Cargo.toml").read_text())["workspace"]["members"]
+    assert "infra/bench/baseline" in members
+    manifest = tomllib.loads((BENCH_BASELINE / "Cargo.toml").read_text())
+    baseline_bins = {b["name"] for b in manifest["bin"]}
+    assert baseline_bins == {"baseline-getitem", "baseline-config"}
+    template = local_stack.load_template(TEMPLATE)
+    template_bins = set(local_stack.function_binaries(template).values())
+    assert not baseline_bins & template_bins
