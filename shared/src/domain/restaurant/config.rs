@@ -297,4 +297,24 @@ mod tests {
         assert_eq!(late.next_change_at, None);
         assert_eq!(late.freshness.max_age_secs, 10);
     }
+
+    #[test]
+    fn the_forwarding_number_is_shown_as_saved_for_the_region() {
+        let mut r = demo();
+        assert_eq!(r.forwarding_text.as_ref().unwrap().text, "(555) 987-6543");
+        // The saved form is used as it is (no formatting on the ring path) ...
+        r.forwarding_text.as_mut().unwrap().text = "saved".into();
+        assert_eq!(
+            r.config(Utc::now(), US).forwarding_number.as_deref(),
+            Some("saved")
+        );
+        // ... unless the deployment's default region changed since.
+        let gb = r.config(Utc::now(), phonenumber::country::Id::GB);
+        assert_eq!(gb.forwarding_number.as_deref(), Some("+1 555-987-6543"));
+        r.forwarding_text = None;
+        assert_eq!(
+            r.config(Utc::now(), US).forwarding_number.as_deref(),
+            Some("(555) 987-6543")
+        );
+    }
 }

@@ -7,7 +7,9 @@ use chrono_tz::Tz;
 use phonenumber::country;
 use serde::{Deserialize, Deserializer};
 
-use super::{Agent, Restaurant, MAX_NOTIFICATION_EMAILS, MAX_PHONE_NUMBERS, MAX_TOOLS};
+use super::{
+    Agent, DisplayNumber, Restaurant, MAX_NOTIFICATION_EMAILS, MAX_PHONE_NUMBERS, MAX_TOOLS,
+};
 use crate::domain::email_address::EmailAddress;
 use crate::domain::hours::{
     first_overlap, Closure, SpecialDay, TimeOfDay, WeeklySchedule, Window, MAX_WINDOWS_PER_DAY,
@@ -154,6 +156,9 @@ impl RestaurantInput {
             special_hours,
             closures,
             agent: self.agent,
+            forwarding_text: forwarding_number
+                .as_ref()
+                .map(|n| DisplayNumber::new(n, region)),
             forwarding_number,
             notification_emails,
             created_at: now,

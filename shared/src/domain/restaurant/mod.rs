@@ -34,6 +34,24 @@ pub struct Agent {
     pub tools: Vec<String>,
 }
 
+/// A number formatted for people in `region`. Kept with the record because
+/// formatting loads the phone-number metadata, whose first use costs ~90 ms of
+/// CPU: seconds at a 128 MB Lambda's share, on the ring path's cold start.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DisplayNumber {
+    pub region: country::Id,
+    pub text: String,
+}
+
+impl DisplayNumber {
+    pub fn new(number: &E164, region: country::Id) -> Self {
+        Self {
+            region,
+            text: number.display(region),
+        }
+    }
+}
+
 /// The stored restaurant. Field names follow the seed (camelCase, except the
 /// seed's own snake_case `agent.*` and `forwarding_number`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -63,6 +81,9 @@ pub struct Restaurant {
         skip_serializing_if = "Option::is_none"
     )]
     pub forwarding_number: Option<E164>,
+    /// `forwarding_number` as people read it, formatted when it was saved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forwarding_text: Option<DisplayNumber>,
     #[serde(default)]
     pub notification_emails: Vec<EmailAddress>,
     pub created_at: DateTime<Utc>,
@@ -84,9 +105,14 @@ impl Restaurant {
         }
     }
 
-    /// The forwarding number for people (the same form in every response).
+    /// The forwarding number for people (the same form in every response);
+    /// formatted again only if saved for another region.
     pub fn forwarding_display(&self, region: country::Id) -> Option<String> {
-        self.forwarding_number.as_ref().map(|n| n.display(region))
+        let number = self.forwarding_number.as_ref()?;
+        Some(match &self.forwarding_text {
+            Some(saved) if saved.region == region => saved.text.clone(),
+            _ => number.display(region),
+        })
     }
 }
 
