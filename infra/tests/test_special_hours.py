@@ -92,6 +92,25 @@ def test_a_special_date_today_closes_with_its_reason_and_note(api, make_key, mak
     assert data["closures"] == r["closures"]
 
 
+def test_a_window_past_midnight_runs_into_a_closed_special_date(api, make_key, make_restaurant):
+    tz = calm_zone()
+    today = local_today(tz)
+    tomorrow = today + timedelta(days=1)
+    # Open from 00:15 to 00:10 the next day: now is inside it. Tomorrow is closed, but today's
+    # window belongs to today and still runs to 00:10 tomorrow; then closed until the day after.
+    r = make_restaurant(
+        timezone=tz,
+        callHoursStart="00:15",
+        callHoursEnd="00:10",
+        specialHours=[{"date": str(tomorrow), "windows": [], "note": "Closed for a wedding"}],
+    )
+    data = config(api, make_key()["apiKey"], r["restaurantId"]).json()["data"]
+    assert data["currentlyInCallHours"] is True
+    assert data["routing"]["reason"] == "in_call_hours"
+    assert data["todayNote"] is None
+    assert parse(data["nextChangeAt"]) == first_instant(tz, tomorrow, 0, 10)
+
+
 @pytest.mark.parametrize(
     "forward, window, expect",
     [
