@@ -10,6 +10,7 @@ use crate::domain::ids::{Id, RestaurantId};
 use crate::domain::phone::{self, E164};
 use crate::domain::restaurant::{self, Restaurant, RestaurantInput, RestaurantPatch};
 use crate::error::ApiError;
+use crate::store::restaurants::PhoneEntry;
 
 pub async fn create_restaurant(
     state: &AppState,
@@ -56,14 +57,15 @@ pub async fn update_restaurant(
     Ok(next)
 }
 
-/// Phone → restaurant id, cached per instance. A cached mapping is checked
-/// against the restaurant it leads to, so a number that moved is re-read:
-/// the warm path costs one DynamoDB read.
+/// Phone → restaurant id, cached per instance, for phone items written
+/// before they carried a copy of the restaurant. A cached mapping is checked
+/// against the restaurant it leads to, so a number that moved is re-read.
 static PHONE_CACHE: Mutex<Option<HashMap<E164, RestaurantId>>> = Mutex::new(None);
 const MAX_CACHED_PHONES: usize = 4096;
 
 /// Finds a restaurant by its id (`rst_…`) or any of its phone numbers in any
-/// common format. Anything else is simply not found.
+/// common format, in one read (two for a phone item older than the copies,
+/// the first time an instance sees it). Anything else is simply not found.
 pub async fn find_restaurant(
     state: &AppState,
     id_or_phone: &str,
@@ -90,8 +92,10 @@ pub async fn find_restaurant(
             }
         }
     }
-    let Some(id) = state.restaurants.id_for_phone(&e164).await? else {
-        return Ok(None);
+    let id = match state.restaurants.by_phone(&e164).await? {
+        PhoneEntry::None => return Ok(None),
+        PhoneEntry::Restaurant(r) => return Ok(Some(*r)),
+        PhoneEntry::Id(id) => id,
     };
     let found = state.restaurants.get(&id).await?;
     if found.is_some() {
