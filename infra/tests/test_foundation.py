@@ -104,7 +104,7 @@ def test_create_api_key_exactly_as_seed(api, admin_token, dynamodb):
     dumped = json.dumps(items)
     assert key not in dumped and key[len("psk_live_") + 8:] not in dumped
     mine = [i for i in items if i["keyId"]["S"] == data["keyId"]]
-    # A new key's hash is SHA-256 (its secret is ~143 random bits; see shared/src/domain/hashing.rs).
+    # A new key's hash is SHA-256: its secret is ~143 random bits (shared/src/domain/hashing.rs).
     stored = mine[0]["keyHash"]["S"] if mine else ""
     assert stored == "sha256$" + hashlib.sha256(key.encode()).hexdigest()
 
