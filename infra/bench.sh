@@ -46,6 +46,9 @@ section "Functions against a local Lambda Runtime API (moto over loopback)"
 section "Handler CPU work apart from AWS calls (restaurant-config)"
 cargo run -q --release -p pulsara-shared --example domain_bench
 
+section "Hash path (admin password, legacy and new API keys)"
+cargo run -q --release -p pulsara-shared --example hash_bench
+
 section "Call analysis throughput"
 cargo run -q --release -p pulsara-shared --example analysis_bench
 
