@@ -178,7 +178,8 @@ impl RestaurantStore {
             .item("restaurantId", s(&r.restaurant_id))
             .item(COPY, AttributeValue::M(to_item(r)?));
         let put = if claimed {
-            put.condition_expression("restaurantId = :me")
+            // Ours, or (should it have gone missing) free again.
+            put.condition_expression("attribute_not_exists(phoneNumber) OR restaurantId = :me")
                 .expression_attribute_values(":me", s(&r.restaurant_id))
         } else {
             put.condition_expression("attribute_not_exists(phoneNumber)")
