@@ -102,8 +102,8 @@ def test_memory_sizes_are_template_parameters():
     """Every function's memory is a Number parameter (FunctionMemorySize for all, unless the
     function names its own), so a deployment can size them without editing the template.
     auth-login gets enough for a sign-in under 300 ms: Lambda gives MemorySize/1769 of a
-    vCPU, and one argon2id hash at OWASP parameters measured ~65-75 ms at 1024 MB's share
-    (~150 ms at 512, ~0.7-0.9 s at 128) on x86; arm64 has no AVX2 path, hence the margin."""
+    vCPU, and one argon2id hash at OWASP parameters measured 40-75 ms at 1024 MB's share
+    (100-155 ms at 512, 0.4-0.9 s at 128) on x86; arm64 has no AVX2 path, hence the margin."""
     template = local_stack.load_template(TEMPLATE)
     params = template["Parameters"]
 
