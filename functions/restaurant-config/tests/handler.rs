@@ -139,3 +139,38 @@ fn uuid_byte() -> u8 {
     pulsara_shared::domain::hashing::random_bytes(&mut b);
     b[0]
 }
+
+/// The restaurant is read concurrently with the rate-limit count, and being
+/// rate limited wins over what the read found (a 404 here).
+#[tokio::test]
+async fn rate_limit_wins_over_the_concurrent_read() {
+    let Some(state) = local_state().await else {
+        return;
+    };
+    let request = ApiKeyRequest {
+        name: "precedence test".into(),
+        rate_limit_per_minute: Some(1),
+        ..Default::default()
+    };
+    let (key, _) = mint_api_key(&state, request, "usr_test", Utc::now())
+        .await
+        .unwrap();
+    let get = || {
+        event("restaurant-config.json", |e| {
+            e["pathParameters"]["restaurantId"] = "rst_00000000000000000000000000000000".into();
+            e["headers"]["authorization"] = format!("Bearer {key}").into();
+        })
+    };
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        let resp = into_response(restaurant_config::handle(&state, get()).await, "req");
+        statuses.push(resp.status().as_u16());
+    }
+    // One hit a minute: a window boundary may give one more 404, never less than one 429.
+    assert_eq!(statuses[0], 404, "{statuses:?}");
+    assert!(statuses.contains(&429), "{statuses:?}");
+    assert!(
+        statuses.iter().all(|s| [404, 429].contains(s)),
+        "{statuses:?}"
+    );
+}
