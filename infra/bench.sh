@@ -89,6 +89,9 @@ ring_path
 section "Handler CPU work apart from AWS calls (restaurant-config)"
 cargo run -q --release -p pulsara-shared --example domain_bench
 
+section "Hash path (admin password, legacy and new API keys)"
+cargo run -q --release -p pulsara-shared --example hash_bench
+
 section "Call analysis throughput"
 cargo run -q --release -p pulsara-shared --example analysis_bench
 

@@ -83,7 +83,7 @@ RESOURCE_PROPERTIES: dict[str, set[str] | None] = {
 # local effect (cargo lambda watch runs the debug binaries with full access to moto).
 GLOBAL_FUNCTION_PROPERTIES = {"Runtime", "Architectures", "MemorySize", "Timeout", "Handler",
                               "Tracing", "Environment"}
-FUNCTION_PROPERTIES = {"CodeUri", "Description", "Timeout", "Events", "Policies"}
+FUNCTION_PROPERTIES = {"CodeUri", "Description", "MemorySize", "Timeout", "Events", "Policies"}
 EVENT_TYPES = {"HttpApi", "SQS", "DynamoDB"}  # SQS, DynamoDB: event_sources.py
 HTTP_EVENT_PROPERTIES = {"ApiId", "Path", "Method"}
 TABLE_ATTRIBUTES = {"Arn", "StreamArn"}

@@ -5,7 +5,8 @@
 #   -> event sources -> pytest infra/tests (end-to-end over HTTP).
 # Timeouts are scaled down (infra/FAULTS.md): function timeouts x0.2 in the event sources,
 # queue visibility timeouts x0.2, claim lease 8 s, so 30 s < 45 s < 60 s becomes 6 s < 8 s < 12 s.
-# While developing: SKIP_CARGO_TEST=1 skips `cargo test`; PYTEST_ARGS selects the e2e tests.
+# While developing: SKIP_CARGO_TEST=1 skips `cargo test` (CARGO_TEST_ARGS, e.g. "-p restaurants",
+# narrows it); PYTEST_ARGS selects the e2e tests.
 # Exits non-zero on the first failure; always stops moto, the proxy, watch and the event sources.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -72,7 +73,7 @@ sed 's/^\(ADMIN_TOKEN_SECRET\|AWS_SECRET_ACCESS_KEY\)=.*/\1=***/' "$ENV_FILE"
 
 if [[ -z "${SKIP_CARGO_TEST:-}" ]]; then
   section "cargo test --workspace"
-  cargo test --workspace
+  cargo test ${CARGO_TEST_ARGS:---workspace}
 fi
 
 section "Build functions for cargo lambda watch"

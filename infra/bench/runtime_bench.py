@@ -9,7 +9,7 @@ protocol Lambda speaks to a provided.al2023 bootstrap).
         [--memory 128] [--cpu-share 0.0724] [--cold-starts 5]
 
 Reports: init (process start -> first /next poll: cold start before the first
-event), the first invocation (cold: first connections, first argon2 key check),
+event), the first invocation (cold: first connections, first key check),
 warm invocation percentiles (includes the DynamoDB calls to the local moto) and
 the handler's own `duration_us` log figures, and peak RSS (VmHWM).
 

@@ -112,3 +112,32 @@ def test_bench_baselines_are_workspace_members_but_not_functions():
     template = local_stack.load_template(TEMPLATE)
     template_bins = set(local_stack.function_binaries(template).values())
     assert not baseline_bins & template_bins
+
+
+def test_memory_sizes_are_template_parameters():
+    """Every function's memory is a Number parameter (FunctionMemorySize for all, unless the
+    function names its own), so a deployment can size them without editing the template.
+    auth-login gets enough for a sign-in under 300 ms: Lambda gives MemorySize/1769 of a
+    vCPU, and one argon2id hash at OWASP parameters measured 40-75 ms at 1024 MB's share
+    (100-155 ms at 512, 0.4-0.9 s at 128) on x86; arm64 has no AVX2 path, hence the margin."""
+    template = local_stack.load_template(TEMPLATE)
+    params = template["Parameters"]
+
+    def sized_by(value) -> str:
+        assert isinstance(value, dict) and set(value) == {"Ref"}, f"not a !Ref: {value!r}"
+        spec = params[value["Ref"]]
+        assert spec["Type"] == "Number" and 128 <= int(spec["Default"]) <= 10240, spec
+        return value["Ref"]
+
+    assert sized_by(template["Globals"]["Function"]["MemorySize"]) == "FunctionMemorySize"
+    own = {
+        lid: sized_by(res["Properties"]["MemorySize"])
+        for lid, res in functions().items()
+        if "MemorySize" in res["Properties"]
+    }
+    assert own == {
+        "AuthLoginFunction": "LoginMemorySize",
+        "RestaurantConfigFunction": "RingPathMemorySize",
+    }
+    assert int(params["LoginMemorySize"]["Default"]) >= 1024
+    assert int(params["RingPathMemorySize"]["Default"]) == 128

@@ -2,6 +2,7 @@
 through `cargo lambda watch` against moto."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -103,7 +104,9 @@ def test_create_api_key_exactly_as_seed(api, admin_token, dynamodb):
     dumped = json.dumps(items)
     assert key not in dumped and key[len("psk_live_") + 8:] not in dumped
     mine = [i for i in items if i["keyId"]["S"] == data["keyId"]]
-    assert mine and mine[0]["keyHash"]["S"].startswith("$argon2id$")
+    # A new key's hash is SHA-256: its secret is ~143 random bits (shared/src/domain/hashing.rs).
+    stored = mine[0]["keyHash"]["S"] if mine else ""
+    assert stored == "sha256$" + hashlib.sha256(key.encode()).hexdigest()
 
 
 def test_passwords_are_only_stored_hashed(dynamodb, admin_credentials):
@@ -350,6 +353,42 @@ def test_phone_numbers_are_unique_across_restaurants(api, admin_token, make_rest
         f"/ivr/restaurants/{other['restaurantId']}", admin_token, json={"phoneNumbers": [taken]}
     )
     assert_error(r, 409, "CONFLICT", "phoneNumbers")
+
+
+def test_config_by_phone_follows_every_patch(api, admin_token, dynamodb, make_key, make_restaurant):
+    """Each phone item carries a copy of its restaurant (the ring path's lookup by phone is one
+    read), written in the same transaction as the restaurant: a PATCH shows by phone at once, a
+    number it dropped is not found, and a phone item older than the copies still resolves."""
+    keep, drop, add = unique_phone(), unique_phone(), unique_phone()
+    r = make_restaurant(phoneNumbers=[keep, drop])
+    rid, key = r["restaurantId"], make_key()["apiKey"]
+    assert api.get(config_path(drop), key).json()["data"]["restaurantId"] == rid
+    resp = api.patch(
+        f"/ivr/restaurants/{rid}",
+        admin_token,
+        json={"name": "Renamed Trattoria", "phoneNumbers": [keep, add]},
+    )
+    assert resp.status_code == 200, resp.text
+    for phone in (keep, add):
+        got = api.get(config_path(phone), key)
+        assert got.status_code == 200, got.text
+        assert (got.json()["data"]["restaurantId"], got.json()["data"]["name"]) == (
+            rid,
+            "Renamed Trattoria",
+        )
+    assert_error(api.get(config_path(drop), key), 404, "NOT_FOUND")
+    table = os.environ["PHONE_NUMBERS_TABLE"]
+    items = {i["phoneNumber"]["S"]: i for i in scan_all(dynamodb, "PHONE_NUMBERS_TABLE")}
+    for e164 in resp.json()["data"]["phoneNumbers"]:
+        copy = items[e164]["restaurant"]["M"]
+        assert copy["name"]["S"] == "Renamed Trattoria" and copy["restaurantId"]["S"] == rid
+    # A phone item as written before the copies: the id only, still found (two reads).
+    legacy = resp.json()["data"]["phoneNumbers"][1]
+    dynamodb.put_item(
+        TableName=table, Item={"phoneNumber": {"S": legacy}, "restaurantId": {"S": rid}}
+    )
+    got = api.get(config_path(legacy), key)
+    assert got.status_code == 200 and got.json()["data"]["name"] == "Renamed Trattoria", got.text
 
 
 @pytest.mark.parametrize(

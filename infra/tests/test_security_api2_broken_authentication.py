@@ -112,6 +112,41 @@ class TestAPI2BrokenAuthentication:
         )
         assert_error(api.get("/ivr/auth/api-keys", known_id), 401, "UNAUTHORIZED")
 
+    def test_guessing_a_known_key_ids_secret_is_limited_per_source(
+        self, api, make_key, make_restaurant
+    ):
+        """Wrong secrets for a known key id count per key id and source address (10 a minute,
+        API_KEY_FAILURE_LIMIT_PER_IP_PER_MINUTE); past that the address gets 429 with
+        Retry-After, answered before any hash on an instance that saw it. Other keys from the
+        same address are unaffected."""
+        path = config_path(make_restaurant()["restaurantId"])
+        victim, bystander = make_key()["apiKey"], make_key()["apiKey"]
+        limit = 10
+        for _ in range(3):  # retried only if a window boundary falls right after the 429
+            tag = secrets.token_hex(2)
+            # Each guess is new (a repeated one is answered from the cache, uncounted).
+            guesses = [victim[:-6] + f"{tag}{n:02}" for n in range(2 * limit + 1)]
+            tries = 0
+            for guess in guesses:
+                tries += 1
+                r = api.get(path, guess)
+                if r.status_code == 429:
+                    break
+                assert_error(r, 401, "UNAUTHORIZED")
+            else:
+                pytest.fail(f"no 429 after {len(guesses)} wrong secrets")
+            assert tries > limit, f"limited after {tries} guesses"
+            assert_error(r, 429, "RATE_LIMITED")
+            retry_after = int(r.headers["retry-after"])
+            assert 1 <= retry_after <= 60
+            if retry_after < 2:
+                time.sleep(retry_after + 0.2)
+                continue
+            assert_error(api.get(path, victim[:-6] + tag + "zz"), 429, "RATE_LIMITED")
+            assert api.get(path, bystander).status_code == 200
+            return
+        pytest.fail("could not fit the sequence into one window")
+
     def test_credentials_only_count_in_the_authorization_bearer_header(
         self, api, make_key, make_restaurant
     ):

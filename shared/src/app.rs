@@ -53,6 +53,7 @@ impl AppState {
             },
             Duration::from_secs(config.api_key_cache_seconds),
             config.default_rate_limit_per_minute,
+            config.api_key_failure_limit_per_ip,
         );
         AppState {
             admins,

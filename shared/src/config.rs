@@ -38,6 +38,8 @@ pub struct Config {
     pub default_rate_limit_per_minute: u32,
     pub login_limit_per_email: u32,
     pub login_limit_per_ip: u32,
+    /// Failed checks of one known API key id allowed per source address and minute.
+    pub api_key_failure_limit_per_ip: u32,
     pub default_phone_region: country::Id,
     pub max_body_bytes: usize,
     pub default_rotation_grace_seconds: i64,
@@ -162,6 +164,12 @@ impl Config {
                 as u32,
             login_limit_per_email: number("LOGIN_LIMIT_PER_EMAIL_PER_MINUTE", 5, 10_000)? as u32,
             login_limit_per_ip: number("LOGIN_LIMIT_PER_IP_PER_MINUTE", 20, 10_000)? as u32,
+            api_key_failure_limit_per_ip: number(
+                "API_KEY_FAILURE_LIMIT_PER_IP_PER_MINUTE",
+                10,
+                10_000,
+            )?
+            .max(1) as u32,
             default_phone_region,
             max_body_bytes: number("MAX_BODY_BYTES", 64 * 1024, 6 * 1024 * 1024)? as usize,
             default_rotation_grace_seconds: number(

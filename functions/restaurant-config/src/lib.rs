@@ -8,12 +8,15 @@ use pulsara_shared::services::find_restaurant;
 use pulsara_shared::{ApiError, ApiResponse, AppState, Request};
 
 pub async fn handle(state: &AppState, req: Request) -> Result<ApiResponse, ApiError> {
-    let caller = state.auth.ivr(&req).await?;
-    only(&req, "GET")?;
-    let ident = path_param(&req, "restaurantId")?;
-    let restaurant = find_restaurant(state, &ident)
-        .await?
-        .ok_or(ApiError::NotFound("restaurant"))?;
+    // The restaurant is read concurrently with the key's rate-limit count.
+    let (caller, found) = state
+        .auth
+        .ivr_with(&req, async {
+            only(&req, "GET")?;
+            find_restaurant(state, &path_param(&req, "restaurantId")?).await
+        })
+        .await?;
+    let restaurant = found.ok_or(ApiError::NotFound("restaurant"))?;
     caller.ensure_access(&restaurant.restaurant_id)?;
     record_restaurant_id(&restaurant.restaurant_id);
     let config = restaurant.config(Utc::now(), state.config.default_phone_region);

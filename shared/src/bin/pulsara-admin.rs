@@ -12,7 +12,7 @@
 use chrono::Utc;
 use pulsara_shared::domain::api_key::ApiKeyRequest;
 use pulsara_shared::domain::email_address::EmailAddress;
-use pulsara_shared::domain::hashing::{self, Cost};
+use pulsara_shared::domain::hashing;
 use pulsara_shared::domain::restaurant::RestaurantInput;
 use pulsara_shared::services;
 use pulsara_shared::store::admins::{AdminStore, AdminUser};
@@ -72,7 +72,7 @@ async fn create_admin(args: &[String]) -> Result<AdminUser> {
     let user = AdminUser {
         email: email.clone(),
         user_id,
-        password_hash: hashing::hash(&password, Cost::Password),
+        password_hash: hashing::hash_password(&password),
         role: "admin".into(),
         created_at: now,
         updated_at: now,

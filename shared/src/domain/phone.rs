@@ -89,17 +89,31 @@ impl PartialEq<&str> for E164 {
 /// only its shape (the full parse costs more than a ring-path read should).
 impl<'de> Deserialize<'de> for E164 {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let raw = String::deserialize(d)?;
-        let digits = raw.strip_prefix('+').unwrap_or("");
-        if (MIN_NSN + 1..=MAX_NSN + 3).contains(&digits.len())
-            && digits.bytes().all(|b| b.is_ascii_digit())
-            && !digits.starts_with('0')
-        {
-            Ok(E164(raw))
-        } else {
-            Err(serde::de::Error::custom("is not an E.164 phone number"))
-        }
+        E164::shaped(String::deserialize(d)?)
+            .ok_or_else(|| serde::de::Error::custom("is not an E.164 phone number"))
     }
+}
+
+impl E164 {
+    /// `raw` if it has E.164's shape (`+`, then 3 to 20 digits, not 0 first),
+    /// without the full parse: for numbers we stored, and for looking up a
+    /// number an IVR sends as E.164 (a miss falls back to `normalize`).
+    pub fn shaped(raw: String) -> Option<E164> {
+        let digits = raw.strip_prefix('+').unwrap_or("");
+        ((MIN_NSN + 1..=MAX_NSN + 3).contains(&digits.len())
+            && digits.bytes().all(|b| b.is_ascii_digit())
+            && !digits.starts_with('0'))
+        .then_some(E164(raw))
+    }
+}
+
+/// Loads the phone metadata now rather than in the first request that needs
+/// it: on a 128 MB Lambda (~7 % of a vCPU) that first use costs ~0.7 s
+/// (`examples/cold_bench.rs`). For a function whose every call parses numbers
+/// (process-call); the ring path avoids the metadata instead.
+pub fn warm_up() {
+    let _ = normalize("+15555550100", country::Id::US);
+    let _ = display("+15555550100", country::Id::US);
 }
 
 /// Formats an E.164 number for people: national style when it belongs to

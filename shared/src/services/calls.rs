@@ -15,9 +15,10 @@ use crate::auth::IvrCaller;
 use crate::domain::analysis::analyze;
 use crate::domain::call::{
     after_send, email_step, exhausted, CallRecord, CompleteCallRequest, Completion, EmailNext,
-    EmailState, EmailStatus, EmailStep, ListRange, Poster, ProcessCallRequest,
+    EmailState, EmailStatus, EmailStep, ListRange, Poster, ProcessCallRequest, ValidProcess,
 };
 use crate::domain::ids::{CallId, RestaurantId};
+use crate::domain::restaurant::Restaurant;
 use crate::domain::{claim, email};
 use crate::error::ApiError;
 use crate::faults;
@@ -30,17 +31,29 @@ fn short(err: impl std::fmt::Display) -> String {
     err.to_string().chars().take(300).collect()
 }
 
-/// `POST /ivr/call`: returns the call and whether this request created it.
-pub async fn process_call(
+/// `POST /ivr/call`, its first half (no caller needed, so it can run
+/// concurrently with the key's rate-limit count): the validated call and
+/// the restaurant it names.
+pub async fn call_restaurant(
     state: &AppState,
-    caller: &IvrCaller,
     body: ProcessCallRequest,
     now: DateTime<Utc>,
-) -> Result<(CallRecord, bool), ApiError> {
+) -> Result<(ValidProcess, Restaurant), ApiError> {
     let valid = body.validate(now, state.config.default_phone_region)?;
     let restaurant = find_restaurant(state, &valid.restaurant_ident)
         .await?
         .ok_or(ApiError::NotFound("restaurant"))?;
+    Ok((valid, restaurant))
+}
+
+/// `POST /ivr/call`, for what [`call_restaurant`] found: returns the call
+/// and whether this request created it.
+pub async fn process_call(
+    state: &AppState,
+    caller: &IvrCaller,
+    (valid, restaurant): (ValidProcess, Restaurant),
+    now: DateTime<Utc>,
+) -> Result<(CallRecord, bool), ApiError> {
     caller.ensure_access(&restaurant.restaurant_id)?;
     record_restaurant_id(&restaurant.restaurant_id);
     let poster = Poster {

@@ -10,6 +10,7 @@ use crate::domain::ids::{Id, RestaurantId};
 use crate::domain::phone::{self, E164};
 use crate::domain::restaurant::{self, Restaurant, RestaurantInput, RestaurantPatch};
 use crate::error::ApiError;
+use crate::store::restaurants::PhoneEntry;
 
 pub async fn create_restaurant(
     state: &AppState,
@@ -56,14 +57,15 @@ pub async fn update_restaurant(
     Ok(next)
 }
 
-/// Phone → restaurant id, cached per instance. A cached mapping is checked
-/// against the restaurant it leads to, so a number that moved is re-read:
-/// the warm path costs one DynamoDB read.
+/// Phone → restaurant id, cached per instance, for phone items written
+/// before they carried a copy of the restaurant. A cached mapping is checked
+/// against the restaurant it leads to, so a number that moved is re-read.
 static PHONE_CACHE: Mutex<Option<HashMap<E164, RestaurantId>>> = Mutex::new(None);
 const MAX_CACHED_PHONES: usize = 4096;
 
 /// Finds a restaurant by its id (`rst_…`) or any of its phone numbers in any
-/// common format. Anything else is simply not found.
+/// common format, in one read (two for a phone item older than the copies,
+/// the first time an instance sees it). Anything else is simply not found.
 pub async fn find_restaurant(
     state: &AppState,
     id_or_phone: &str,
@@ -75,23 +77,36 @@ pub async fn find_restaurant(
         };
         return Ok(state.restaurants.get(&id).await?);
     }
-    let Ok(e164) = phone::normalize(ident, state.config.default_phone_region) else {
-        return Ok(None);
-    };
+    // Machines send E.164: looked up as it is, the ring path never loads the
+    // phone metadata. Any other form, or a miss, goes through the full parse.
+    if let Some(e164) = E164::shaped(ident.to_string()) {
+        if let Some(found) = by_number(state, &e164).await? {
+            return Ok(Some(found));
+        }
+    }
+    match phone::normalize(ident, state.config.default_phone_region) {
+        Ok(e164) if e164.as_str() != ident => by_number(state, &e164).await,
+        _ => Ok(None),
+    }
+}
+
+async fn by_number(state: &AppState, e164: &E164) -> Result<Option<Restaurant>, ApiError> {
     let cached = PHONE_CACHE
         .lock()
         .expect("phone cache lock")
         .as_ref()
-        .and_then(|m| m.get(&e164).cloned());
+        .and_then(|m| m.get(e164).cloned());
     if let Some(id) = cached {
         if let Some(r) = state.restaurants.get(&id).await? {
-            if r.phone_numbers.contains(&e164) {
+            if r.phone_numbers.contains(e164) {
                 return Ok(Some(r));
             }
         }
     }
-    let Some(id) = state.restaurants.id_for_phone(&e164).await? else {
-        return Ok(None);
+    let id = match state.restaurants.by_phone(e164).await? {
+        PhoneEntry::None => return Ok(None),
+        PhoneEntry::Restaurant(r) => return Ok(Some(*r)),
+        PhoneEntry::Id(id) => id,
     };
     let found = state.restaurants.get(&id).await?;
     if found.is_some() {
@@ -100,7 +115,7 @@ pub async fn find_restaurant(
         if map.len() >= MAX_CACHED_PHONES {
             map.clear();
         }
-        map.insert(e164, id);
+        map.insert(e164.clone(), id);
     }
     Ok(found)
 }

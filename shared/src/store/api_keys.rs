@@ -130,16 +130,40 @@ impl ApiKeyStore {
         }
     }
 
-    /// Stamps `lastUsed`; callers do this at most every few minutes per key.
-    pub async fn touch(&self, key_id: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+    /// Stamps `lastUsed` (callers do this at most every few minutes per
+    /// key) and/or replaces an argon2-era hash by `upgrade`'s (old, new): the
+    /// hash only if it is still the old one, in the same single write.
+    pub async fn touch(
+        &self,
+        key_id: &str,
+        last_used: Option<DateTime<Utc>>,
+        upgrade: Option<(&str, &str)>,
+    ) -> Result<(), StoreError> {
+        let mut sets = Vec::new();
+        let mut req = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("keyId", s(key_id));
+        if let Some(t) = last_used {
+            sets.push("lastUsed = :now");
+            req = req.expression_attribute_values(":now", ts(t));
+        }
+        let mut condition = "attribute_exists(keyId)".to_string();
+        if let Some((old, new)) = upgrade {
+            // Only over the hash that was verified: nothing is ever undone.
+            sets.push("keyHash = :new");
+            condition.push_str(" AND keyHash = :old");
+            req = req
+                .expression_attribute_values(":old", s(old))
+                .expression_attribute_values(":new", s(new));
+        }
+        if sets.is_empty() {
+            return Ok(());
+        }
         conditional(
-            self.client
-                .update_item()
-                .table_name(&self.table)
-                .key("keyId", s(key_id))
-                .update_expression("SET lastUsed = :now")
-                .condition_expression("attribute_exists(keyId)")
-                .expression_attribute_values(":now", ts(now))
+            req.update_expression(format!("SET {}", sets.join(", ")))
+                .condition_expression(condition)
                 .send()
                 .await,
         )?;

@@ -1,16 +1,24 @@
 //! Restaurants and the phone-number index that keeps every number on exactly
 //! one restaurant (enforced by conditional writes in one transaction).
+//!
+//! Each phone item also carries a copy of its restaurant's record, written in
+//! the same transaction as every write of the restaurant, so the ring path
+//! finds a restaurant by phone in one read and the copy is never older than
+//! the record. Phone items written before the copies existed hold only the
+//! restaurant id (`PhoneEntry::Id`); the restaurant's next write adds it.
 
-use aws_sdk_dynamodb::types::{Delete, KeysAndAttributes, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, KeysAndAttributes, Put, TransactWriteItem};
 use aws_sdk_dynamodb::Client;
 
 use crate::domain::ids::{Id, RestaurantId};
 use crate::domain::phone::E164;
 
 use super::{
-    build, get_by_key, n, s, sdk_error, to_item, transact, tx, Item, StoreError, TransactError,
+    build, from_item, get_by_key, n, s, sdk_error, to_item, transact, tx, Item, StoreError,
+    TransactError,
 };
 use crate::domain::restaurant::Restaurant;
+use crate::error::Chain;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RestaurantWriteError {
@@ -20,6 +28,19 @@ pub enum RestaurantWriteError {
     Stale,
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// The phone item's attribute holding the copy of its restaurant.
+const COPY: &str = "restaurant";
+
+/// What the phone index holds for a number.
+#[derive(Debug)]
+pub enum PhoneEntry {
+    None,
+    /// The owning restaurant, as of its latest write.
+    Restaurant(Box<Restaurant>),
+    /// Only the owner's id (an item written before the copies).
+    Id(RestaurantId),
 }
 
 #[derive(Clone)]
@@ -72,8 +93,9 @@ impl RestaurantStore {
         .await
     }
 
-    /// The restaurant that owns an E.164 number.
-    pub async fn id_for_phone(&self, e164: &E164) -> Result<Option<RestaurantId>, StoreError> {
+    /// What the phone index holds for an E.164 number: the owning
+    /// restaurant's record, or (items written before the copies) its id.
+    pub async fn by_phone(&self, e164: &E164) -> Result<PhoneEntry, StoreError> {
         let out = self
             .client
             .get_item()
@@ -82,10 +104,21 @@ impl RestaurantStore {
             .send()
             .await
             .map_err(sdk_error)?;
-        Ok(out
-            .item
-            .and_then(|i| i.get("restaurantId").and_then(|v| v.as_s().ok()).cloned())
-            .and_then(|id| RestaurantId::parse(&id)))
+        let Some(mut item) = out.item else {
+            return Ok(PhoneEntry::None);
+        };
+        if let Some(AttributeValue::M(copy)) = item.remove(COPY) {
+            match from_item::<Restaurant>(copy) {
+                Ok(r) => return Ok(PhoneEntry::Restaurant(Box::new(r))),
+                // Read the record itself rather than fail on a copy we can't read.
+                Err(e) => tracing::warn!(error = %Chain(&e), "unreadable restaurant copy"),
+            }
+        }
+        Ok(item
+            .get("restaurantId")
+            .and_then(|v| v.as_s().ok())
+            .and_then(|id| RestaurantId::parse(id))
+            .map_or(PhoneEntry::None, PhoneEntry::Id))
     }
 
     /// Which of `ids` (at most 100) don't exist.
@@ -131,16 +164,27 @@ impl RestaurantStore {
             .collect())
     }
 
-    fn phone_put(&self, phone: &str, restaurant_id: &str) -> Result<TransactWriteItem, StoreError> {
-        let put = build(
-            Put::builder()
-                .table_name(&self.phones)
-                .item("phoneNumber", s(phone))
-                .item("restaurantId", s(restaurant_id))
-                .condition_expression("attribute_not_exists(phoneNumber)")
-                .build(),
-        )?;
-        Ok(tx::put(put))
+    /// The phone item of `phone` on `r`, with the copy of `r`: claiming a
+    /// free number, or (`claimed`) rewriting one `r` already holds.
+    fn phone_put(
+        &self,
+        phone: &str,
+        r: &Restaurant,
+        claimed: bool,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let put = Put::builder()
+            .table_name(&self.phones)
+            .item("phoneNumber", s(phone))
+            .item("restaurantId", s(&r.restaurant_id))
+            .item(COPY, AttributeValue::M(to_item(r)?));
+        let put = if claimed {
+            // Ours, or (should it have gone missing) free again.
+            put.condition_expression("attribute_not_exists(phoneNumber) OR restaurantId = :me")
+                .expression_attribute_values(":me", s(&r.restaurant_id))
+        } else {
+            put.condition_expression("attribute_not_exists(phoneNumber)")
+        };
+        Ok(tx::put(build(put.build())?))
     }
 
     /// Creates the restaurant and claims its numbers, atomically.
@@ -154,7 +198,7 @@ impl RestaurantStore {
         )?;
         let mut items = vec![tx::put(put)];
         for phone in &r.phone_numbers {
-            items.push(self.phone_put(phone, &r.restaurant_id)?);
+            items.push(self.phone_put(phone, r, false)?);
         }
         self.transact(items, &r.phone_numbers, 1).await
     }
@@ -182,7 +226,12 @@ impl RestaurantStore {
             .cloned()
             .collect();
         for phone in &added {
-            items.push(self.phone_put(phone, &new.restaurant_id)?);
+            items.push(self.phone_put(phone, new, false)?);
+        }
+        // The numbers it keeps get the new copy too (after the added ones:
+        // `transact` maps a failed condition at 1 + i to `added[i]`).
+        for phone in new.phone_numbers.iter().filter(|p| !added.contains(p)) {
+            items.push(self.phone_put(phone, new, true)?);
         }
         for phone in old
             .phone_numbers
