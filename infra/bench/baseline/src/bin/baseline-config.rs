@@ -2,7 +2,7 @@
 //! compared with the stored hash (GetItem on the api-keys table by the key's id), then
 //! GetItem of the restaurant, returned as JSON.
 //!
-//! While the project stores argon2 PHC strings, a stored hash that is not 64 hex digits is
+//! The project stores `sha256$<hex>`; a legacy argon2 PHC string (a key minted before) is
 //! compared with the SHA-256 computed here instead: the work is the same (two GetItems and
 //! a SHA-256), only the comparison is then trivially true.
 
@@ -41,9 +41,12 @@ async fn main() -> Result<(), Error> {
             return denied();
         };
         let presented = hex(&Sha256::digest(key.as_bytes()));
-        let stored = record.get("keyHash").and_then(|v| v.as_s().ok());
+        let stored = record
+            .get("keyHash")
+            .and_then(|v| v.as_s().ok())
+            .map(|h| h.strip_prefix("sha256$").unwrap_or(h));
         let expected = match stored {
-            Some(h) if h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()) => h.clone(),
+            Some(h) if h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()) => h.to_string(),
             Some(_) => presented.clone(),
             None => return denied(),
         };
