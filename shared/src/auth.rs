@@ -455,27 +455,9 @@ impl<K: Hash + Eq + Clone, V> Lru<K, V> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::ids::Id;
 
     fn record() -> ApiKeyRecord {
-        let now = Utc::now();
-        ApiKeyRecord {
-            key_id: ApiKeyId::parse("abcd1234").unwrap(),
-            key_hash: "sha256$00".into(),
-            owner_id: None,
-            name: "n".into(),
-            description: None,
-            created_by: "u".into(),
-            created_at: now,
-            updated_at: now,
-            last_used: None,
-            expires_at: None,
-            revoked_at: None,
-            rotated_to: None,
-            grace_until: None,
-            restaurant_ids: None,
-            rate_limit_per_minute: None,
-        }
+        crate::domain::api_key::tests::record(Utc::now())
     }
 
     fn digest(s: &str) -> [u8; 32] {

@@ -137,11 +137,11 @@ impl ApiKeyRecord {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use chrono::Duration;
 
-    fn record(now: DateTime<Utc>) -> ApiKeyRecord {
+    pub(crate) fn record(now: DateTime<Utc>) -> ApiKeyRecord {
         ApiKeyRecord {
             key_id: ApiKeyId::parse("abcd1234").unwrap(),
             key_hash: String::new(),

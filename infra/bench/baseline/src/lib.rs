@@ -1,11 +1,11 @@
-//! Shared bits of the two baseline functions (see infra/bench/run_ring.py): one DynamoDB
+//! Shared bits of the two baseline functions (see infra/bench/ring.py): one DynamoDB
 //! client per cold start, GetItem by a string key, an item as JSON.
 
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
-use lambda_http::{Body, Error, Response};
+use lambda_http::{Body, Error, Request, RequestExt, Response};
 
 pub type Item = HashMap<String, AttributeValue>;
 
@@ -57,4 +57,21 @@ pub fn respond(status: u16, body: &serde_json::Value) -> Result<Response<Body>, 
         .status(status)
         .header("content-type", "application/json")
         .body(Body::from(body.to_string()))?)
+}
+
+/// The restaurant the request's path names, as JSON (404 when there is none).
+pub async fn restaurant_response(
+    client: &Client,
+    restaurants: &str,
+    req: &Request,
+) -> Result<Response<Body>, Error> {
+    let id = req
+        .path_parameters_ref()
+        .and_then(|p| p.first("restaurantId"))
+        .unwrap_or_default()
+        .to_string();
+    match get(client, restaurants, "restaurantId", &id).await? {
+        Some(item) => respond(200, &item_json(&item)),
+        None => respond(404, &serde_json::json!({"error": "not found"})),
+    }
 }

@@ -134,46 +134,46 @@ mod tests {
             closures: &[],
         }
     }
-    fn status(h: &CallHours, tz: Tz, at: &str) -> (bool, Option<String>) {
-        let s = h.status(tz, utc(at));
-        (s.open, s.next_change.map(|t| t.to_rfc3339()))
-    }
-    fn some(s: &str) -> Option<String> {
-        Some(utc(s).to_rfc3339())
+    /// Each case reads "<instant> open|closed until <instant>" or
+    /// "<instant> open|closed for good".
+    #[track_caller]
+    fn expect(h: &CallHours, tz: Tz, cases: &[&str]) {
+        for case in cases {
+            let words: Vec<&str> = case.split(' ').collect();
+            let want = match words[..] {
+                [_, state, "until", next] => (state, Some(utc(next))),
+                [_, state, "for", "good"] => (state, None),
+                _ => panic!("bad case {case:?}"),
+            };
+            let want = HoursStatus {
+                open: want.0 == "open",
+                next_change: want.1,
+            };
+            assert_eq!(h.status(tz, utc(words[0])), want, "{case} in {tz}");
+        }
     }
 
     #[test]
     fn half_open_windows_in_the_restaurants_timezone() {
         let h = hours(w("09:00", "21:00"));
         // 2026-12-04: New York is UTC-5.
-        assert_eq!(
-            status(&h, New_York, "2026-12-04T13:59:00Z"),
-            (false, some("2026-12-04T14:00:00Z"))
-        );
-        assert_eq!(
-            status(&h, New_York, "2026-12-04T14:00:00Z"),
-            (true, some("2026-12-05T02:00:00Z"))
-        );
-        assert_eq!(
-            status(&h, New_York, "2026-12-05T02:00:00Z"),
-            (false, some("2026-12-05T14:00:00Z"))
+        expect(
+            &h,
+            New_York,
+            &[
+                "2026-12-04T13:59:00Z closed until 2026-12-04T14:00:00Z",
+                "2026-12-04T14:00:00Z open until 2026-12-05T02:00:00Z",
+                "2026-12-05T02:00:00Z closed until 2026-12-05T14:00:00Z",
+            ],
         );
     }
 
     #[test]
     fn always_open_and_never_open_have_no_next_change() {
-        assert_eq!(
-            status(&hours(w("00:00", "24:00")), London, "2026-03-29T01:30:00Z"),
-            (true, None)
-        );
-        assert_eq!(
-            status(
-                &hours(w("00:00", "00:00")),
-                New_York,
-                "2026-11-01T06:00:00Z"
-            ),
-            (true, None)
-        );
+        let always = hours(w("00:00", "24:00"));
+        expect(&always, London, &["2026-03-29T01:30:00Z open for good"]);
+        let all_day = hours(w("00:00", "00:00"));
+        expect(&all_day, New_York, &["2026-11-01T06:00:00Z open for good"]);
         let closed = WeeklySchedule {
             monday: Some(vec![]),
             tuesday: Some(vec![]),
@@ -187,30 +187,37 @@ mod tests {
             schedule: Some(&closed),
             ..hours(w("09:00", "17:00"))
         };
-        assert_eq!(status(&h, London, "2026-06-01T12:00:00Z"), (false, None));
+        expect(&h, London, &["2026-06-01T12:00:00Z closed for good"]);
     }
 
     #[test]
     fn a_window_over_the_skipped_hour_in_spring() {
         // New York, 2026-03-08: 02:00 EST becomes 03:00 EDT (07:00 UTC).
         let h = hours(w("01:00", "04:00"));
-        assert_eq!(
-            status(&h, New_York, "2026-03-08T06:59:00Z"),
-            (true, some("2026-03-08T08:00:00Z")),
-            "01:00 EST to 04:00 EDT: two real hours"
+        expect(
+            &h,
+            New_York,
+            &[
+                // 01:00 EST to 04:00 EDT: two real hours
+                "2026-03-08T06:59:00Z open until 2026-03-08T08:00:00Z",
+            ],
         );
         // A window that starts in the gap opens when the gap ends.
         let h = hours(w("02:30", "05:00"));
-        assert_eq!(
-            status(&h, New_York, "2026-03-08T06:30:00Z"),
-            (false, some("2026-03-08T07:00:00Z"))
+        expect(
+            &h,
+            New_York,
+            &["2026-03-08T06:30:00Z closed until 2026-03-08T07:00:00Z"],
         );
         // A window wholly inside the gap never opens that day.
         let h = hours(w("02:00", "03:00"));
-        assert_eq!(
-            status(&h, New_York, "2026-03-08T06:00:00Z"),
-            (false, some("2026-03-09T06:00:00Z")),
-            "opens at 02:00 EDT the next day"
+        expect(
+            &h,
+            New_York,
+            &[
+                // opens at 02:00 EDT the next day
+                "2026-03-08T06:00:00Z closed until 2026-03-09T06:00:00Z",
+            ],
         );
     }
 
@@ -218,26 +225,26 @@ mod tests {
     fn a_window_over_the_repeated_hour_in_autumn() {
         // New York, 2026-11-01: 02:00 EDT becomes 01:00 EST (06:00 UTC).
         let h = hours(w("00:00", "01:30"));
-        assert_eq!(
-            status(&h, New_York, "2026-11-01T05:00:00Z"),
-            (true, some("2026-11-01T05:30:00Z")),
-            "ends at the first 01:30"
-        );
-        assert_eq!(
-            status(&h, New_York, "2026-11-01T06:10:00Z"),
-            (false, some("2026-11-02T05:00:00Z")),
-            "does not reopen at the second 01:00"
+        expect(
+            &h,
+            New_York,
+            &[
+                // ends at the first 01:30
+                "2026-11-01T05:00:00Z open until 2026-11-01T05:30:00Z",
+                // does not reopen at the second 01:00
+                "2026-11-01T06:10:00Z closed until 2026-11-02T05:00:00Z",
+            ],
         );
         let h = hours(w("01:30", "03:00"));
-        assert_eq!(
-            status(&h, New_York, "2026-11-01T05:29:00Z"),
-            (false, some("2026-11-01T05:30:00Z")),
-            "opens at the first 01:30"
-        );
-        assert_eq!(
-            status(&h, New_York, "2026-11-01T06:45:00Z"),
-            (true, some("2026-11-01T08:00:00Z")),
-            "stays open through the repeated hour to 03:00 EST"
+        expect(
+            &h,
+            New_York,
+            &[
+                // opens at the first 01:30
+                "2026-11-01T05:29:00Z closed until 2026-11-01T05:30:00Z",
+                // stays open through the repeated hour to 03:00 EST
+                "2026-11-01T06:45:00Z open until 2026-11-01T08:00:00Z",
+            ],
         );
     }
 
@@ -245,14 +252,14 @@ mod tests {
     fn half_hour_clock_changes() {
         // Lord Howe Island, 2026-10-04: 02:00 +10:30 becomes 02:30 +11.
         let h = hours(w("02:00", "02:45"));
-        assert_eq!(
-            status(&h, Lord_Howe, "2026-10-03T15:20:00Z"),
-            (false, some("2026-10-03T15:30:00Z"))
-        );
-        assert_eq!(
-            status(&h, Lord_Howe, "2026-10-03T15:30:00Z"),
-            (true, some("2026-10-03T15:45:00Z")),
-            "open for the 15 minutes that exist"
+        expect(
+            &h,
+            Lord_Howe,
+            &[
+                "2026-10-03T15:20:00Z closed until 2026-10-03T15:30:00Z",
+                // open for the 15 minutes that exist
+                "2026-10-03T15:30:00Z open until 2026-10-03T15:45:00Z",
+            ],
         );
     }
 
@@ -275,24 +282,24 @@ mod tests {
             ..hours(w("17:00", "01:00"))
         };
         // Christmas Eve's window runs past midnight into the closed day.
-        assert_eq!(
-            status(&h, New_York, "2026-12-25T05:30:00Z"),
-            (true, some("2026-12-25T06:00:00Z"))
-        );
-        assert_eq!(
-            status(&h, New_York, "2026-12-25T06:00:00Z"),
-            (false, some("2026-12-26T22:00:00Z")),
-            "closed all Christmas Day"
+        expect(
+            &h,
+            New_York,
+            &[
+                "2026-12-25T05:30:00Z open until 2026-12-25T06:00:00Z",
+                // closed all Christmas Day
+                "2026-12-25T06:00:00Z closed until 2026-12-26T22:00:00Z",
+            ],
         );
         // New Year's Eve runs to 02:00 on New Year's Day, a regular day that
         // then opens at 17:00.
-        assert_eq!(
-            status(&h, New_York, "2027-01-01T06:59:00Z"),
-            (true, some("2027-01-01T07:00:00Z"))
-        );
-        assert_eq!(
-            status(&h, New_York, "2027-01-01T07:00:00Z"),
-            (false, some("2027-01-01T22:00:00Z"))
+        expect(
+            &h,
+            New_York,
+            &[
+                "2027-01-01T06:59:00Z open until 2027-01-01T07:00:00Z",
+                "2027-01-01T07:00:00Z closed until 2027-01-01T22:00:00Z",
+            ],
         );
     }
 
@@ -308,13 +315,13 @@ mod tests {
             ..hours(w("00:00", "24:00"))
         };
         // London is on BST (UTC+1) in June.
-        assert_eq!(
-            status(&h, London, "2026-12-02T12:00:00Z"),
-            (true, some("2027-05-31T23:00:00Z"))
-        );
-        assert_eq!(
-            status(&h, London, "2027-06-03T12:00:00Z"),
-            (false, some("2027-06-07T23:00:00Z"))
+        expect(
+            &h,
+            London,
+            &[
+                "2026-12-02T12:00:00Z open until 2027-05-31T23:00:00Z",
+                "2027-06-03T12:00:00Z closed until 2027-06-07T23:00:00Z",
+            ],
         );
     }
 
@@ -339,10 +346,13 @@ mod tests {
             special: &special,
             ..hours(w("00:00", "24:00"))
         };
-        assert_eq!(
-            status(&h, New_York, "2027-01-01T00:00:00Z"),
-            (true, some("2027-01-01T07:00:00Z"))
+        expect(
+            &h,
+            New_York,
+            &[
+                "2027-01-01T00:00:00Z open until 2027-01-01T07:00:00Z",
+                "2027-01-01T07:00:00Z closed for good",
+            ],
         );
-        assert_eq!(status(&h, New_York, "2027-01-01T07:00:00Z"), (false, None));
     }
 }

@@ -6,8 +6,8 @@
 //! compared with the SHA-256 computed here instead: the work is the same (two GetItems and
 //! a SHA-256), only the comparison is then trivially true.
 
-use bench_baseline::{client, get, item_json, respond, table};
-use lambda_http::{service_fn, Error, Request, RequestExt};
+use bench_baseline::{client, get, respond, restaurant_response, table};
+use lambda_http::{service_fn, Error, Request};
 use sha2::{Digest, Sha256};
 
 const PREFIX: &str = "psk_live_";
@@ -53,15 +53,7 @@ async fn main() -> Result<(), Error> {
         if presented != expected {
             return denied();
         }
-        let id = req
-            .path_parameters_ref()
-            .and_then(|p| p.first("restaurantId"))
-            .unwrap_or_default()
-            .to_string();
-        match get(ddb, restaurants, "restaurantId", &id).await? {
-            Some(item) => respond(200, &item_json(&item)),
-            None => respond(404, &serde_json::json!({"error": "not found"})),
-        }
+        restaurant_response(ddb, restaurants, &req).await
     }))
     .await
 }
