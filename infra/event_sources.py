@@ -119,6 +119,9 @@ EVENT_PROPERTIES = {
         "FunctionResponseTypes": _RESPONSE,
         # more than 10 needs MaximumBatchingWindowInSeconds, which is not emulated
         "BatchSize": (_int_in(1, 10), "1 to 10"),
+        # Locally every mapping is one poller, so at most one invocation at a time anyway.
+        "ScalingConfig": (lambda v, t: isinstance(v, dict) and set(v) == {"MaximumConcurrency"},
+                          "{MaximumConcurrency: ...} (locally always 1)"),
     },
     "DynamoDB": {
         "Stream": (_getatt_of("AWS::DynamoDB::Table", "StreamArn", True),

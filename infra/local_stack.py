@@ -15,7 +15,8 @@ Only what template.yaml uses is emulated; load_template() refuses anything else 
 TemplateError naming the template and the place (see check_template()), so a template change
 cannot be silently mis-emulated:
   intrinsics       !Ref, !GetAtt, !Sub (string form); pseudo parameters AWS::Region,
-                   AWS::AccountId, AWS::Partition, AWS::URLSuffix; no Conditions, no Mappings
+                   AWS::AccountId, AWS::Partition, AWS::URLSuffix, AWS::StackName;
+                   no Conditions, no Mappings
   resources        the types in RESOURCE_PROPERTIES, each with the properties listed there
   functions        the properties in FUNCTION_PROPERTIES / GLOBAL_FUNCTION_PROPERTIES;
                    events HttpApi (here), SQS and DynamoDB (checked by event_sources.mappings(),
@@ -78,12 +79,18 @@ RESOURCE_PROPERTIES: dict[str, set[str] | None] = {
     "AWS::Serverless::HttpApi": {"StageName", "FailOnWarnings", "DefaultRouteSettings"},
     "AWS::SNS::Topic": None,
     "AWS::CloudWatch::Alarm": None,
+    # The alarm topic's key and the functions' log groups: locally there are no alarms to
+    # publish and cargo lambda watch logs to its own output.
+    "AWS::KMS::Key": None,
+    "AWS::Logs::LogGroup": None,
 }
-# Runtime, Architectures, MemorySize, Handler, Tracing, CodeUri, Description and Policies have no
+# Runtime, Architectures, MemorySize, Handler, Tracing, CodeUri, Description, LoggingConfig and
+# Policies have no
 # local effect (cargo lambda watch runs the debug binaries with full access to moto).
 GLOBAL_FUNCTION_PROPERTIES = {"Runtime", "Architectures", "MemorySize", "Timeout", "Handler",
                               "Tracing", "Environment"}
-FUNCTION_PROPERTIES = {"CodeUri", "Description", "MemorySize", "Timeout", "Events", "Policies"}
+FUNCTION_PROPERTIES = {"CodeUri", "Description", "MemorySize", "Timeout", "Events", "Policies",
+                       "LoggingConfig"}
 EVENT_TYPES = {"HttpApi", "SQS", "DynamoDB"}  # SQS, DynamoDB: event_sources.py
 HTTP_EVENT_PROPERTIES = {"ApiId", "Path", "Method"}
 TABLE_ATTRIBUTES = {"Arn", "StreamArn"}
@@ -97,7 +104,9 @@ REDRIVE_KEYS = {"deadLetterTargetArn", "maxReceiveCount"}
 
 _SHORT_TAGS = {"Ref": "Ref", "GetAtt": "Fn::GetAtt", "Sub": "Fn::Sub"}
 INTRINSICS = set(_SHORT_TAGS.values())
-PSEUDO_PARAMETERS = ("AWS::Region", "AWS::AccountId", "AWS::Partition", "AWS::URLSuffix")
+PSEUDO_PARAMETERS = ("AWS::Region", "AWS::AccountId", "AWS::Partition", "AWS::URLSuffix",
+                     "AWS::StackName")
+LOCAL_STACK_NAME = "pulsara-local"
 
 
 class CfnLoader(yaml.SafeLoader):
@@ -366,6 +375,7 @@ class Resolver:
             "AWS::AccountId": account,
             "AWS::Partition": "aws",
             "AWS::URLSuffix": "amazonaws.com",
+            "AWS::StackName": LOCAL_STACK_NAME,
         }
         # logical id -> {"Ref": ..., "<Attr>": ...}, filled as resources are created
         self.resources: dict[str, dict[str, Any]] = {}

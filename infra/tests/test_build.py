@@ -6,7 +6,8 @@ SAM runs `make build-<LogicalId>` per function; the Makefile builds all of the t
 in one `cargo lambda build` and copies `<bin>/bootstrap` into the function's artifacts directory.
 The Makefile reads the binaries from the template itself (with awk), so these tests check that it
 finds exactly what infra/local_stack.py finds, and that each binary is a bin of the workspace.
-No local stack needed.
+Then template checks a real account relies on (the alarm topic's key, log retention, consumer
+concurrency). No local stack needed.
 """
 from __future__ import annotations
 
@@ -141,3 +142,65 @@ def test_memory_sizes_are_template_parameters():
     }
     assert int(params["LoginMemorySize"]["Default"]) >= 1024
     assert int(params["RingPathMemorySize"]["Default"]) == 128
+
+
+# --- ready for a real account (issue 12, in part) -------------------------------------------
+
+
+def resources() -> dict[str, dict]:
+    return local_stack.load_template(TEMPLATE)["Resources"]
+
+
+def test_alarm_topic_uses_a_key_cloudwatch_may_use():
+    """The AWS-managed alias/aws/sns key's policy does not let CloudWatch use it: alarm actions
+    on a topic encrypted with it fail silently. The topic's key is ours, with a statement for
+    CloudWatch, and every alarm notifies through that topic."""
+    res = resources()
+    assert res["AlarmTopic"]["Properties"]["KmsMasterKeyId"] == {"Ref": "AlarmTopicKey"}
+    key = res["AlarmTopicKey"]
+    assert key["Type"] == "AWS::KMS::Key"
+    assert key["Properties"]["EnableKeyRotation"] is True
+    statements = key["Properties"]["KeyPolicy"]["Statement"]
+    cloudwatch = [s for s in statements
+                  if (s.get("Principal") or {}).get("Service") == "cloudwatch.amazonaws.com"]
+    assert len(cloudwatch) == 1 and cloudwatch[0]["Effect"] == "Allow"
+    assert {"kms:Decrypt", "kms:GenerateDataKey*"} <= set(cloudwatch[0]["Action"])
+    assert "aws:SourceAccount" in cloudwatch[0]["Condition"]["StringEquals"]
+    alarms = {lid: r for lid, r in res.items() if r["Type"] == "AWS::CloudWatch::Alarm"}
+    assert alarms
+    for lid, alarm in alarms.items():
+        assert alarm["Properties"]["AlarmActions"] == [{"Ref": "AlarmTopic"}], lid
+
+
+def test_every_function_logs_to_its_own_group_with_retention():
+    """Logs are not kept forever: each function writes to a group the stack creates (before the
+    function, so Lambda never makes one without retention), kept LogRetentionDays (30)."""
+    template = local_stack.load_template(TEMPLATE)
+    res = template["Resources"]
+    assert template["Parameters"]["LogRetentionDays"]["Default"] == 30
+    groups = set()
+    for lid, fn in functions().items():
+        ref = fn["Properties"]["LoggingConfig"]["LogGroup"]
+        assert set(ref) == {"Ref"}, lid
+        group = res[ref["Ref"]]
+        assert group["Type"] == "AWS::Logs::LogGroup", lid
+        assert group["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}, lid
+        assert group["DeletionPolicy"] == "Delete", lid
+        groups.add(ref["Ref"])
+    assert len(groups) == len(functions()), "one group per function"
+    assert not {lid for lid, r in res.items() if r["Type"] == "AWS::Logs::LogGroup"} - groups
+
+
+def test_queue_consumers_are_capped_so_they_cannot_starve_the_ring_path():
+    """A webhook or e-mail backlog scales its consumer to at most ConsumerMaxConcurrency
+    instances, leaving the account's concurrency to the functions a ringing phone calls."""
+    template = local_stack.load_template(TEMPLATE)
+    param = template["Parameters"]["ConsumerMaxConcurrency"]
+    assert 2 <= int(param["Default"]) <= 10 and int(param["MinValue"]) == 2
+    capped = {}
+    for lid, fn in functions().items():
+        for name, event in (fn["Properties"].get("Events") or {}).items():
+            if event["Type"] == "SQS":
+                capped[f"{lid}.{name}"] = event["Properties"].get("ScalingConfig")
+    assert capped and all(c == {"MaximumConcurrency": {"Ref": "ConsumerMaxConcurrency"}}
+                          for c in capped.values()), capped

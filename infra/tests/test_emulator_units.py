@@ -183,7 +183,8 @@ EVENT_CHANGES = {
     "filter not JSON": (STREAM, "FilterCriteria", {"Filters": [{"Pattern": "{eventName"}]}),
     "SQS BatchSize over 10": (SQS, "BatchSize", 11),
     "SQS MaximumBatchingWindowInSeconds": (SQS, "MaximumBatchingWindowInSeconds", 1),
-    "SQS ScalingConfig": (SQS, "ScalingConfig", {"MaximumConcurrency": 2}),
+    "SQS ScalingConfig beyond MaximumConcurrency": (SQS, "ScalingConfig",
+                                                    {"MaximumConcurrency": 2, "Other": 1}),
     "SQS FilterCriteria": (SQS, "FilterCriteria", _pattern(["a"])),
     "SQS Enabled": (SQS, "Enabled", False),
     "SQS without ReportBatchItemFailures": (SQS, "FunctionResponseTypes", None),
@@ -243,8 +244,8 @@ TEMPLATE_CHANGES = {
         X={"Fn::Sub": "${!Literal}"}), "${!Literal}"),
     "AWS::NoValue": (lambda t: t["Globals"]["Function"]["Environment"]["Variables"].update(
         X={"Ref": "AWS::NoValue"}), "AWS::NoValue"),
-    "AWS::StackName in Sub": (lambda t: t["Globals"]["Function"]["Environment"]["Variables"]
-                              .update(X={"Fn::Sub": "${AWS::StackName}-x"}), "AWS::StackName"),
+    "AWS::StackId in Sub": (lambda t: t["Globals"]["Function"]["Environment"]["Variables"]
+                            .update(X={"Fn::Sub": "${AWS::StackId}-x"}), "AWS::StackId"),
     "Ref to nothing": (lambda t: t["Globals"]["Function"]["Environment"]["Variables"].update(
         X={"Ref": "Nowhere"}), "Nowhere"),
     "GetAtt of an attribute not emulated": (
@@ -334,7 +335,7 @@ def test_ref_resolves_parameters_resources_and_pseudo_parameters(resolver):
     assert resolver.resolve({"Ref": "CallsTable"}) == "pulsara-CallsTable"
     assert resolver.resolve({"Ref": "EmailQueue"}) == "http://q/EmailQueue"
     assert [resolver.resolve({"Ref": p}) for p in local_stack.PSEUDO_PARAMETERS] == \
-        ["eu-west-1", "111122223333", "aws", "amazonaws.com"]
+        ["eu-west-1", "111122223333", "aws", "amazonaws.com", local_stack.LOCAL_STACK_NAME]
 
 
 def test_getatt_and_sub(resolver):
