@@ -204,3 +204,42 @@ def test_queue_consumers_are_capped_so_they_cannot_starve_the_ring_path():
                 capped[f"{lid}.{name}"] = event["Properties"].get("ScalingConfig")
     assert capped and all(c == {"MaximumConcurrency": {"Ref": "ConsumerMaxConcurrency"}}
                           for c in capped.values()), capped
+
+
+def test_every_consumer_and_the_api_have_alarms():
+    """Each event-driven function alarms on errors and throttles, each stream consumer on its
+    iterator age, each consumed queue on its oldest message's age; SES on the account's bounce
+    and complaint rates; the API on its 5xx rate and p99 latency."""
+    res = resources()
+    alarms = [r["Properties"] for r in res.values() if r["Type"] == "AWS::CloudWatch::Alarm"]
+
+    def watched(namespace: str, metric: str) -> list:
+        found = []
+        for a in alarms:
+            if a.get("Namespace") == namespace and a.get("MetricName") == metric:
+                found.append([d["Value"] for d in a.get("Dimensions", [])])
+            for m in a.get("Metrics", []):
+                stat = (m.get("MetricStat") or {}).get("Metric") or {}
+                if stat.get("Namespace") == namespace and stat.get("MetricName") == metric:
+                    found.append([d["Value"] for d in stat.get("Dimensions", [])])
+        return found
+
+    for lid, fn in functions().items():
+        events = (fn["Properties"].get("Events") or {}).values()
+        kinds = {e["Type"] for e in events}
+        if kinds & {"SQS", "DynamoDB"}:
+            for metric in ("Errors", "Throttles"):
+                assert [{"Ref": lid}] in watched("AWS/Lambda", metric), (lid, metric)
+        if "DynamoDB" in kinds:
+            assert [{"Ref": lid}] in watched("AWS/Lambda", "IteratorAge"), lid
+        for e in events:
+            if e["Type"] == "SQS":
+                queue = e["Properties"]["Queue"]["Fn::GetAtt"][0]
+                assert [{"Fn::GetAtt": [queue, "QueueName"]}] in \
+                    watched("AWS/SQS", "ApproximateAgeOfOldestMessage"), queue
+    assert watched("AWS/SES", "Reputation.BounceRate") == [[]]
+    assert watched("AWS/SES", "Reputation.ComplaintRate") == [[]]
+    api = [{"Ref": "HttpApi"}, "v1"]
+    assert api in watched("AWS/ApiGateway", "5xx")
+    latency = [a for a in alarms if a.get("MetricName") == "Latency"]
+    assert len(latency) == 1 and latency[0]["ExtendedStatistic"] == "p99"
