@@ -1,15 +1,35 @@
 //! Sending mail through SES v2.
 
 use crate::domain::email_address::EmailAddress;
-use aws_sdk_sesv2::error::DisplayErrorContext;
+use aws_sdk_sesv2::error::{DisplayErrorContext, ProvideErrorMetadata};
 use aws_sdk_sesv2::types::{Body, Content, Destination, EmailContent as SesContent, Message};
 use aws_sdk_sesv2::Client;
 
 use crate::domain::email::EmailContent;
 
 #[derive(Debug, thiserror::Error)]
-#[error("SES refused or failed the e-mail: {0}")]
-pub struct MailError(pub String);
+#[error("SES refused or failed the e-mail: {message}")]
+pub struct MailError {
+    pub message: String,
+    /// SES will refuse it again: see `is_permanent`.
+    pub permanent: bool,
+}
+
+/// SES v2 errors that sending again cannot cure: the message itself is refused
+/// (`MessageRejected`, `BadRequestException`), or the account or identity needs
+/// a person first (unverified MAIL FROM, suspended or paused sending, a missing
+/// configuration set). Throttling, quotas and service errors are worth a retry.
+pub fn is_permanent(code: &str) -> bool {
+    matches!(
+        code,
+        "MessageRejected"
+            | "MailFromDomainNotVerifiedException"
+            | "AccountSuspendedException"
+            | "SendingPausedException"
+            | "NotFoundException"
+            | "BadRequestException"
+    )
+}
 
 #[derive(Clone)]
 pub struct Mailer {
@@ -22,7 +42,10 @@ fn content(data: &str) -> Result<Content, MailError> {
         .data(data)
         .charset("UTF-8")
         .build()
-        .map_err(|e| MailError(e.to_string()))
+        .map_err(|e| MailError {
+            message: e.to_string(),
+            permanent: true,
+        })
 }
 
 impl Mailer {
@@ -57,7 +80,32 @@ impl Mailer {
             .content(SesContent::builder().simple(message).build())
             .send()
             .await
-            .map_err(|e| MailError(DisplayErrorContext(&e).to_string()))?;
+            .map_err(|e| MailError {
+                permanent: e.code().is_some_and(is_permanent),
+                message: DisplayErrorContext(&e).to_string(),
+            })?;
         Ok(out.message_id.unwrap_or_default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn refusals_are_permanent_throttling_and_outages_are_not() {
+        for code in [
+            "MessageRejected",
+            "MailFromDomainNotVerifiedException",
+            "AccountSuspendedException",
+        ] {
+            assert!(super::is_permanent(code), "{code}");
+        }
+        for code in [
+            "TooManyRequestsException",
+            "LimitExceededException",
+            "InternalFailure",
+            "ServiceUnavailable",
+        ] {
+            assert!(!super::is_permanent(code), "{code}");
+        }
     }
 }

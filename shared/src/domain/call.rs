@@ -330,11 +330,37 @@ pub enum EmailNext {
     GiveUp,
 }
 
+/// Why an attempt did not send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendFailure {
+    pub message: String,
+    /// Sending it again cannot succeed (the message or the account is refused).
+    pub permanent: bool,
+}
+
+impl SendFailure {
+    pub fn transient(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            permanent: false,
+        }
+    }
+
+    pub fn permanent(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            permanent: true,
+        }
+    }
+}
+
 /// The e-mail state after an attempt and what follows. `sent` is SES's
-/// message id or its error; the claim is released either way.
+/// message id or why not; the claim is released either way. A permanent
+/// failure is final at once: retrying it only delays the `failed` the owner's
+/// dashboard should show.
 pub fn after_send(
     mut state: EmailState,
-    sent: Result<String, String>,
+    sent: Result<String, SendFailure>,
     max_attempts: u32,
     now: DateTime<Utc>,
 ) -> (EmailState, EmailNext) {
@@ -348,14 +374,14 @@ pub fn after_send(
             state.last_error = None;
             EmailNext::Done
         }
-        Err(e) if state.attempts >= max_attempts => {
+        Err(e) if e.permanent || state.attempts >= max_attempts => {
             state.status = EmailStatus::Failed;
-            state.last_error = Some(e);
+            state.last_error = Some(e.message);
             EmailNext::GiveUp
         }
         Err(e) => {
             state.status = EmailStatus::Queued;
-            state.last_error = Some(e);
+            state.last_error = Some(e.message);
             EmailNext::Retry
         }
     };
@@ -648,16 +674,32 @@ mod tests {
         assert_eq!((sent.status, next), (EmailStatus::Sent, EmailNext::Done));
         assert!(sent.claim_id.is_none() && sent.claimed_until.is_none());
         assert_eq!(sent.message_id.as_deref(), Some("m-1"));
-        let (queued, next) = after_send(email(EmailStatus::Sending, 2), Err("x".into()), 3, now);
+        let x = || Err(SendFailure::transient("x"));
+        let (queued, next) = after_send(email(EmailStatus::Sending, 2), x(), 3, now);
         assert_eq!(
             (queued.status, next),
             (EmailStatus::Queued, EmailNext::Retry)
         );
-        let (failed, next) = after_send(email(EmailStatus::Queued, 3), Err("x".into()), 3, now);
+        let (failed, next) = after_send(email(EmailStatus::Queued, 3), x(), 3, now);
         assert_eq!(
             (failed.status, next),
             (EmailStatus::Failed, EmailNext::GiveUp)
         );
+    }
+
+    #[test]
+    fn a_permanent_failure_is_final_on_the_first_attempt() {
+        let now = Utc::now();
+        let refused = Err(SendFailure::permanent(
+            "MessageRejected: address is blacklisted",
+        ));
+        let (failed, next) = after_send(email(EmailStatus::Sending, 1), refused, 3, now);
+        assert_eq!(
+            (failed.status, next),
+            (EmailStatus::Failed, EmailNext::GiveUp)
+        );
+        assert_eq!(failed.attempts, 1);
+        assert!(failed.last_error.unwrap().starts_with("MessageRejected"));
     }
 
     #[test]

@@ -15,7 +15,8 @@ use crate::auth::IvrCaller;
 use crate::domain::analysis::analyze;
 use crate::domain::call::{
     after_send, email_step, exhausted, CallRecord, CompleteCallRequest, Completion, EmailNext,
-    EmailState, EmailStatus, EmailStep, ListRange, Poster, ProcessCallRequest, ValidProcess,
+    EmailState, EmailStatus, EmailStep, ListRange, Poster, ProcessCallRequest, SendFailure,
+    ValidProcess,
 };
 use crate::domain::ids::{CallId, RestaurantId};
 use crate::domain::restaurant::Restaurant;
@@ -366,7 +367,8 @@ pub async fn attempt_email(
         return give_up(state, call_id, &claim_id, failed).await;
     }
     let Some(restaurant) = state.restaurants.get(&claimed.restaurant_id).await? else {
-        let (mut failed, _) = after_send(email, Err("restaurant no longer exists".into()), 0, now);
+        let gone = Err(SendFailure::permanent("restaurant no longer exists"));
+        let (mut failed, _) = after_send(email, gone, 0, now);
         failed.status = EmailStatus::Failed;
         record_email(state, call_id, &claim_id, &failed).await?;
         return Ok(EmailOutcome::Finished(Some(failed)));
@@ -376,7 +378,10 @@ pub async fn attempt_email(
         .mailer()
         .send(&email.recipients, &content)
         .await
-        .map_err(|e| short(&e));
+        .map_err(|e| SendFailure {
+            message: short(&e),
+            permanent: e.permanent,
+        });
     let (next, what) = after_send(email, sent, max_attempts, Utc::now());
     if what == EmailNext::GiveUp {
         crate::metrics::count(crate::metrics::EMAILS_FAILED, 1);
