@@ -1,7 +1,7 @@
 //! The worker fed the sample SQS event (events/email-sender.json) against the
-//! local DynamoDB, SQS and SES: retries while SES refuses, gives up after the
-//! last attempt, leaves an e-mail another sender holds alone, and sends once
-//! SES accepts.
+//! local DynamoDB, SQS and SES: fails at once when SES refuses for good, gives
+//! up after the last attempt, leaves an e-mail another sender holds alone, and
+//! sends once SES accepts.
 
 use aws_lambda_events::event::sqs::SqsBatchResponse;
 use chrono::Utc;
@@ -74,24 +74,29 @@ async fn run(state: &AppState, call: &CallRecord) -> (SqsBatchResponse, EmailSta
 }
 
 #[tokio::test]
-async fn retries_gives_up_after_the_last_attempt_and_sends_when_ses_works() {
+async fn a_refusal_fails_at_once_the_last_attempt_gives_up_and_a_working_ses_sends() {
     let Some(mut failing) = local_state().await else {
         return;
     };
-    // A sender outside every verified identity: SES refuses it.
+    // A sender outside every verified identity: SES refuses it (MessageRejected), and
+    // sending again cannot help, so the e-mail fails at this attempt. (Throttling and
+    // outages, which are retried, are e2e tests through the fault proxy.)
     failing.config.sender_email = "nobody@unverified-sender.example".into();
 
     let call = call_with_email(&failing, |_| {}).await;
     let (out, email) = run(&failing, &call).await;
-    assert_eq!(
-        out.batch_item_failures.len(),
-        1,
-        "a refused e-mail comes back"
-    );
-    assert_eq!((email.status, email.attempts), (EmailStatus::Queued, 2));
     assert!(
-        email.last_error.is_some() && email.claim_id.is_none(),
-        "claim released"
+        out.batch_item_failures.is_empty(),
+        "refused for good: dead-lettered by the worker itself, not redelivered"
+    );
+    assert_eq!((email.status, email.attempts), (EmailStatus::Failed, 2));
+    assert!(
+        email
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("MessageRejected"))
+            && email.claim_id.is_none(),
+        "why, and the claim released: {email:?}"
     );
 
     let max = failing.config.email_max_attempts;
