@@ -118,12 +118,10 @@ pub fn into_response(result: Result<ApiResponse, ApiError>, request_id: &str) ->
     let id_header = ("x-request-id", request_id.to_string());
     match result {
         Ok(ok) if ok.status == 304 => {
-            let mut resp = json_response(304, &Value::Null, &ok.headers);
+            let mut headers = ok.headers;
+            headers.push(id_header);
+            let mut resp = json_response(304, &Value::Null, &headers);
             resp.headers_mut().remove("content-type");
-            resp.headers_mut().insert(
-                "x-request-id",
-                HeaderValue::from_str(request_id).unwrap_or(HeaderValue::from_static("-")),
-            );
             *resp.body_mut() = Body::Empty;
             resp
         }
@@ -148,7 +146,9 @@ pub fn into_response(result: Result<ApiResponse, ApiError>, request_id: &str) ->
 /// Whether `If-None-Match` names `etag` (weak comparison, as RFC 9110 has it
 /// for GET) or is `*`.
 pub fn if_none_match(req: &Request, etag: &str) -> bool {
-    let opaque = |t: &str| t.trim().trim_start_matches("W/").to_string();
+    fn opaque(tag: &str) -> &str {
+        tag.trim().trim_start_matches("W/")
+    }
     let ours = opaque(etag);
     req.headers()
         .get_all("if-none-match")
