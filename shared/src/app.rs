@@ -6,8 +6,12 @@ use std::time::Duration;
 
 use aws_config::{BehaviorVersion, SdkConfig};
 
-use crate::auth::{AdminTokens, Authenticator};
-use crate::config::Config;
+use crate::auth::{AdminCaller, AdminTokens, Authenticator};
+use crate::config::{Config, ConfigError};
+use crate::crypto::envelope::{SealError, SecretSealer};
+use crate::crypto::secret_store::{self, SecretError};
+use crate::error::ApiError;
+use crate::http::Request;
 use crate::mail::Mailer;
 use crate::queue::JobQueue;
 use crate::store::admins::AdminStore;
@@ -34,6 +38,7 @@ pub struct AppState {
     webhook_queue: OnceLock<JobQueue>,
     webhook_dlq: OnceLock<JobQueue>,
     webhook_client: OnceLock<WebhookClient>,
+    sealer: OnceLock<SecretSealer>,
 }
 
 impl AppState {
@@ -46,11 +51,7 @@ impl AppState {
         let auth = Authenticator::new(
             api_keys.clone(),
             limiter.clone(),
-            AdminTokens {
-                secret: config.admin_token_secret.clone(),
-                lifetime_seconds: config.admin_token_ttl_seconds,
-                admins: admins.clone(),
-            },
+            config.admin_token_ttl_seconds,
             Duration::from_secs(config.api_key_cache_seconds),
             config.default_rate_limit_per_minute,
             config.api_key_failure_limit_per_ip,
@@ -75,7 +76,22 @@ impl AppState {
             webhook_queue: OnceLock::new(),
             webhook_dlq: OnceLock::new(),
             webhook_client: OnceLock::new(),
+            sealer: OnceLock::new(),
         }
+    }
+
+    /// KMS envelope encryption of webhook secrets, built on first use; only
+    /// the functions given `SECRETS_KMS_KEY_ARN` (and the KMS permissions)
+    /// have one.
+    pub fn sealer(&self) -> Result<&SecretSealer, SealError> {
+        let key = self
+            .config
+            .secrets_kms_key_arn
+            .as_ref()
+            .ok_or(SealError::NotConfigured)?;
+        Ok(self
+            .sealer
+            .get_or_init(|| SecretSealer::new(aws_sdk_kms::Client::new(&self.sdk), key.clone())))
     }
 
     fn queue(&self, url: &str) -> JobQueue {
@@ -125,10 +141,48 @@ impl AppState {
 
     /// Reads configuration and builds the AWS clients (honouring
     /// `AWS_ENDPOINT_URL`, which is how the local stack points them at moto).
-    pub async fn from_env() -> Result<Self, crate::config::ConfigError> {
+    pub async fn from_env() -> Result<Self, ConfigError> {
         let config = Config::from_env()?;
         let sdk = aws_config::defaults(BehaviorVersion::latest()).load().await;
         Ok(Self::new(config, sdk))
+    }
+}
+
+/// The state of a function that signs or verifies admin tokens: only these
+/// hold the token secret, so only their handlers can accept an admin.
+pub struct AdminApp {
+    pub state: AppState,
+    pub tokens: AdminTokens,
+}
+
+/// Why a function could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum InitError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+}
+
+impl AdminApp {
+    /// `AppState::from_env` plus the token secret from Secrets Manager
+    /// (`ADMIN_TOKEN_SECRET_ARN`): one `GetSecretValue` per cold start, and
+    /// a cold start that cannot read it fails.
+    pub async fn from_env() -> Result<Self, InitError> {
+        let state = AppState::from_env().await?;
+        let secret = secret_store::admin_token_secret(&state.sdk).await?;
+        let tokens = AdminTokens::new(
+            secret,
+            state.config.admin_token_ttl_seconds,
+            state.admins.clone(),
+            Duration::from_secs(state.config.api_key_cache_seconds),
+        );
+        Ok(Self { state, tokens })
+    }
+
+    /// Authenticates an admin route: a valid admin access token.
+    pub async fn admin(&self, req: &Request) -> Result<AdminCaller, ApiError> {
+        self.tokens.admin(&self.state.auth, req).await
     }
 }
 
@@ -139,4 +193,13 @@ pub async fn init() -> Result<&'static AppState, lambda_http::Error> {
         tracing::error!(error = %e, "configuration error");
     })?;
     Ok(Box::leak(Box::new(state)))
+}
+
+/// Cold start of a function that signs or verifies admin tokens.
+pub async fn init_admin() -> Result<&'static AdminApp, lambda_http::Error> {
+    crate::logging::init();
+    let app = AdminApp::from_env().await.inspect_err(|e| {
+        tracing::error!(error = %e, "cold start failed");
+    })?;
+    Ok(Box::leak(Box::new(app)))
 }

@@ -8,6 +8,11 @@
 //! or rotated-out key keeps working on an instance that saw it. Admin tokens
 //! name an admin user that must still exist, checked with the same bound.
 //!
+//! Only a function built with the token secret ([`AdminTokens`], read from
+//! Secrets Manager at cold start) can verify admin tokens: the rest hold an
+//! [`Authenticator`] alone, which recognises a token by its shape (to answer
+//! 403, the wrong kind of credential) and never accepts one.
+//!
 //! Failed checks of a known key id are counted per key id and source address
 //! (shared by all instances); past the limit that source is refused with a
 //! 429 for the rest of the window, on this instance before any read or hash.
@@ -22,6 +27,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
+use crate::crypto::secret_store::TokenSecret;
 use crate::domain::api_key::{self, ApiKeyRecord};
 use crate::domain::email_address::EmailAddress;
 use crate::domain::ids::{ApiKeyId, RestaurantId};
@@ -64,18 +70,23 @@ pub struct AdminCaller {
     pub claims: token::Claims,
 }
 
-/// What verifies admin access tokens: the signing secret, the lifetime
-/// sign-in issues them for, and where admin users live.
+/// The capability to sign and verify admin access tokens: the secret, the
+/// lifetime sign-in issues them for, and where admin users live.
 pub struct AdminTokens {
-    pub secret: Vec<u8>,
-    pub lifetime_seconds: i64,
-    pub admins: AdminStore,
+    secret: TokenSecret,
+    lifetime_seconds: i64,
+    admins: AdminStore,
+    cache_ttl: Duration,
+    /// (admin e-mail, user id) -> whether that admin exists, and when we looked.
+    admin_cache: Mutex<HashMap<(String, String), (bool, Instant)>>,
 }
 
+/// API keys (and, by shape only, admin tokens presented on IVR routes).
 pub struct Authenticator {
     keys: ApiKeyStore,
     limiter: RateLimiter,
-    tokens: AdminTokens,
+    /// Admin token lifetime, for telling a token of ours by its shape.
+    token_lifetime: i64,
     cache_ttl: Duration,
     default_limit: u32,
     /// Failed checks of one known key id allowed per source address and minute.
@@ -83,8 +94,88 @@ pub struct Authenticator {
     cache: Mutex<KeyCache>,
     /// (key id, source address) -> refused until then (its failures passed the limit).
     blocked: Mutex<HashMap<(ApiKeyId, String), Instant>>,
-    /// (admin e-mail, user id) -> whether that admin exists, and when we looked.
-    admin_cache: Mutex<HashMap<(String, String), (bool, Instant)>>,
+}
+
+impl AdminTokens {
+    pub fn new(
+        secret: TokenSecret,
+        lifetime_seconds: i64,
+        admins: AdminStore,
+        cache_ttl: Duration,
+    ) -> Self {
+        Self {
+            secret,
+            lifetime_seconds,
+            admins,
+            cache_ttl,
+            admin_cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Signs sign-in's token.
+    pub fn sign(&self, claims: &token::Claims) -> String {
+        token::sign(claims, self.secret.bytes())
+    }
+
+    /// Authenticates an admin route: a valid admin access token.
+    /// An API key is checked through `keys` first (its failures count
+    /// against guessing as on any route), then refused as the wrong kind.
+    pub async fn admin(
+        &self,
+        keys: &Authenticator,
+        req: &Request,
+    ) -> Result<AdminCaller, ApiError> {
+        let credential = bearer(req).ok_or(ApiError::Unauthorized)?;
+        if api_key::key_id(credential).is_some() {
+            keys.verify_key(credential, &source_ip(req)).await?;
+            return Err(ApiError::Forbidden(
+                "this route requires an admin access token",
+            ));
+        }
+        let claims = self.verify_token(credential)?;
+        if claims.role != token::ADMIN_ROLE {
+            return Err(ApiError::Forbidden("this route requires the admin role"));
+        }
+        if !self.admin_exists(&claims).await? {
+            tracing::info!("admin token rejected: its admin user does not exist");
+            return Err(ApiError::Unauthorized);
+        }
+        Ok(AdminCaller { claims })
+    }
+
+    fn verify_token(&self, credential: &str) -> Result<token::Claims, ApiError> {
+        let now = Utc::now().timestamp();
+        token::verify(credential, self.secret.bytes(), now, self.lifetime_seconds).map_err(|e| {
+            tracing::info!(reason = %e, "admin token rejected");
+            ApiError::Unauthorized
+        })
+    }
+
+    /// Whether the token's subject is still an admin user (the same user: an
+    /// e-mail re-created under a new id does not revive old tokens).
+    async fn admin_exists(&self, claims: &token::Claims) -> Result<bool, ApiError> {
+        let key = (claims.email.to_lowercase(), claims.sub.clone());
+        if let Some(&(exists, at)) = self.admin_cache.lock().expect("admin cache").get(&key) {
+            if at.elapsed() < self.cache_ttl {
+                return Ok(exists);
+            }
+        }
+        // A signed token naming an address that isn't one can't be an admin's.
+        let exists = match EmailAddress::parse(&key.0) {
+            Ok(email) => self
+                .admins
+                .get(&email)
+                .await?
+                .is_some_and(|u| u.user_id == claims.sub && u.role == token::ADMIN_ROLE),
+            Err(_) => false,
+        };
+        let mut cache = self.admin_cache.lock().expect("admin cache");
+        if cache.len() >= MAX_CACHED_KEYS {
+            cache.clear();
+        }
+        cache.insert(key, (exists, Instant::now()));
+        Ok(exists)
+    }
 }
 
 /// A key whose hash matched, and the write its record is due (`lastUsed`,
@@ -103,7 +194,7 @@ impl Authenticator {
     pub fn new(
         keys: ApiKeyStore,
         limiter: RateLimiter,
-        tokens: AdminTokens,
+        token_lifetime: i64,
         cache_ttl: Duration,
         default_limit: u32,
         failure_limit: u32,
@@ -111,13 +202,12 @@ impl Authenticator {
         Self {
             keys,
             limiter,
-            tokens,
+            token_lifetime,
             cache_ttl,
             default_limit,
             failure_limit,
             cache: Mutex::new(KeyCache::new(MAX_CACHED_KEYS, MAX_REJECTED_KEYS)),
             blocked: Mutex::new(HashMap::new()),
-            admin_cache: Mutex::new(HashMap::new()),
         }
     }
 
@@ -138,9 +228,14 @@ impl Authenticator {
     ) -> Result<(IvrCaller, T), ApiError> {
         let credential = bearer(req).ok_or(ApiError::Unauthorized)?;
         if token::looks_like_jwt(credential) {
-            return match self.verify_token(credential) {
+            // This function cannot verify the token (it has no secret) and
+            // need not: shaped like one of ours, it is the wrong kind (403);
+            // otherwise it is no credential (401). Neither reveals anything
+            // its sender does not know.
+            let now = Utc::now().timestamp();
+            return match token::inspect_unverified(credential, now, self.token_lifetime) {
                 Ok(_) => Err(ApiError::Forbidden("this route requires an IVR API key")),
-                Err(e) => Err(e),
+                Err(_) => Err(ApiError::Unauthorized),
             };
         }
         let VerifiedKey { record: key, due } = self.verify_key(credential, &source_ip(req)).await?;
@@ -159,67 +254,6 @@ impl Authenticator {
         }
         rate.check()?;
         Ok((IvrCaller { key, rate }, done?))
-    }
-
-    /// Authenticates an admin route: a valid admin access token.
-    pub async fn admin(&self, req: &Request) -> Result<AdminCaller, ApiError> {
-        let credential = bearer(req).ok_or(ApiError::Unauthorized)?;
-        if api_key::key_id(credential).is_some() {
-            self.verify_key(credential, &source_ip(req)).await?;
-            return Err(ApiError::Forbidden(
-                "this route requires an admin access token",
-            ));
-        }
-        let claims = self.verify_token(credential)?;
-        if claims.role != token::ADMIN_ROLE {
-            return Err(ApiError::Forbidden("this route requires the admin role"));
-        }
-        if !self.admin_exists(&claims).await? {
-            tracing::info!("admin token rejected: its admin user does not exist");
-            return Err(ApiError::Unauthorized);
-        }
-        Ok(AdminCaller { claims })
-    }
-
-    fn verify_token(&self, credential: &str) -> Result<token::Claims, ApiError> {
-        let now = Utc::now().timestamp();
-        token::verify(
-            credential,
-            &self.tokens.secret,
-            now,
-            self.tokens.lifetime_seconds,
-        )
-        .map_err(|e| {
-            tracing::info!(reason = %e, "admin token rejected");
-            ApiError::Unauthorized
-        })
-    }
-
-    /// Whether the token's subject is still an admin user (the same user: an
-    /// e-mail re-created under a new id does not revive old tokens).
-    async fn admin_exists(&self, claims: &token::Claims) -> Result<bool, ApiError> {
-        let key = (claims.email.to_lowercase(), claims.sub.clone());
-        if let Some(&(exists, at)) = self.admin_cache.lock().expect("admin cache").get(&key) {
-            if at.elapsed() < self.cache_ttl {
-                return Ok(exists);
-            }
-        }
-        // A signed token naming an address that isn't one can't be an admin's.
-        let exists = match EmailAddress::parse(&key.0) {
-            Ok(email) => self
-                .tokens
-                .admins
-                .get(&email)
-                .await?
-                .is_some_and(|u| u.user_id == claims.sub && u.role == token::ADMIN_ROLE),
-            Err(_) => false,
-        };
-        let mut cache = self.admin_cache.lock().expect("admin cache");
-        if cache.len() >= MAX_CACHED_KEYS {
-            cache.clear();
-        }
-        cache.insert(key, (exists, Instant::now()));
-        Ok(exists)
     }
 
     /// Verifies a presented API key from `source`. The hash is checked only
@@ -342,10 +376,6 @@ impl Authenticator {
         if let Err(e) = self.keys.touch(&key.key_id, last_used, upgrade).await {
             tracing::warn!(error = %Chain(&e), "could not write lastUsed or the key's new hash");
         }
-    }
-
-    pub fn token_secret(&self) -> &[u8] {
-        &self.tokens.secret
     }
 }
 

@@ -25,13 +25,18 @@ pub struct Tables {
     pub webhook_deliveries: String,
 }
 
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct Config {
     /// `local` for the laptop stack; anything else is a deployed stage.
     pub stage: String,
     pub tables: Tables,
-    pub admin_token_secret: Vec<u8>,
+    /// How long sign-in's admin tokens live (also bounds what verification
+    /// accepts). The token secret itself is no configuration: the functions
+    /// that need it read it from Secrets Manager (`crypto::secret_store`).
     pub admin_token_ttl_seconds: i64,
+    /// The KMS key that seals webhook signing secrets (set only on the
+    /// functions that seal or open them).
+    pub secrets_kms_key_arn: Option<String>,
     /// How long a verified API key is trusted before its record is re-read:
     /// the bound on how fast a revocation takes effect.
     pub api_key_cache_seconds: u64,
@@ -66,17 +71,6 @@ pub struct Config {
     pub webhook_timeout_ms: u64,
 }
 
-impl std::fmt::Debug for Config {
-    // Hand-written so the token secret can never reach a log line.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Config")
-            .field("stage", &self.stage)
-            .field("tables", &self.tables)
-            .field("admin_token_secret", &"<redacted>")
-            .finish_non_exhaustive()
-    }
-}
-
 pub const MAX_API_KEY_CACHE_SECONDS: u64 = 60;
 /// 45 s: above the 30 s timeout of the e-mail sender and the dispatcher,
 /// below the 60 s visibility timeout of their queues.
@@ -106,23 +100,6 @@ impl Config {
             }
         };
 
-        // Locally the secret comes from a file: the local runner logs every
-        // function's environment.
-        let secret = match get("ADMIN_TOKEN_SECRET_FILE").filter(|p| !p.trim().is_empty()) {
-            Some(path) => std::fs::read_to_string(path.trim())
-                .map(|s| s.trim().to_string())
-                .map_err(|e| ConfigError::Invalid {
-                    name: "ADMIN_TOKEN_SECRET_FILE",
-                    reason: format!("cannot be read: {e}"),
-                })?,
-            None => required("ADMIN_TOKEN_SECRET")?,
-        };
-        if secret.len() < 32 {
-            return Err(ConfigError::Invalid {
-                name: "ADMIN_TOKEN_SECRET",
-                reason: "must be at least 32 characters".into(),
-            });
-        }
         let region_name = get("DEFAULT_PHONE_REGION").unwrap_or_else(|| "US".into());
         let default_phone_region: country::Id =
             region_name
@@ -157,7 +134,7 @@ impl Config {
                 webhooks: required("WEBHOOKS_TABLE")?,
                 webhook_deliveries: required("WEBHOOK_DELIVERIES_TABLE")?,
             },
-            admin_token_secret: secret.into_bytes(),
+            secrets_kms_key_arn: get("SECRETS_KMS_KEY_ARN").filter(|v| !v.trim().is_empty()),
             admin_token_ttl_seconds: number("ADMIN_TOKEN_TTL_SECONDS", 900, 86_400)? as i64,
             api_key_cache_seconds: number("API_KEY_CACHE_SECONDS", 30, MAX_API_KEY_CACHE_SECONDS)?,
             default_rate_limit_per_minute: number("DEFAULT_RATE_LIMIT_PER_MINUTE", 600, 1_000_000)?
@@ -227,25 +204,13 @@ mod tests {
     ];
 
     #[test]
-    fn secret_is_required_and_never_defaulted() {
-        assert!(matches!(
-            Config::from_lookup(env(BASE)),
-            Err(ConfigError::Missing("ADMIN_TOKEN_SECRET"))
-        ));
-        let mut short = BASE.to_vec();
-        short.push(("ADMIN_TOKEN_SECRET", "short"));
-        assert!(Config::from_lookup(env(&short)).is_err());
-    }
-
-    #[test]
     fn defaults_and_bounds() {
         let mut ok = BASE.to_vec();
-        ok.push(("ADMIN_TOKEN_SECRET", "0123456789abcdef0123456789abcdef"));
         let c = Config::from_lookup(env(&ok)).unwrap();
         assert_eq!(c.api_key_cache_seconds, 30);
         assert_eq!(c.default_rotation_grace_seconds, 86_400);
         assert_eq!(c.default_phone_region, country::Id::US);
-        assert!(!format!("{c:?}").contains("0123456789abcdef"));
+        assert!(c.secrets_kms_key_arn.is_none());
         assert!(!c.webhook_allow_loopback_http);
         ok.push(("WEBHOOK_ALLOW_LOOPBACK_HTTP", "true"));
         assert!(

@@ -168,6 +168,13 @@ impl ApiError {
 
 // --- every other error, as the API reports it ------------------------------------------------
 
+impl From<crate::crypto::envelope::SealError> for ApiError {
+    #[track_caller]
+    fn from(err: crate::crypto::envelope::SealError) -> Self {
+        Self::internal(err)
+    }
+}
+
 impl From<ValidationErrors> for ApiError {
     fn from(err: ValidationErrors) -> Self {
         Self::Validation(err.0)

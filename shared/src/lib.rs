@@ -29,6 +29,7 @@ macro_rules! string_schema {
 pub mod app;
 pub mod auth;
 pub mod config;
+pub mod crypto;
 pub mod domain;
 pub mod error;
 pub mod faults;
@@ -47,6 +48,6 @@ pub mod webhook_client;
 #[cfg(test)]
 mod openapi_check;
 
-pub use app::AppState;
+pub use app::{AdminApp, AppState};
 pub use error::{ApiError, FieldError};
 pub use http::{ApiResponse, Request};

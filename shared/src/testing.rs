@@ -5,7 +5,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::app::AppState;
+use crate::app::{AdminApp, AppState};
 use crate::domain::token::{self, Claims};
 
 /// The state a function would build at cold start. Without a local stack
@@ -28,6 +28,18 @@ pub async fn local_state() -> Option<AppState> {
     )
 }
 
+/// The state of a function that verifies admin tokens: `local_state` plus
+/// the token secret from the local Secrets Manager (`ADMIN_TOKEN_SECRET_ARN`,
+/// which infra/test.sh exports to the tests as the admin functions get it).
+pub async fn local_admin_app() -> Option<AdminApp> {
+    local_state().await?;
+    Some(
+        AdminApp::from_env()
+            .await
+            .expect("local stack configuration and token secret"),
+    )
+}
+
 /// Loads `events/<name>`, lets the test edit its JSON, and parses it the way
 /// the Lambda runtime does.
 pub fn event(name: &str, edit: impl FnOnce(&mut Value)) -> lambda_http::Request {
@@ -41,9 +53,10 @@ pub fn event(name: &str, edit: impl FnOnce(&mut Value)) -> lambda_http::Request 
         .expect("event parses as an API Gateway request")
 }
 
-/// A valid admin access token for `state`'s secret, for an admin user that
+/// A valid admin access token for `app`'s secret, for an admin user that
 /// exists (tokens of unknown admins are refused).
-pub async fn admin_token(state: &AppState) -> String {
+pub async fn admin_token(app: &AdminApp) -> String {
+    let state = &app.state;
     let now = chrono::Utc::now();
     let user = crate::store::admins::AdminUser {
         email: crate::domain::email_address::EmailAddress::parse("handler-test@pulsara.test")
@@ -68,7 +81,7 @@ pub async fn admin_token(state: &AppState) -> String {
         iat: now.timestamp(),
         exp: now.timestamp() + 300,
     };
-    token::sign(&claims, &state.config.admin_token_secret)
+    app.tokens.sign(&claims)
 }
 
 /// A fictional 555 number nobody else in the test run uses.

@@ -10,7 +10,7 @@ use pulsara_shared::responses::{
     ApiKeyIssuedOut, ApiKeyListOut, ApiKeyOut, ApiKeyRevokedOut, ApiKeyRotatedOut,
 };
 use pulsara_shared::services::api_keys::{revoke_api_key, rotate_api_key};
-use pulsara_shared::{ApiError, ApiResponse, AppState, Request};
+use pulsara_shared::{AdminApp, ApiError, ApiResponse, Request};
 use serde::Deserialize;
 
 pub const MAX_PAGE: i32 = 100;
@@ -38,8 +38,9 @@ struct RotateBody {
     grace_period_seconds: Option<i64>,
 }
 
-pub async fn handle(state: &AppState, req: Request) -> Result<ApiResponse, ApiError> {
-    let admin = state.auth.admin(&req).await?;
+pub async fn handle(app: &AdminApp, req: Request) -> Result<ApiResponse, ApiError> {
+    let admin = app.admin(&req).await?;
+    let state = &app.state;
     let now = Utc::now();
     match Route::of(&req)? {
         Route::List => {

@@ -9,7 +9,7 @@ use pulsara_shared::http::{
 };
 use pulsara_shared::responses::{CallDetailOut, CallListOut, CallRowOut};
 use pulsara_shared::services::calls::{dashboard_call, list_calls};
-use pulsara_shared::{ApiError, ApiResponse, AppState, Request};
+use pulsara_shared::{AdminApp, ApiError, ApiResponse, Request};
 
 pub const MAX_PAGE: i32 = 100;
 
@@ -30,8 +30,9 @@ impl Route {
     }
 }
 
-pub async fn handle(state: &AppState, req: Request) -> Result<ApiResponse, ApiError> {
-    state.auth.admin(&req).await?;
+pub async fn handle(app: &AdminApp, req: Request) -> Result<ApiResponse, ApiError> {
+    app.admin(&req).await?;
+    let state = &app.state;
     let now = Utc::now();
     match Route::of(&req)? {
         Route::Get(call_id) => {

@@ -5,10 +5,11 @@ use pulsara_shared::domain::api_key::ApiKeyRequest;
 use pulsara_shared::http::{json_body, only, record_key_id};
 use pulsara_shared::responses::ApiKeyIssuedOut;
 use pulsara_shared::services::mint_api_key;
-use pulsara_shared::{ApiError, ApiResponse, AppState, Request};
+use pulsara_shared::{AdminApp, ApiError, ApiResponse, Request};
 
-pub async fn handle(state: &AppState, req: Request) -> Result<ApiResponse, ApiError> {
-    let admin = state.auth.admin(&req).await?;
+pub async fn handle(app: &AdminApp, req: Request) -> Result<ApiResponse, ApiError> {
+    let admin = app.admin(&req).await?;
+    let state = &app.state;
     only(&req, "POST")?;
     let body: ApiKeyRequest = json_body(&req, state.config.max_body_bytes)?;
     let (plaintext, record) = mint_api_key(state, body, &admin.claims.sub, Utc::now()).await?;

@@ -12,11 +12,11 @@ pub async fn handle(state: &AppState, req: Request) -> Result<ApiResponse, ApiEr
     let caller = state.auth.ivr(&req).await?;
     only(&req, "POST")?;
     let body: RegisterRequest = json_body(&req, 8 * 1024)?;
-    let w = register(state, &caller, body, Utc::now()).await?;
+    let (w, secret) = register(state, &caller, body, Utc::now()).await?;
     tracing::info!(webhook_id = %w.webhook_id, "webhook registered");
     let out = WebhookRegisteredOut {
         webhook: WebhookOut::new(&w),
-        secret: w.secret,
+        secret: secret.expose().to_string(),
     };
     Ok(ApiResponse::created(out)
         .message("Webhook registered successfully")

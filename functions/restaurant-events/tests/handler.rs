@@ -5,7 +5,9 @@ use aws_lambda_events::event::dynamodb::Event;
 use chrono::Utc;
 use pulsara_shared::domain::ids::{ApiKeyId, Id, RestaurantId, WebhookId};
 use pulsara_shared::domain::restaurant::{Restaurant, RestaurantInput};
-use pulsara_shared::domain::webhook::{generate_secret, EventType, WebhookRecord, WebhookStatus};
+use pulsara_shared::domain::webhook::{
+    generate_secret, EventType, StoredSecret, WebhookRecord, WebhookStatus,
+};
 use pulsara_shared::services::create_restaurant;
 use pulsara_shared::testing::{local_state, unique_phone};
 use serde_json::json;
@@ -37,7 +39,8 @@ fn webhook(owner: &str, restaurant_ids: Option<Vec<RestaurantId>>) -> WebhookRec
         callback_url: "https://hooks.example.com/pulsara".into(),
         events: vec![EventType::SettingsUpdated],
         description: None,
-        secret: generate_secret(),
+        // The fan-out never reads the secret (and holds no KMS permission).
+        secret: StoredSecret::Legacy(generate_secret().expose().to_string()),
         previous_secret: None,
         previous_secret_expires_at: None,
         restaurant_ids,

@@ -7,7 +7,7 @@ use pulsara_shared::domain::restaurant::{RestaurantInput, RestaurantPatch};
 use pulsara_shared::http::{json_body, optional_path_id, record_restaurant_id};
 use pulsara_shared::responses::RestaurantOut;
 use pulsara_shared::services::restaurants::{create_restaurant, get_restaurant, update_restaurant};
-use pulsara_shared::{ApiError, ApiResponse, AppState, Request};
+use pulsara_shared::{AdminApp, ApiError, ApiResponse, Request};
 
 enum Route {
     Create,
@@ -29,8 +29,9 @@ impl Route {
     }
 }
 
-pub async fn handle(state: &AppState, req: Request) -> Result<ApiResponse, ApiError> {
-    state.auth.admin(&req).await?;
+pub async fn handle(app: &AdminApp, req: Request) -> Result<ApiResponse, ApiError> {
+    app.admin(&req).await?;
+    let state = &app.state;
     let region = state.config.default_phone_region;
     let limit = state.config.max_body_bytes;
     match Route::of(&req)? {

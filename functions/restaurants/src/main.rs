@@ -2,6 +2,6 @@
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
-    let state = pulsara_shared::app::init().await?;
+    let state = pulsara_shared::app::init_admin().await?;
     pulsara_shared::http::serve(state, restaurants::handle).await
 }

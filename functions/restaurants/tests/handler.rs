@@ -2,7 +2,7 @@
 //! local DynamoDB.
 
 use pulsara_shared::http::into_response;
-use pulsara_shared::testing::{admin_token, event, local_state, unique_phone};
+use pulsara_shared::testing::{admin_token, event, local_admin_app, unique_phone};
 use serde_json::Value;
 
 fn body(resp: &lambda_http::Response<lambda_http::Body>) -> Value {
@@ -11,7 +11,7 @@ fn body(resp: &lambda_http::Response<lambda_http::Body>) -> Value {
 
 #[tokio::test]
 async fn create_get_and_patch_events() {
-    let Some(state) = local_state().await else {
+    let Some(state) = local_admin_app().await else {
         return;
     };
     let auth = format!("Bearer {}", admin_token(&state).await);

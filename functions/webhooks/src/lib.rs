@@ -77,10 +77,10 @@ pub async fn handle(state: &AppState, req: Request) -> Result<ApiResponse, ApiEr
         Route::RotateSecret(id) => {
             let body: RotateBody = optional_json_body(&req, 1024)?;
             let w = own(state, &caller, &id).await?;
-            let w = rotate_secret(state, w, body.grace_period_seconds, now).await?;
+            let (w, secret) = rotate_secret(state, w, body.grace_period_seconds, now).await?;
             ApiResponse::ok(SecretRotatedOut {
                 webhook_id: w.webhook_id,
-                secret: w.secret,
+                secret: secret.expose().to_string(),
                 previous_secret_valid_until: w.previous_secret_expires_at,
             })
             .message("Signing secret rotated")

@@ -11,6 +11,7 @@ use sha2::Sha256;
 use super::hashing::random_bytes;
 use super::ids::{ApiKeyId, DeliveryId, RestaurantId, WebhookId};
 use super::restaurant::Restaurant;
+use crate::crypto::envelope::{Context, Plaintext, Sealed};
 
 /// The events a webhook can receive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -69,10 +70,39 @@ pub struct RegisterRequest {
 }
 
 /// A new signing secret: `whsec_` + base64 of 24 random bytes.
-pub fn generate_secret() -> String {
+pub fn generate_secret() -> Plaintext {
     let mut key = [0u8; 24];
     random_bytes(&mut key);
-    format!("{SECRET_PREFIX}{}", B64.encode(key))
+    Plaintext::new(format!("{SECRET_PREFIX}{}", B64.encode(key)))
+}
+
+/// What a webhook's signing secret is sealed to: its purpose and its webhook,
+/// so a sealed secret copied into another record does not open.
+pub fn secret_context(webhook_id: &WebhookId) -> Context {
+    Context::new([
+        ("purpose", "webhook-signing-secret"),
+        ("webhookId", webhook_id.as_str()),
+    ])
+}
+
+/// A signing secret as stored.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum StoredSecret {
+    /// Envelope-encrypted under the secrets KMS key (`secret_context`).
+    Sealed(Sealed),
+    /// Stored in the clear before secrets were sealed: still signs; sealed
+    /// (as the previous secret) at the webhook's next rotation.
+    Legacy(String),
+}
+
+impl std::fmt::Debug for StoredSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoredSecret::Sealed(s) => s.fmt(f),
+            StoredSecret::Legacy(_) => f.write_str("Legacy(<redacted>)"),
+        }
+    }
 }
 
 /// `v1,<base64 HMAC-SHA256 of "id.timestamp.body">` per Standard Webhooks.
@@ -117,9 +147,9 @@ pub struct WebhookRecord {
     pub events: Vec<EventType>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
-    pub secret: String,
+    pub secret: StoredSecret,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub previous_secret: Option<String>,
+    pub previous_secret: Option<StoredSecret>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous_secret_expires_at: Option<DateTime<Utc>>,
     /// The registering key's restaurant restriction, if any.
@@ -135,8 +165,10 @@ pub struct WebhookRecord {
 }
 
 impl WebhookRecord {
-    pub fn signing_secrets(&self, now: DateTime<Utc>) -> Vec<&str> {
-        let mut s = vec![self.secret.as_str()];
+    /// The secrets a delivery at `now` is signed with: the current one, and
+    /// the previous one during its grace period.
+    pub fn signing_secrets(&self, now: DateTime<Utc>) -> Vec<&StoredSecret> {
+        let mut s = vec![&self.secret];
         if let (Some(prev), Some(until)) = (&self.previous_secret, self.previous_secret_expires_at)
         {
             if until > now {
@@ -473,7 +505,18 @@ mod tests {
         );
         let header = signature_header(&[secret, "whsec_AAAA"], "m", 1, "b");
         assert_eq!(header.split(' ').count(), 2);
-        assert!(generate_secret().starts_with(SECRET_PREFIX));
+        assert!(generate_secret().expose().starts_with(SECRET_PREFIX));
+    }
+
+    #[test]
+    fn stored_secrets_read_both_forms() {
+        let legacy: StoredSecret = serde_json::from_value(serde_json::json!("whsec_x")).unwrap();
+        assert_eq!(legacy, StoredSecret::Legacy("whsec_x".into()));
+        let sealed = serde_json::json!({"alg": "AES256GCM-KMS", "encryptedKey": "a",
+                                        "nonce": "b", "ciphertext": "c"});
+        let s: StoredSecret = serde_json::from_value(sealed.clone()).unwrap();
+        assert!(matches!(s, StoredSecret::Sealed(_)));
+        assert_eq!(serde_json::to_value(&s).unwrap(), sealed);
     }
 
     #[test]
@@ -619,8 +662,8 @@ mod tests {
             callback_url: "https://x.example/h".into(),
             events: vec![EventType::SettingsUpdated],
             description: None,
-            secret: generate_secret(),
-            previous_secret: Some("whsec_old".into()),
+            secret: StoredSecret::Legacy(generate_secret().expose().into()),
+            previous_secret: Some(StoredSecret::Legacy("whsec_old".into())),
             previous_secret_expires_at: Some(Utc::now() + Duration::hours(1)),
             restaurant_ids: Some(vec![rst(RST_1)]),
             status: WebhookStatus::Active,
@@ -635,6 +678,10 @@ mod tests {
         assert_eq!(w.signing_secrets(Utc::now()).len(), 2);
         let out = serde_json::to_string(&crate::responses::WebhookOut::new(&w)).unwrap();
         assert!(!out.contains("whsec_"));
+        assert!(
+            !format!("{w:?}").contains("whsec_"),
+            "Debug never shows a secret"
+        );
         w.status = WebhookStatus::Disabled;
         assert!(!w.wants(EventType::SettingsUpdated, &rst(RST_1)));
     }

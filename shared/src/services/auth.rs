@@ -4,7 +4,7 @@
 use chrono::{DateTime, Duration, Utc};
 use serde::Deserialize;
 
-use crate::app::AppState;
+use crate::app::AdminApp;
 use crate::domain::email_address::EmailAddress;
 use crate::domain::hashing;
 use crate::domain::token::{self, Claims};
@@ -42,11 +42,12 @@ impl LoginRequest {
 }
 
 pub async fn sign_in(
-    state: &AppState,
+    app: &AdminApp,
     creds: Credentials,
     source_ip: &str,
     now: DateTime<Utc>,
 ) -> Result<LoginOut, ApiError> {
+    let state = &app.state;
     let cfg = &state.config;
     let ip_bucket = format!("login-ip#{source_ip}");
     // A stable, non-reversible bucket name for the address.
@@ -91,7 +92,7 @@ pub async fn sign_in(
     };
     tracing::info!(user_id = %user.user_id, "admin signed in");
     Ok(LoginOut {
-        access_token: token::sign(&claims, state.auth.token_secret()),
+        access_token: app.tokens.sign(&claims),
         token_type: "Bearer",
         expires_at: expires,
         expires_in: cfg.admin_token_ttl_seconds,

@@ -12,13 +12,15 @@ use crate::store::webhooks::InsertError;
 
 use crate::app::AppState;
 use crate::auth::IvrCaller;
+use crate::crypto::envelope::{seal_with, Plaintext};
 use crate::domain::ids::{DeliveryId, WebhookId};
 use crate::domain::restaurant::Restaurant;
 use crate::domain::ssrf::TargetRules;
 use crate::domain::validate::Errors;
 use crate::domain::webhook::{
     self, changes, delivery_step, judge, payload, Attempt, DeliveryRecord, DeliveryStatus,
-    DeliveryStep, EventType, RegisterRequest, WebhookRecord, WebhookStatus, MAX_WEBHOOKS_PER_OWNER,
+    DeliveryStep, EventType, RegisterRequest, StoredSecret, WebhookRecord, WebhookStatus,
+    MAX_WEBHOOKS_PER_OWNER,
 };
 use crate::error::ApiError;
 use crate::store::StoreError;
@@ -53,12 +55,15 @@ pub async fn enqueue(state: &AppState, delivery_id: &DeliveryId) -> Result<(), A
         .map_err(ApiError::internal)
 }
 
+/// Registers a webhook: its signing secret is sealed (KMS) before anything
+/// is stored, so a KMS failure is a 5xx that stored nothing. Returns the
+/// record and the secret in the clear, to be shown this once.
 pub async fn register(
     state: &AppState,
     caller: &IvrCaller,
     req: RegisterRequest,
     now: DateTime<Utc>,
-) -> Result<WebhookRecord, ApiError> {
+) -> Result<(WebhookRecord, Plaintext), ApiError> {
     let mut e = Errors::new();
     let url = match crate::webhook_client::check_target(&req.callback_url, rules(state)).await {
         Ok(u) => Some(u),
@@ -82,14 +87,23 @@ pub async fn register(
     let description = req.description.map(|d| e.text("description", &d, 200));
     e.finish()?;
     let owner = caller.key.owner();
+    let webhook_id = WebhookId::generate();
+    let secret = webhook::generate_secret();
+    let sealed = state
+        .sealer()?
+        .seal(
+            &webhook::secret_context(&webhook_id),
+            secret.expose().as_bytes(),
+        )
+        .await?;
     let record = WebhookRecord {
-        webhook_id: WebhookId::generate(),
+        webhook_id,
         owner_id: owner.clone(),
         key_id: caller.key.key_id.clone(),
         callback_url: url.map(|u| u.to_string()).unwrap_or_default(),
         events,
         description,
-        secret: webhook::generate_secret(),
+        secret: StoredSecret::Sealed(sealed),
         previous_secret: None,
         previous_secret_expires_at: None,
         restaurant_ids: caller.key.restaurant_ids.clone(),
@@ -100,7 +114,7 @@ pub async fn register(
         updated_at: now,
     };
     match state.webhooks.insert(&record, MAX_WEBHOOKS_PER_OWNER).await {
-        Ok(()) => Ok(record),
+        Ok(()) => Ok((record, secret)),
         Err(InsertError::LimitReached) => Err(ApiError::conflict(format!(
             "a key may register at most {MAX_WEBHOOKS_PER_OWNER} webhooks; delete one first"
         ))),
@@ -145,13 +159,16 @@ pub async fn deliveries(
 
 /// Rotates the signing secret of an active webhook, keeping the old one
 /// valid for `grace_seconds` (a day when `None`). Only the secret changes: a webhook the
-/// dispatcher disabled meanwhile stays disabled (409).
+/// dispatcher disabled meanwhile stays disabled (409). The new secret is
+/// sealed, and so is a legacy plaintext one as it becomes the previous:
+/// after a rotation the item holds no secret in the clear. Returns the new
+/// secret in the clear, to be shown this once.
 pub async fn rotate_secret(
     state: &AppState,
     w: WebhookRecord,
     grace_seconds: Option<i64>,
     now: DateTime<Utc>,
-) -> Result<WebhookRecord, ApiError> {
+) -> Result<(WebhookRecord, Plaintext), ApiError> {
     let grace = grace_seconds.unwrap_or(DEFAULT_SECRET_GRACE_SECONDS);
     if !(0..=MAX_SECRET_GRACE_SECONDS).contains(&grace) {
         return Err(ApiError::validation(
@@ -162,20 +179,30 @@ pub async fn rotate_secret(
     if w.status != WebhookStatus::Active {
         return Err(disabled_conflict());
     }
-    let next = webhook::generate_secret();
+    let secret = webhook::generate_secret();
+    let context = webhook::secret_context(&w.webhook_id);
+    // One data key for both: they belong to the same record.
+    let key = state.sealer()?.data_key(&context).await?;
+    let next = StoredSecret::Sealed(seal_with(&key, &context, secret.expose().as_bytes()));
+    let previous = match &w.secret {
+        StoredSecret::Legacy(plain) => {
+            StoredSecret::Sealed(seal_with(&key, &context, plain.as_bytes()))
+        }
+        sealed => sealed.clone(),
+    };
     let until = now + Duration::seconds(grace);
     let rotated = state
         .webhooks
-        .rotate_secret(&w.webhook_id, &w.secret, &next, until, now)
+        .rotate_secret(&w.webhook_id, &w.secret, &next, &previous, until, now)
         .await?;
     match rotated {
         Some(r) => {
             faults::point("webhook.rotate.after", &[&w.webhook_id])?;
-            Ok(r)
+            Ok((r, secret))
         }
         None => match state.webhooks.get(&w.webhook_id).await? {
             // Our own write whose answer was lost and retried.
-            Some(r) if r.secret == next => Ok(r),
+            Some(r) if r.secret == next => Ok((r, secret)),
             Some(r) if r.status != WebhookStatus::Active => Err(disabled_conflict()),
             Some(_) => Err(ApiError::conflict(
                 "the secret was rotated concurrently; fetch the webhook and retry",
@@ -357,6 +384,23 @@ async fn abandon(state: &AppState, d: &DeliveryRecord, why: &str) -> Result<Disp
     Ok(Dispatched::Finished(DeliveryStatus::Failed))
 }
 
+/// The webhook's signing secrets at `now`, in the clear (in memory only).
+async fn open_secrets(
+    state: &AppState,
+    w: &WebhookRecord,
+    now: DateTime<Utc>,
+) -> Result<Vec<Plaintext>, ApiError> {
+    let context = webhook::secret_context(&w.webhook_id);
+    let mut out = Vec::new();
+    for stored in w.signing_secrets(now) {
+        out.push(match stored {
+            StoredSecret::Sealed(sealed) => state.sealer()?.open(&context, sealed).await?,
+            StoredSecret::Legacy(plain) => Plaintext::new(plain.clone()),
+        });
+    }
+    Ok(out)
+}
+
 pub async fn dispatch(state: &AppState, job: &DeliveryJob) -> Result<Dispatched, ApiError> {
     let now = Utc::now();
     let Some(d) = state.webhooks.delivery(&job.delivery_id).await? else {
@@ -380,6 +424,9 @@ pub async fn dispatch(state: &AppState, job: &DeliveryJob) -> Result<Dispatched,
         Some(_) => return abandon(state, &d, "the webhook is disabled").await,
         None => return abandon(state, &d, "the webhook was deleted").await,
     };
+    // The secrets first: if KMS fails, the job fails before any claim and
+    // comes back (SQS), the delivery untouched.
+    let secrets = open_secrets(state, &w, now).await?;
     let lease = state.config.claim_lease_seconds;
     let claim_id = claim::new_id();
     if !state
@@ -401,12 +448,8 @@ pub async fn dispatch(state: &AppState, job: &DeliveryJob) -> Result<Dispatched,
     let attempt_no = d.attempts.len() + 1;
     let sent_at = Utc::now();
     let timestamp = sent_at.timestamp();
-    let signature = webhook::signature_header(
-        &w.signing_secrets(sent_at),
-        &d.delivery_id,
-        timestamp,
-        &d.payload,
-    );
+    let secrets: Vec<&str> = secrets.iter().map(Plaintext::expose).collect();
+    let signature = webhook::signature_header(&secrets, &d.delivery_id, timestamp, &d.payload);
     let headers = [
         ("webhook-id", d.delivery_id.to_string()),
         ("webhook-timestamp", timestamp.to_string()),

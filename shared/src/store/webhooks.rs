@@ -14,7 +14,7 @@ use super::{
 };
 use crate::domain::ids::{DeliveryId, WebhookId};
 use crate::domain::webhook::{
-    Attempt, DeliveryRecord, DeliveryStatus, WebhookRecord, WebhookStatus,
+    Attempt, DeliveryRecord, DeliveryStatus, StoredSecret, WebhookRecord, WebhookStatus,
 };
 
 pub const BY_OWNER_INDEX: &str = "byOwner";
@@ -146,26 +146,29 @@ impl WebhookStore {
         Ok(())
     }
 
-    /// Replaces the signing secret `current` (kept valid until
-    /// `previous_until`) with `next`, only while the webhook is active and
-    /// nobody rotated it meanwhile. `None`: one of those no longer holds.
+    /// Replaces the signing secret `current` with `next`, keeping `previous`
+    /// (the current one, sealed) valid until `previous_until`, only while the
+    /// webhook is active and nobody rotated it meanwhile. `None`: one of those
+    /// no longer holds.
     pub async fn rotate_secret(
         &self,
         webhook_id: &str,
-        current: &str,
-        next: &str,
+        current: &StoredSecret,
+        next: &StoredSecret,
+        previous: &StoredSecret,
         previous_until: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<Option<WebhookRecord>, StoreError> {
         let sent = self.update_webhook(webhook_id)
             .update_expression(
-                "SET secret = :next, previousSecret = :current, previousSecretExpiresAt = :until, updatedAt = :now",
+                "SET secret = :next, previousSecret = :previous, previousSecretExpiresAt = :until, updatedAt = :now",
             )
             .condition_expression("#st = :active AND secret = :current")
             .expression_attribute_names("#st", "status")
             .expression_attribute_values(":active", value(&WebhookStatus::Active)?)
-            .expression_attribute_values(":current", s(current))
-            .expression_attribute_values(":next", s(next))
+            .expression_attribute_values(":current", value(current)?)
+            .expression_attribute_values(":next", value(next)?)
+            .expression_attribute_values(":previous", value(previous)?)
             .expression_attribute_values(":until", ts(previous_until))
             .expression_attribute_values(":now", ts(now))
             .return_values(ReturnValue::AllNew)
