@@ -44,13 +44,15 @@ start_moto "$MOTO_PORT" "$WORK_DIR/moto.log"
 AWS_ENDPOINT_URL="http://127.0.0.1:$MOTO_PORT" AWS_REGION=us-east-1 \
 AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing \
   "$VENV/bin/python" "$INFRA_DIR/local_stack.py" --env-file "$WORK_DIR/env" \
-    --param "AdminTokenSecret=$(python3 -c 'import secrets; print(secrets.token_hex(32))')" \
     --param WebhookAllowLoopbackHttp=true \
     --set PULSARA_STAGE=local \
     --set DEFAULT_RATE_LIMIT_PER_MINUTE=1000000 \
     --set LOGIN_LIMIT_PER_EMAIL_PER_MINUTE=10000 \
     --set LOGIN_LIMIT_PER_IP_PER_MINUTE=10000 >/dev/null
 load_env_file "$WORK_DIR/env"
+# The bench runs every function with one environment: the admin functions need the token
+# secret's ARN (their own variable in the template); run_all.py signs tokens with its value.
+export ADMIN_TOKEN_SECRET_ARN="$(sed -n 's/^ADMIN_TOKEN_SECRET_ARN=//p' "$PULSARA_FUNCTION_ENV_DIR/auth-login.env")"
 
 TARGET_DIR="${CARGO_TARGET_DIR:-target}"
 RING_BINS="$("$VENV/bin/python" "$INFRA_DIR/bench/ring.py" --print-binaries)"

@@ -7,7 +7,6 @@
 #   MOTO_PORT               moto port (default 4566)
 #   FAULT_PROXY_PORT        fault proxy port, the functions' AWS endpoint (default 4567)
 #   API_PORT                local API port (default 5000)
-#   ADMIN_TOKEN_SECRET      admin token HMAC secret (default: random per run)
 #   PULSARA_ADMIN_EMAIL     seeded admin user (default admin@pulsara.local)
 #   PULSARA_ADMIN_PASSWORD  its password (default pulsara-local-admin)
 set -euo pipefail
@@ -21,7 +20,6 @@ MOTO_URL="http://127.0.0.1:$MOTO_PORT"
 ENV_FILE="$REPO_ROOT/.local/env"
 export PULSARA_ADMIN_EMAIL="${PULSARA_ADMIN_EMAIL:-admin@pulsara.local}"
 export PULSARA_ADMIN_PASSWORD="${PULSARA_ADMIN_PASSWORD:-pulsara-local-admin}"
-ADMIN_TOKEN_SECRET="${ADMIN_TOKEN_SECRET:-$(python3 -c 'import secrets; print(secrets.token_hex(32))')}"
 
 section "Setup"
 "$INFRA_DIR/setup.sh"
@@ -42,7 +40,6 @@ AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-testing}" \
 AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-testing}" \
   "$VENV/bin/python" "$INFRA_DIR/local_stack.py" \
     --env-file "$ENV_FILE" \
-    --param "AdminTokenSecret=$ADMIN_TOKEN_SECRET" \
     --param WebhookAllowLoopbackHttp=true \
     --set PULSARA_STAGE=local \
     --set "AWS_ENDPOINT_URL=http://127.0.0.1:$FAULT_PROXY_PORT"
@@ -68,4 +65,7 @@ start_bg "$REPO_ROOT/.local/event_sources.log" "$VENV/bin/python" "$INFRA_DIR/ev
   --lambda-api "http://127.0.0.1:$API_PORT"
 echo "event sources: .local/event_sources.log"
 
-cargo lambda watch --concurrency 2 -A 127.0.0.1 -P "$API_PORT" --env-file "$ENV_FILE"
+# The runner gives each function its own variables (infra/respawn.sh), as Lambda does.
+HOST_TRIPLE="$(rustc -vV | sed -n 's/^host: //p' | tr 'a-z-' 'A-Z_')"
+env "CARGO_TARGET_${HOST_TRIPLE}_RUNNER=$INFRA_DIR/respawn.sh" \
+  cargo lambda watch --concurrency 2 -A 127.0.0.1 -P "$API_PORT" --env-file "$ENV_FILE"

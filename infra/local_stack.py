@@ -2,14 +2,20 @@
 """Create the local AWS side of the stack (moto) from template.yaml.
 
 Reads the SAM template, and against the endpoint in AWS_ENDPOINT_URL idempotently creates
-every AWS::DynamoDB::Table, AWS::SQS::Queue and AWS::SES::EmailIdentity it declares, then
-writes an env file (KEY=VALUE lines, as `cargo lambda watch --env-file` reads them) holding the
-Globals.Function environment variables resolved for local use.
+every AWS::DynamoDB::Table, AWS::SQS::Queue, AWS::SES::EmailIdentity, AWS::KMS::Key and
+AWS::SecretsManager::Secret it declares, then writes an env file (KEY=VALUE lines, as
+`cargo lambda watch --env-file` reads them) holding the Globals.Function environment variables
+resolved for local use, and beside it one file per function with that function's own
+Environment.Variables (<env-file>.d/<binary>.env, named by PULSARA_FUNCTION_ENV_DIR in the env
+file; infra/respawn.sh, the functions' cargo runner, adds them to the one function's
+environment, as Lambda gives each function its own).
 
 Local names:
   DynamoDB table   <prefix><LogicalId>           (default prefix "pulsara-")
   SQS queue        <prefix><LogicalId>
   SES identity     the resolved EmailIdentity (plus its domain, so any sender there works)
+  KMS key          a symmetric key, aliased alias/<prefix><LogicalId>
+  secret           <prefix><LogicalId>, its value generated as GenerateSecretString says
 
 Only what template.yaml uses is emulated; load_template() refuses anything else with a
 TemplateError naming the template and the place (see check_template()), so a template change
@@ -79,23 +85,28 @@ RESOURCE_PROPERTIES: dict[str, set[str] | None] = {
     "AWS::Serverless::HttpApi": {"StageName", "FailOnWarnings", "DefaultRouteSettings"},
     "AWS::SNS::Topic": None,
     "AWS::CloudWatch::Alarm": None,
-    # The alarm topic's key and the functions' log groups: locally there are no alarms to
-    # publish and cargo lambda watch logs to its own output.
-    "AWS::KMS::Key": None,
+    # Every key is created (the functions seal secrets with one); key policies and rotation
+    # have no local effect (moto grants everything).
+    "AWS::KMS::Key": {"Description", "EnableKeyRotation", "KeyPolicy"},
+    "AWS::SecretsManager::Secret": {"Description", "GenerateSecretString"},
+    # The functions' log groups: cargo lambda watch logs to its own output.
     "AWS::Logs::LogGroup": None,
 }
+GENERATE_SECRET_KEYS = {"PasswordLength", "ExcludePunctuation"}
 # Runtime, Architectures, MemorySize, Handler, Tracing, CodeUri, Description, LoggingConfig and
 # Policies have no
 # local effect (cargo lambda watch runs the debug binaries with full access to moto).
 GLOBAL_FUNCTION_PROPERTIES = {"Runtime", "Architectures", "MemorySize", "Timeout", "Handler",
                               "Tracing", "Environment"}
 FUNCTION_PROPERTIES = {"CodeUri", "Description", "MemorySize", "Timeout", "Events", "Policies",
-                       "LoggingConfig"}
+                       "LoggingConfig", "Environment"}
 EVENT_TYPES = {"HttpApi", "SQS", "DynamoDB"}  # SQS, DynamoDB: event_sources.py
 HTTP_EVENT_PROPERTIES = {"ApiId", "Path", "Method"}
 TABLE_ATTRIBUTES = {"Arn", "StreamArn"}
 QUEUE_ATTRIBUTES = {"Arn", "QueueName"}
-GETATT_ATTRIBUTES = {"AWS::DynamoDB::Table": TABLE_ATTRIBUTES, "AWS::SQS::Queue": QUEUE_ATTRIBUTES}
+KEY_ATTRIBUTES = {"Arn", "KeyId"}
+GETATT_ATTRIBUTES = {"AWS::DynamoDB::Table": TABLE_ATTRIBUTES, "AWS::SQS::Queue": QUEUE_ATTRIBUTES,
+                     "AWS::KMS::Key": KEY_ATTRIBUTES}
 REDRIVE_KEYS = {"deadLetterTargetArn", "maxReceiveCount"}
 
 # --------------------------------------------------------------------------------------------
@@ -215,6 +226,13 @@ def check_template(template: dict, path: Any = "template.yaml") -> None:
         for n, ix in enumerate(props.get("GlobalSecondaryIndexes") or []):
             _unknown(path, f"{where}.GlobalSecondaryIndexes[{n}]", ix,
                      {"IndexName", "KeySchema", "Projection"})
+    for lid, res in resources_of_type(template, "AWS::SecretsManager::Secret").items():
+        gen = _props(res).get("GenerateSecretString")
+        if not isinstance(gen, dict):
+            raise template_error(path, f"Resources.{lid}.Properties", "GenerateSecretString "
+                                 "(a mapping) is what is emulated: the value is generated")
+        _unknown(path, f"Resources.{lid}.Properties.GenerateSecretString", gen,
+                 GENERATE_SECRET_KEYS, "key")
     for lid, res in resources_of_type(template, "AWS::SQS::Queue").items():
         redrive = _props(res).get("RedrivePolicy")
         if redrive is not None:
@@ -228,6 +246,8 @@ def check_template(template: dict, path: Any = "template.yaml") -> None:
 def _check_function(path: Any, template: dict, lid: str, res: dict) -> None:
     where = f"Resources.{lid}"
     _unknown(path, f"{where}.Properties", _props(res), FUNCTION_PROPERTIES)
+    _unknown(path, f"{where}.Properties.Environment", _props(res).get("Environment") or {},
+             {"Variables"})
     meta = res.get("Metadata") or {}
     binary = (meta.get("BuildProperties") or {}).get("Binary")
     if meta.get("BuildMethod") != "makefile" or not isinstance(binary, str) or not binary:
@@ -632,6 +652,66 @@ def create_email_identities(session, r: Resolver, endpoint: str) -> None:
         r.resources[lid] = {"Ref": identity}
 
 
+def create_kms_keys(session, r: Resolver, prefix: str, endpoint: str) -> None:
+    keys = resources_of_type(r.template, "AWS::KMS::Key")
+    if not keys:
+        return
+    kms = session.client("kms", endpoint_url=endpoint)
+    aliases = {a["AliasName"]: a.get("TargetKeyId") for a in
+               kms.list_aliases().get("Aliases", [])}
+    for lid, res in keys.items():
+        alias = f"alias/{prefix}{lid}"
+        key_id = aliases.get(alias)
+        if key_id:
+            _log(f"KMS key {alias} exists")
+        else:
+            key_id = kms.create_key(
+                Description=str(r.resolve(_props(res).get("Description", lid)))
+            )["KeyMetadata"]["KeyId"]
+            kms.create_alias(AliasName=alias, TargetKeyId=key_id)
+            _log(f"created KMS key {alias}")
+        arn = kms.describe_key(KeyId=key_id)["KeyMetadata"]["Arn"]
+        r.resources[lid] = {"Ref": key_id, "KeyId": key_id, "Arn": arn}
+
+
+def generated_secret(spec: dict) -> str:
+    """A value as Secrets Manager's GenerateSecretString makes it (the keys the template
+    uses): PasswordLength characters (default 32), letters and digits only when
+    ExcludePunctuation."""
+    import secrets
+    import string
+
+    alphabet = string.ascii_letters + string.digits
+    if not spec.get("ExcludePunctuation"):
+        alphabet += string.punctuation
+    return "".join(secrets.choice(alphabet) for _ in range(int(spec.get("PasswordLength", 32))))
+
+
+def create_secrets(session, r: Resolver, prefix: str, endpoint: str) -> None:
+    """Each secret with a generated value (kept if it exists: a restarted stack keeps its
+    admins signed in); its Ref is the ARN, as in CloudFormation."""
+    found = resources_of_type(r.template, "AWS::SecretsManager::Secret")
+    if not found:
+        return
+    sm = session.client("secretsmanager", endpoint_url=endpoint)
+    for lid, res in found.items():
+        name = f"{prefix}{lid}"
+        try:
+            arn = sm.describe_secret(SecretId=name)["ARN"]
+            _log(f"secret {name} exists")
+        except Exception as exc:
+            if "ResourceNotFound" not in _err_code(exc):
+                raise
+            props = _props(res)
+            arn = sm.create_secret(
+                Name=name,
+                Description=str(r.resolve(props.get("Description", lid))),
+                SecretString=generated_secret(props["GenerateSecretString"]),
+            )["ARN"]
+            _log(f"created secret {name}")
+        r.resources[lid] = {"Ref": arn}
+
+
 # --------------------------------------------------------------------------------------------
 # Env file
 # --------------------------------------------------------------------------------------------
@@ -643,15 +723,32 @@ def _global_variables(template: dict) -> dict:
 
 
 def function_environment(template: dict, r: Resolver) -> dict[str, str]:
-    """Globals.Function environment variables, resolved (the functions set none of their own:
-    cargo lambda watch gives every function one env file)."""
+    """Globals.Function environment variables, resolved: what every function gets."""
     return {key: _attr_str(r.resolve(raw)) for key, raw in _global_variables(template).items()}
+
+
+def _own_variables(res: dict) -> dict:
+    return ((_props(res).get("Environment") or {}).get("Variables")) or {}
+
+
+def own_environments(template: dict, r: Resolver) -> dict[str, dict[str, str]]:
+    """Cargo binary -> the function's own Environment.Variables, resolved (only functions that
+    declare some)."""
+    out: dict[str, dict[str, str]] = {}
+    for lid, res in resources_of_type(template, "AWS::Serverless::Function").items():
+        own = _own_variables(res)
+        if own:
+            out[binary_of(lid, res)] = {k: _attr_str(r.resolve(v)) for k, v in own.items()}
+    return out
 
 
 def _referenced_params(template: dict) -> set[str]:
     """Template parameters referenced (via Ref or Sub) by the functions' environment variables."""
     params = set(template.get("Parameters") or {})
-    tree = _global_variables(template)
+    tree = [_global_variables(template)] + [
+        _own_variables(res)
+        for res in resources_of_type(template, "AWS::Serverless::Function").values()
+    ]
     found = _queue_deps(tree) & params
     for m in _SUB_RE.finditer(json.dumps(tree)):
         if m.group(1) in params:
@@ -659,21 +756,19 @@ def _referenced_params(template: dict) -> set[str]:
     return found
 
 
-# Secrets the functions read from a file named by <NAME>_FILE: cargo lambda watch logs every
-# function's environment when it spawns one, so a secret in the environment ends up in logs.
-FILE_SECRETS = ("ADMIN_TOKEN_SECRET",)
+def function_env_dir(env_file: Path) -> Path:
+    return env_file.with_name(env_file.name + ".d").resolve()
 
 
-def move_secrets_to_files(env_file: Path, env: dict[str, str]) -> None:
-    for name in FILE_SECRETS:
-        if name not in env:
-            continue
-        secret_file = env_file.with_name(f"{env_file.name}.{name.lower()}").resolve()
-        secret_file.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(env.pop(name))
-        env[f"{name}_FILE"] = str(secret_file)
+def write_function_envs(env_file: Path, envs: dict[str, dict[str, str]]) -> Path:
+    """<env-file>.d/<binary>.env per function with variables of its own (stale ones removed)."""
+    d = function_env_dir(env_file)
+    d.mkdir(parents=True, exist_ok=True)
+    for old in d.glob("*.env"):
+        old.unlink()
+    for binary, env in envs.items():
+        write_env_file(d / f"{binary}.env", env)
+    return d
 
 
 def write_env_file(path: Path, env: dict[str, str]) -> None:
@@ -763,6 +858,8 @@ def main(argv: list[str] | None = None) -> int:
         create_tables(session, resolver, args.prefix, endpoint)
         create_queues(session, resolver, args.prefix, endpoint, args.queue_visibility_scale)
         create_email_identities(session, resolver, endpoint)
+        create_kms_keys(session, resolver, args.prefix, endpoint)
+        create_secrets(session, resolver, args.prefix, endpoint)
     except KeyError as exc:
         raise SystemExit(f"local_stack: {exc.args[0]}") from exc
     _log(f"local stack ready in {time.monotonic() - started:.1f}s at {endpoint}")
@@ -770,6 +867,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.env_file:
         try:
             env = function_environment(template, resolver)
+            own = own_environments(template, resolver)
         except KeyError as exc:
             raise SystemExit(f"local_stack: {exc.args[0]}") from exc
         env.update(
@@ -782,9 +880,10 @@ def main(argv: list[str] | None = None) -> int:
             }
         )
         env.update(_pairs(args.set, "--set"))
-        move_secrets_to_files(Path(args.env_file), env)
+        env["PULSARA_FUNCTION_ENV_DIR"] = str(write_function_envs(Path(args.env_file), own))
         write_env_file(Path(args.env_file), env)
-        _log(f"wrote {args.env_file} ({len(env)} variables)")
+        _log(f"wrote {args.env_file} ({len(env)} variables) and the own variables of "
+             f"{len(own)} functions in {env['PULSARA_FUNCTION_ENV_DIR']}")
     return 0
 
 

@@ -6,7 +6,16 @@
 # of a signal (a fault point's crash or hang aborts: SIGABRT) it is started again, with the same
 # environment, and takes the next invocation. Any other exit, or a signal to this script (watch
 # stopping the instance), ends the instance as before.
+# It also gives the function its own environment variables (the template's per-function
+# Environment, written by infra/local_stack.py to $PULSARA_FUNCTION_ENV_DIR/<binary>.env): cargo
+# lambda watch gives every function the same env file, Lambda gives each its own.
 set -u
+own_env="${PULSARA_FUNCTION_ENV_DIR:-}/$(basename "$1").env"
+if [ -n "${PULSARA_FUNCTION_ENV_DIR:-}" ] && [ -f "$own_env" ]; then
+  while IFS= read -r line || [ -n "$line" ]; do
+    [ -n "$line" ] && export "${line?}"
+  done <"$own_env"
+fi
 child=0
 quick=0
 trap 'kill -TERM "$child" 2>/dev/null; wait "$child" 2>/dev/null; exit 143' TERM INT HUP

@@ -54,7 +54,6 @@ AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-testing}" \
   "$VENV/bin/python" "$INFRA_DIR/local_stack.py" \
     --env-file "$ENV_FILE" \
     --queue-visibility-scale 0.2 \
-    --param "AdminTokenSecret=$(python3 -c 'import secrets; print(secrets.token_hex(32))')" \
     --param EmailRetryBaseSeconds=1 \
     --param EmailMaxAttempts=8 \
     --param WebhookRetrySchedule=1,2,3 \
@@ -69,11 +68,15 @@ AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-testing}" \
     --set "AWS_ENDPOINT_URL=$FAULT_PROXY_URL"
 load_env_file "$ENV_FILE"
 export AWS_ENDPOINT_URL="$MOTO_URL"  # this shell and what it starts (but the functions): moto
-sed 's/^\(ADMIN_TOKEN_SECRET\|AWS_SECRET_ACCESS_KEY\)=.*/\1=***/' "$ENV_FILE"
+sed 's/^\(AWS_SECRET_ACCESS_KEY\)=.*/\1=***/' "$ENV_FILE"
+# What only some functions get (the admin token secret's ARN: only the admin functions).
+for f in "$PULSARA_FUNCTION_ENV_DIR"/*.env; do echo "$(basename "$f" .env): $(tr '\n' ' ' <"$f")"; done
 
 if [[ -z "${SKIP_CARGO_TEST:-}" ]]; then
   section "cargo test --workspace"
-  cargo test ${CARGO_TEST_ARGS:---workspace}
+  # The handler tests of admin functions read the token secret as those functions do.
+  ADMIN_TOKEN_SECRET_ARN="$(sed -n 's/^ADMIN_TOKEN_SECRET_ARN=//p' "$PULSARA_FUNCTION_ENV_DIR/auth-login.env")" \
+    cargo test ${CARGO_TEST_ARGS:---workspace}
 fi
 
 section "Build functions for cargo lambda watch"

@@ -50,9 +50,10 @@ def admin_token() -> str:
             }
         ).encode()
     )
-    sig = hmac.new(
-        os.environ["ADMIN_TOKEN_SECRET"].encode(), f"{header}.{claims}".encode(), hashlib.sha256
-    ).digest()
+    secret = boto3.client("secretsmanager").get_secret_value(
+        SecretId=os.environ["ADMIN_TOKEN_SECRET_ARN"]
+    )["SecretString"]
+    sig = hmac.new(secret.encode(), f"{header}.{claims}".encode(), hashlib.sha256).digest()
     return f"{header}.{claims}.{b64(sig)}"
 
 

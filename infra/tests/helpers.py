@@ -569,18 +569,35 @@ def body_kw(method: str) -> dict:
 # --- the security tests: admin tokens, crafted with the stack's secret ------------------------
 
 
-def _token_secret() -> str:
-    path = os.environ.get("ADMIN_TOKEN_SECRET_FILE")
-    return (
-        Path(path).read_text(encoding="utf-8").strip()
-        if path
-        else os.environ.get("ADMIN_TOKEN_SECRET", "")
+def function_env(binary: str) -> dict[str, str]:
+    """A function's own environment variables in the local stack (what infra/respawn.sh adds
+    to that one function's environment), from $PULSARA_FUNCTION_ENV_DIR/<binary>.env."""
+    d = os.environ.get("PULSARA_FUNCTION_ENV_DIR")
+    path = Path(d) / f"{binary}.env" if d else None
+    if path is None or not path.exists():
+        return {}
+    return dict(
+        line.split("=", 1) for line in path.read_text(encoding="utf-8").splitlines() if "=" in line
     )
+
+
+def admin_token_secret_arn() -> str:
+    return function_env("auth-login").get("ADMIN_TOKEN_SECRET_ARN", "")
+
+
+def _token_secret() -> str:
+    """The admin token secret, read from the local Secrets Manager as the admin functions read
+    it (never from an environment variable or a file)."""
+    arn = admin_token_secret_arn()
+    if not arn or not os.environ.get("AWS_ENDPOINT_URL"):
+        return ""
+    sm = boto3.client("secretsmanager", endpoint_url=os.environ["AWS_ENDPOINT_URL"])
+    return sm.get_secret_value(SecretId=arn)["SecretString"]
 
 
 TOKEN_SECRET = _token_secret()
 needs_token_secret = pytest.mark.skipif(
-    not TOKEN_SECRET, reason="ADMIN_TOKEN_SECRET_FILE not exported to the tests"
+    not TOKEN_SECRET, reason="no local Secrets Manager secret (run through infra/test.sh)"
 )
 
 

@@ -243,3 +243,96 @@ def test_every_consumer_and_the_api_have_alarms():
     assert api in watched("AWS/ApiGateway", "5xx")
     latency = [a for a in alarms if a.get("MetricName") == "Latency"]
     assert len(latency) == 1 and latency[0]["ExtendedStatistic"] == "p99"
+
+
+# --- secrets (issue 12, item 3) ---------------------------------------------------------------
+
+# Who signs or verifies admin tokens: sign-in signs, the admin routes verify.
+ADMIN_TOKEN_FUNCTIONS = {"AuthLoginFunction", "CreateApiKeyFunction", "ApiKeysFunction",
+                         "RestaurantsFunction", "CallsFunction"}
+# Who seals webhook signing secrets (register, rotate) and who opens them (signs deliveries).
+SEALING_FUNCTIONS = {"RegisterWebhookFunction", "WebhooksFunction"}
+OPENING_FUNCTIONS = {"WebhookDispatcherFunction"}
+
+
+def statements_of(fn: dict) -> list[dict]:
+    return [s for p in fn["Properties"].get("Policies") or [] if isinstance(p, dict)
+            for s in p.get("Statement", [])]
+
+
+def grants(fn: dict, prefix: str) -> list[tuple[str, object]]:
+    """(action, resource) pairs of a function's policy whose action starts with `prefix`."""
+    out = []
+    for s in statements_of(fn):
+        actions = s["Action"] if isinstance(s["Action"], list) else [s["Action"]]
+        resources = s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]]
+        out += [(a, r) for a in actions if a.startswith(prefix) for r in resources]
+    return out
+
+
+def own_variables(fn: dict) -> dict:
+    return (fn["Properties"].get("Environment") or {}).get("Variables") or {}
+
+
+def test_the_admin_token_secret_is_generated_in_secrets_manager():
+    """A fresh deploy needs no secret parameter: Secrets Manager generates 64 characters. No
+    function has the secret in its environment; Globals has neither the secret nor its ARN."""
+    template = local_stack.load_template(TEMPLATE)
+    secret = template["Resources"]["AdminTokenSecret"]
+    assert secret["Type"] == "AWS::SecretsManager::Secret"
+    gen = secret["Properties"]["GenerateSecretString"]
+    assert gen["PasswordLength"] >= 32 and "SecretStringTemplate" not in gen
+    assert "AdminTokenSecret" not in (template.get("Parameters") or {})
+    glob = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert not {k for k in glob if "SECRET" in k or "KMS" in k}, glob
+    assert template["Outputs"]["AdminTokenSecretArn"]["Value"] == {"Ref": "AdminTokenSecret"}
+
+
+def test_only_the_admin_token_functions_can_read_the_secret():
+    """Exactly the functions that sign or verify admin tokens get the secret's ARN and
+    secretsmanager:GetSecretValue on exactly that secret; no other function gets either."""
+    for lid, fn in functions().items():
+        env = own_variables(fn)
+        sm = grants(fn, "secretsmanager:")
+        if lid in ADMIN_TOKEN_FUNCTIONS:
+            assert env.get("ADMIN_TOKEN_SECRET_ARN") == {"Ref": "AdminTokenSecret"}, lid
+            assert sm == [("secretsmanager:GetSecretValue", {"Ref": "AdminTokenSecret"})], lid
+        else:
+            assert "ADMIN_TOKEN_SECRET_ARN" not in env and not sm, lid
+
+
+def test_the_secrets_key_rotates_and_only_sealers_and_signers_may_use_it():
+    """The webhook secrets' KMS key rotates yearly, the account administers it (so IAM
+    policies decide who uses it), and exactly: the registering and rotating functions may
+    GenerateDataKey, the dispatcher may Decrypt, each only for webhook signing secrets
+    (encryption context); no function gets any other KMS action or key."""
+    res = resources()
+    key = res["SecretsKey"]
+    assert key["Type"] == "AWS::KMS::Key"
+    assert key["Properties"]["EnableKeyRotation"] is True
+    (root,) = key["Properties"]["KeyPolicy"]["Statement"]
+    account = "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"
+    assert root["Principal"] == {"AWS": {"Fn::Sub": account}}
+    arn = {"Fn::GetAtt": ["SecretsKey", "Arn"]}
+    for lid, fn in functions().items():
+        kms = grants(fn, "kms:")
+        env = own_variables(fn)
+        expected = ("kms:GenerateDataKey" if lid in SEALING_FUNCTIONS
+                    else "kms:Decrypt" if lid in OPENING_FUNCTIONS else None)
+        if expected is None:
+            assert not kms and "SECRETS_KMS_KEY_ARN" not in env, lid
+            continue
+        assert kms == [(expected, arn)], lid
+        assert env["SECRETS_KMS_KEY_ARN"] == arn, lid
+        (stmt,) = [s for s in statements_of(fn) if s["Action"] == [expected]]
+        assert stmt["Condition"] == {
+            "StringEquals": {"kms:EncryptionContext:purpose": "webhook-signing-secret"}}, lid
+
+
+def test_the_template_passes_cfn_lint():
+    """What CI runs (cfn-lint; `sam validate --lint` is the same linter through SAM)."""
+    lint = shutil.which("cfn-lint") or str(REPO / ".venv" / "bin" / "cfn-lint")
+    if not os.path.exists(lint):
+        pytest.skip("cfn-lint not installed")
+    r = subprocess.run([lint, str(TEMPLATE)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr

@@ -219,9 +219,17 @@ TEMPLATE_CHANGES = {
     "local index": (lambda t: _resource(t, "CallsTable", {"LocalSecondaryIndexes": []}),
                     "LocalSecondaryIndexes"),
     "table name": (lambda t: _resource(t, "CallsTable", {"TableName": "calls"}), "TableName"),
-    "function environment": (
-        lambda t: _resource(t, "CallsFunction", {"Environment": {"Variables": {"A": "b"}}}),
-        "Resources.CallsFunction.Properties"),
+    "function environment other than Variables": (
+        lambda t: _resource(t, "CallsFunction", {"Environment": {"KmsKeyArn": "x"}}),
+        "Resources.CallsFunction.Properties.Environment"),
+    "secret with a value in the template": (
+        lambda t: _resource(t, "AdminTokenSecret", {"SecretString": "x"}), "SecretString"),
+    "secret without a generated value": (
+        lambda t: t["Resources"]["AdminTokenSecret"]["Properties"].pop("GenerateSecretString"),
+        "GenerateSecretString"),
+    "generated secret from a template": (
+        lambda t: t["Resources"]["AdminTokenSecret"]["Properties"]["GenerateSecretString"]
+        .update(SecretStringTemplate="{}"), "SecretStringTemplate"),
     "reserved concurrency": (
         lambda t: _resource(t, "EmailSenderFunction", {"ReservedConcurrentExecutions": 1}),
         "ReservedConcurrentExecutions"),
@@ -320,7 +328,7 @@ Resources:
 
 @pytest.fixture
 def resolver(real) -> local_stack.Resolver:
-    r = local_stack.Resolver(real, {"AdminTokenSecret": "s" * 32, "Stage": "local"},
+    r = local_stack.Resolver(real, {"Stage": "local"},
                              "eu-west-1", "111122223333")
     r.resources["CallsTable"] = {"Ref": "pulsara-CallsTable", "Arn": "arn:calls",
                                  "StreamArn": "arn:calls/stream/1"}
@@ -365,11 +373,30 @@ def test_the_resolver_refuses_what_it_does_not_resolve(resolver, value, message)
         resolver.resolve(value)
 
 
-def test_a_parameter_without_default_must_be_passed(real):
-    r = local_stack.Resolver(real, {}, "us-east-1", "123456789012")
-    with pytest.raises(KeyError, match="pass --param AdminTokenSecret=VALUE"):
-        r.resolve({"Ref": "AdminTokenSecret"})
-    assert "AdminTokenSecret" in local_stack._referenced_params(real)
+def test_a_parameter_without_default_must_be_passed(template):
+    template["Parameters"]["Needed"] = {"Type": "String"}
+    template["Resources"]["CallsFunction"]["Properties"]["Environment"] = {
+        "Variables": {"NEEDED": {"Ref": "Needed"}}}
+    r = local_stack.Resolver(template, {}, "us-east-1", "123456789012")
+    with pytest.raises(KeyError, match="pass --param Needed=VALUE"):
+        r.resolve({"Ref": "Needed"})
+    assert "Needed" in local_stack._referenced_params(template), "a function's own variables"
+
+
+def test_each_function_gets_its_own_variables(real, resolver):
+    resolver.resources["AdminTokenSecret"] = {"Ref": "arn:secret"}
+    resolver.resources["SecretsKey"] = {"Ref": "k", "KeyId": "k", "Arn": "arn:key"}
+    own = local_stack.own_environments(real, resolver)
+    assert {b for b, env in own.items() if "ADMIN_TOKEN_SECRET_ARN" in env} == {
+        "auth-login", "create-api-key", "api-keys", "restaurants", "calls"}
+    assert own["auth-login"]["ADMIN_TOKEN_SECRET_ARN"] == "arn:secret"
+    assert own["webhook-dispatcher"] == {"SECRETS_KMS_KEY_ARN": "arn:key"}
+
+
+def test_generated_secrets_follow_the_template():
+    value = local_stack.generated_secret({"PasswordLength": 64, "ExcludePunctuation": True})
+    assert len(value) == 64 and value.isalnum()
+    assert local_stack.generated_secret({"PasswordLength": 64}) != value
 
 
 def test_the_function_environment_is_the_globals_resolved(real, resolver):

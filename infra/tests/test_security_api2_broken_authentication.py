@@ -325,17 +325,17 @@ class TestAPI2BrokenAuthentication:
 
     def test_the_local_stack_never_prints_the_token_secret(self, api, admin_token):
         """The emulator logs each function's environment when it spawns one; the secret is
-        therefore passed as a file (ADMIN_TOKEN_SECRET_FILE), never as a variable."""
+        in no environment (the admin functions read it from Secrets Manager), so in no log."""
         log_path = os.environ.get("WATCH_LOG")
         assert TOKEN_SECRET and log_path, (
-            "infra/test.sh exports ADMIN_TOKEN_SECRET_FILE and WATCH_LOG"
+            "infra/test.sh's stack has the secret in Secrets Manager and exports WATCH_LOG"
         )
         assert "ADMIN_TOKEN_SECRET" not in os.environ, (
             "the secret itself is in the stack's environment"
         )
         assert api.get("/ivr/auth/api-keys", admin_token, params={"limit": 1}).status_code == 200
         logs = Path(log_path).read_text(encoding="utf-8", errors="replace")
-        assert "spawning command" in logs or "ADMIN_TOKEN_SECRET_FILE" in logs, (
+        assert "spawning command" in logs or "ADMIN_TOKEN_SECRET_ARN" in logs, (
             "the watch log holds no function start"
         )
         for name in ("watch.log", "event_sources.log", "moto.log", "fault_proxy.log"):
