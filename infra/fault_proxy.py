@@ -56,7 +56,8 @@ Control API (JSON over HTTP, on the same port):
 "seq" and later ask only for what came after it.
 
 A rule:
-  {"service": "dynamodb",        dynamodb | dynamodbstreams | sqs | ses (sesv2 is an alias) | *
+  {"service": "dynamodb",        dynamodb | dynamodbstreams | sqs | ses (sesv2 is an alias) | kms |
+                                 secretsmanager | *
    "operation": "PutItem",       operation name, or "*" (default)
    "action": "throttle",         see below
    "times": 1,                   how many requests it applies to (default 1; -1 = always)
