@@ -97,7 +97,7 @@ GENERATE_SECRET_KEYS = {"PasswordLength", "ExcludePunctuation"}
 # Policies have no
 # local effect (cargo lambda watch runs the debug binaries with full access to moto).
 GLOBAL_FUNCTION_PROPERTIES = {"Runtime", "Architectures", "MemorySize", "Timeout", "Handler",
-                              "Tracing", "Environment"}
+                              "Tracing", "LoggingConfig", "Environment"}
 FUNCTION_PROPERTIES = {"CodeUri", "Description", "MemorySize", "Timeout", "Events", "Policies",
                        "LoggingConfig", "Environment"}
 EVENT_TYPES = {"HttpApi", "SQS", "DynamoDB"}  # SQS, DynamoDB: event_sources.py

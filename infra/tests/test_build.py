@@ -191,6 +191,27 @@ def test_every_function_logs_to_its_own_group_with_retention():
     assert not {lid for lid, r in res.items() if r["Type"] == "AWS::Logs::LogGroup"} - groups
 
 
+def test_platform_log_lines_and_tracing_are_parameters_with_cheap_defaults():
+    """Lambda's START/END/REPORT lines are most of a call's log bytes and X-Ray would trace
+    nearly every call at a restaurant chain's volume: both are parameters, off by default, and
+    every function inherits them (no function sets its own)."""
+    template = local_stack.load_template(TEMPLATE)
+    params = template["Parameters"]
+    assert params["PlatformLogLevel"]["Default"] == "WARN"
+    assert set(params["PlatformLogLevel"]["AllowedValues"]) == {"DEBUG", "INFO", "WARN"}
+    assert params["TracingMode"]["Default"] == "PassThrough"
+    assert set(params["TracingMode"]["AllowedValues"]) == {"Active", "PassThrough"}
+    glob = template["Globals"]["Function"]
+    assert glob["Tracing"] == {"Ref": "TracingMode"}
+    # SystemLogLevel needs the JSON log format; our own lines are JSON already.
+    assert glob["LoggingConfig"] == {"LogFormat": "JSON",
+                                     "SystemLogLevel": {"Ref": "PlatformLogLevel"}}
+    for lid, fn in functions().items():
+        props = fn["Properties"]
+        assert "Tracing" not in props, lid
+        assert set(props["LoggingConfig"]) == {"LogGroup"}, lid
+
+
 def test_queue_consumers_are_capped_so_they_cannot_starve_the_ring_path():
     """A webhook or e-mail backlog scales its consumer to at most ConsumerMaxConcurrency
     instances, leaving the account's concurrency to the functions a ringing phone calls."""
