@@ -47,6 +47,11 @@ Control API (JSON over HTTP, on the same port):
                                        table (or tables), queue, ms, fault (an action, or
                                        "limit"), replayed} (the last 20000);
                                        counts: {service: {operation: n}} since the last reset
+  GET    /__faults__/calls             {"calls": [{caller, action, resource, count}, ...]}: every
+                                       AWS call by caller (the SDK's `app/<name>` user-agent
+                                       part, the function's name; "" without one) as the IAM
+                                       action and resource it needs (resource "*" where the
+                                       proxy cannot tell); kept across resets (infra/iam_check.py)
   POST   /__faults__/reset             remove the rules, empty the logs and counters
   GET    /__faults__/config            {"limits": true, "idempotency": true, "verbose": false}
   PUT    /__faults__/config            change any of those
@@ -135,6 +140,12 @@ _TARGET_SERVICES = {
     "DynamoDBStreams_20120810": "dynamodbstreams",
     "AmazonSQS": "sqs",
 }
+_APP_RE = re.compile(r"(?:^|\s)app/([A-Za-z0-9!#$%&'*+\-.^_`|~]+)")
+# IAM authorises a transaction's parts, and an SQS batch, as the single-item actions.
+_TRANSACT_ACTIONS = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteItem",
+                     "ConditionCheck": "ConditionCheckItem", "Get": "GetItem"}
+_SQS_BATCH = {"SendMessageBatch": "SendMessage", "DeleteMessageBatch": "DeleteMessage",
+              "ChangeMessageVisibilityBatch": "ChangeMessageVisibility"}
 _SCOPE_RE = re.compile(r"Credential=([^/,\s]+)/(\d{8})/([^/]+)/([^/]+)/aws4_request")
 # SES v2 (REST): (method, path pattern) -> operation
 _SES_V2 = [
@@ -183,6 +194,9 @@ class Request:
         self.scope_service = scope.group(4) if scope else ""
         self.protocol = "json"
         self.service, self.operation = self._identify()
+        agent = f"{self.header.get('x-amz-user-agent', '')} {self.header.get('user-agent', '')}"
+        caller = _APP_RE.search(agent)
+        self.caller = caller.group(1) if caller else ""
         self._json: object = _UNPARSED
         self._resource: dict | None = None
 
@@ -221,6 +235,43 @@ class Request:
                 value = None
             self._json = value if isinstance(value, dict) else None
         return self._json
+
+    def iam_needs(self) -> list[tuple[str, str]]:
+        """The (IAM action, resource name) pairs AWS would authorise this request against:
+        DynamoDB tables ("<table>" or "<table>/index/<index>", a transaction's parts as their
+        own actions), SQS queue names (batch calls as their single action), the KMS key id
+        or ARN, the secret id; "*" where the name is not in the request."""
+        body = self.json() if self.protocol == "json" else None
+        body = body or {}
+        prefix = {"ses": "ses"}.get(self.service, self.service)
+        if self.service == "dynamodb":
+            op = self.operation
+            if op in ("TransactWriteItems", "TransactGetItems"):
+                parts = []
+                for entry in body.get("TransactItems") or []:
+                    for kind, spec in (entry.items() if isinstance(entry, dict) else []):
+                        action = _TRANSACT_ACTIONS.get(kind, kind)
+                        parts.append((f"dynamodb:{action}", str(spec.get("TableName", "*"))))
+                return parts or [(f"dynamodb:{op}", "*")]
+            if op in ("BatchGetItem", "BatchWriteItem"):
+                return [(f"dynamodb:{op}", str(name))
+                        for name in (body.get("RequestItems") or {"*": None})]
+            table = str(body.get("TableName", "*"))
+            if isinstance(body.get("IndexName"), str):
+                table = f"{table}/index/{body['IndexName']}"
+            return [(f"dynamodb:{op}", table)]
+        if self.service == "sqs":
+            url = body.get("QueueUrl")
+            if url is None and self.protocol == "query":
+                url = _form_value(self.body, "QueueUrl")
+            queue = str(url).rstrip("/").rsplit("/", 1)[-1] if url else "*"
+            op = _SQS_BATCH.get(self.operation, self.operation)
+            return [(f"sqs:{op}", queue)]
+        if self.service == "kms":
+            return [(f"kms:{self.operation}", str(body.get("KeyId", "*")))]
+        if self.service == "secretsmanager":
+            return [(f"secretsmanager:{self.operation}", str(body.get("SecretId", "*")))]
+        return [(f"{prefix}:{self.operation}", "*")]
 
     def resource(self) -> dict:
         """Non-secret names for the logs: the DynamoDB table(s), the SQS queue."""
@@ -660,6 +711,8 @@ class State:
         self.sizes: collections.OrderedDict = collections.OrderedDict()
         self.tokens: dict[tuple[str, str, str], dict] = {}
         self.tokens_purged = time.monotonic()
+        # (caller, action, resource) -> count; not emptied by reset (infra/iam_check.py)
+        self.calls: dict[tuple[str, str, str], int] = {}
 
     def next_seq(self) -> int:
         self.seq += 1
@@ -720,6 +773,13 @@ class State:
         where = "".join(f" {k}={v}" for k, v in req.resource().items())
         log(f"#{entry['seq']} {action} {req.service} {req.operation}{where}"
             f"{' rule=' + rule['id'] if rule else ''}{' (' + detail + ')' if detail else ''}")
+
+    def record_call(self, req: Request) -> None:
+        needs = req.iam_needs()
+        with self.lock:
+            for action, resource in needs:
+                key = (req.caller, action, resource)
+                self.calls[key] = self.calls.get(key, 0) + 1
 
     def record_request(self, req: Request, status: int, code: str, started: float,
                        fault: str | None, replayed: bool) -> None:
@@ -1038,6 +1098,7 @@ class Proxy:
         fault = None
         replayed = False
         resp = None
+        state.record_call(req)
         try:
             if req.service == "dynamodb" and state.config["limits"]:
                 problem = self.check_limits(req)
@@ -1341,6 +1402,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 counts = {s: dict(ops) for s, ops in state.counts.items()}
                 self._json(200, {"seq": state.seq, "count": len(found), "requests": found,
                                  "counts": counts})
+        elif path == "/__faults__/calls" and method == "GET":
+            with state.lock:
+                calls = [{"caller": c, "action": a, "resource": r, "count": n}
+                         for (c, a, r), n in sorted(state.calls.items())]
+            self._json(200, {"calls": calls})
         elif path == "/__faults__/reset" and method == "POST":
             state.reset()
             log("reset")

@@ -7,6 +7,7 @@
 # queue visibility timeouts x0.2, claim lease 8 s, so 30 s < 45 s < 60 s becomes 6 s < 8 s < 12 s.
 # While developing: SKIP_CARGO_TEST=1 skips `cargo test` (CARGO_TEST_ARGS, e.g. "-p restaurants",
 # narrows it); PYTEST_ARGS selects the e2e tests.
+# Then infra/iam_check.py checks the AWS calls the functions made against their policies.
 # Exits non-zero on the first failure; always stops moto, the proxy, watch and the event sources.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -125,5 +126,12 @@ if ! "$VENV/bin/pytest" -q ${PYTEST_ARGS:-infra/tests}; then
   echo "full logs: $LOG_DIR" >&2
   exit 1
 fi
+
+section "IAM: every AWS call a function made is granted by its policy (infra/iam_check.py)"
+# moto allows everything, so an AWS call missing from a policy fails only on AWS: the fault
+# proxy saw every call, by function. After the whole suite, an unused grant fails too.
+iam_strict=()
+[[ -z "${PYTEST_ARGS:-}" ]] && iam_strict=(--strict)
+"$VENV/bin/python" "$INFRA_DIR/iam_check.py" --proxy "$FAULT_PROXY_URL" --moto "$MOTO_URL" "${iam_strict[@]}"
 
 section "All tests passed"

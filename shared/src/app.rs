@@ -143,9 +143,24 @@ impl AppState {
     /// `AWS_ENDPOINT_URL`, which is how the local stack points them at moto).
     pub async fn from_env() -> Result<Self, ConfigError> {
         let config = Config::from_env()?;
-        let sdk = aws_config::defaults(BehaviorVersion::latest()).load().await;
-        Ok(Self::new(config, sdk))
+        let mut loader = aws_config::defaults(BehaviorVersion::latest());
+        if let Some(name) = sdk_app_name(std::env::var("AWS_LAMBDA_FUNCTION_NAME").ok()) {
+            loader = loader.app_name(name);
+        }
+        Ok(Self::new(config, loader.load().await))
     }
+}
+
+/// The function's name as the SDK's app name (`app/<name>` in every request's user agent):
+/// CloudTrail shows which function made a call, and the local fault proxy checks each
+/// function's calls against its IAM policy (infra/iam_check.py).
+fn sdk_app_name(function_name: Option<String>) -> Option<aws_config::AppName> {
+    let name: String = function_name?
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' })
+        .take(50)
+        .collect();
+    aws_config::AppName::new(name).ok()
 }
 
 /// The state of a function that signs or verifies admin tokens: only these
@@ -202,4 +217,20 @@ pub async fn init_admin() -> Result<&'static AdminApp, lambda_http::Error> {
         tracing::error!(error = %e, "cold start failed");
     })?;
     Ok(Box::leak(Box::new(app)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sdk_app_name;
+
+    #[test]
+    fn the_function_name_becomes_a_valid_app_name() {
+        let name = sdk_app_name(Some("pulsara-ivr-CompleteCallFunction-AbC123".into())).unwrap();
+        assert_eq!(name.as_ref(), "pulsara-ivr-CompleteCallFunction-AbC123");
+        let odd = sdk_app_name(Some("a b/c".into())).unwrap();
+        assert_eq!(odd.as_ref(), "a_b_c");
+        assert_eq!(sdk_app_name(Some("x".repeat(80))).unwrap().as_ref().len(), 50);
+        assert!(sdk_app_name(None).is_none());
+        assert!(sdk_app_name(Some(String::new())).is_none());
+    }
 }
