@@ -127,6 +127,14 @@ if ! "$VENV/bin/pytest" -q ${PYTEST_ARGS:-infra/tests}; then
   exit 1
 fi
 
+section "Smoke test: infra/smoke.sh against the local stack, as against a deployed one"
+SMOKE_ADMIN_EMAIL="smoke-$(date +%s)@pulsara.test"
+SMOKE_ADMIN_PASSWORD="smoke-$("$VENV/bin/python" -c 'import secrets; print(secrets.token_hex(12))')"
+export SMOKE_ADMIN_EMAIL SMOKE_ADMIN_PASSWORD
+PULSARA_ADMIN_PASSWORD="$SMOKE_ADMIN_PASSWORD" \
+  "${CARGO_TARGET_DIR:-$REPO_ROOT/target}/debug/pulsara-admin" create-admin --email "$SMOKE_ADMIN_EMAIL"
+"$INFRA_DIR/smoke.sh" "$PULSARA_API"
+
 section "IAM: every AWS call a function made is granted by its policy (infra/iam_check.py)"
 # moto allows everything, so an AWS call missing from a policy fails only on AWS: the fault
 # proxy saw every call, by function. After the whole suite, an unused grant fails too.

@@ -315,6 +315,30 @@ class TestAPI4ResourceConsumption:
         assert r.status_code == 200, r.text
         assert int(r.headers["ratelimit-remaining"]) == 2, r.headers
 
+    def test_a_key_far_below_its_limit_costs_no_counter_writes(
+        self, api, make_key, make_restaurant, proxy
+    ):
+        """Each instance admits a tenth of a key's limit before it counts in DynamoDB (one write
+        for all it admitted), so ordinary traffic pays no write per request; small limits
+        (above: 5 a minute) stay exact."""
+        rid = make_restaurant()["restaurantId"]
+        key = make_key(rateLimitPerMinute=6000)["apiKey"]
+        mark = proxy.mark()
+        for _ in range(12):
+            assert api.get(config_path(rid), key).status_code == 200
+        counters = [r for r in proxy.requests("dynamodb", "UpdateItem", since=mark)
+                    if r.get("table", "").endswith("RateLimitsTable")]
+        assert counters == [], counters
+        # A tenth of a limit of 20 is 2: past that an instance counts, and the key is limited.
+        small = make_key(rateLimitPerMinute=20)["apiKey"]
+        mark = proxy.mark()
+        statuses = [api.get(config_path(rid), small).status_code for _ in range(60)]
+        counted = [r for r in proxy.requests("dynamodb", "UpdateItem", since=mark)
+                   if r.get("table", "").endswith("RateLimitsTable")]
+        assert counted and 429 in statuses, statuses
+        # Window boundary aside, at most the limit plus two a function instance (4 of them).
+        assert statuses.count(200) <= 2 * 20 + 4 * 2, statuses
+
     def test_rate_limit_is_shared_by_all_instances(self, api, make_key, make_restaurant):
         rid = make_restaurant()["restaurantId"]
         limit = 5

@@ -157,7 +157,13 @@ impl AppState {
 fn sdk_app_name(function_name: Option<String>) -> Option<aws_config::AppName> {
     let name: String = function_name?
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
         .take(50)
         .collect();
     aws_config::AppName::new(name).ok()
@@ -229,7 +235,10 @@ mod tests {
         assert_eq!(name.as_ref(), "pulsara-ivr-CompleteCallFunction-AbC123");
         let odd = sdk_app_name(Some("a b/c".into())).unwrap();
         assert_eq!(odd.as_ref(), "a_b_c");
-        assert_eq!(sdk_app_name(Some("x".repeat(80))).unwrap().as_ref().len(), 50);
+        assert_eq!(
+            sdk_app_name(Some("x".repeat(80))).unwrap().as_ref().len(),
+            50
+        );
         assert!(sdk_app_name(None).is_none());
         assert!(sdk_app_name(Some(String::new())).is_none());
     }

@@ -244,7 +244,7 @@ impl Authenticator {
         let now = Utc::now();
         let bucket = format!("key#{}", key.key_id);
         let (rate, (), done) = tokio::join!(
-            self.limiter.hit(&bucket, limit, 60, now.timestamp()),
+            self.limiter.hit_quota(&bucket, limit, 60, now.timestamp()),
             self.write_due(&key, due, now),
             work,
         );
