@@ -147,6 +147,26 @@ class TestAPI2BrokenAuthentication:
             return
         pytest.fail("could not fit the sequence into one window")
 
+    def test_a_guessed_secret_on_an_admin_route_counts_as_a_guess(
+        self, api, make_key, make_restaurant, proxy
+    ):
+        """Admin routes check a key-shaped credential as the IVR routes do before refusing it,
+        so a wrong secret for a known key id is 401 there too and spends the guesser's budget
+        (the same per key id and address), whichever admin function answers."""
+        rid = make_restaurant()["restaurantId"]
+        routes = [("POST", "/ivr/auth/api-key"), ("GET", "/ivr/auth/api-keys"),
+                  ("GET", f"/ivr/restaurants/{rid}"),
+                  ("GET", f"/ivr/restaurants/{rid}/calls")]
+        for method, path in routes:
+            victim = make_key()["apiKey"]
+            mark = proxy.mark()
+            guess = victim[:-6] + secrets.token_hex(3)
+            r = api.call(method, path, guess, json={} if method == "POST" else None)
+            assert_error(r, 401, "UNAUTHORIZED")
+            counted = [q for q in proxy.requests("dynamodb", "UpdateItem", since=mark)
+                       if q.get("table", "").endswith("RateLimitsTable")]
+            assert len(counted) == 1, (path, counted)
+
     def test_credentials_only_count_in_the_authorization_bearer_header(
         self, api, make_key, make_restaurant
     ):
