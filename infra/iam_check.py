@@ -176,11 +176,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--proxy", required=True, help="the fault proxy's URL")
     ap.add_argument("--moto", required=True, help="moto's URL (to name the KMS keys)")
     ap.add_argument("--template", default=str(local_stack.DEFAULT_TEMPLATE))
+    ap.add_argument("--dump", help="also write the observed calls here (JSON)")
     ap.add_argument("--strict", action="store_true",
                     help="also fail on grants no test used (after the full suite)")
     args = ap.parse_args(argv)
     template = local_stack.load_template(args.template)
     seen = observed(args.proxy, kms_key_names(args.moto))
+    if args.dump:
+        Path(args.dump).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.dump).write_text(json.dumps(
+            {c: sorted(map(list, calls)) for c, calls in sorted(seen.items())}, indent=1))
     callers = sorted(c for c in seen if c in binaries(template))
     print(f"iam_check: AWS calls of {len(callers)} functions: {', '.join(callers)}")
     problems = check_observed(template, seen, args.strict)

@@ -140,6 +140,7 @@ section "IAM: every AWS call a function made is granted by its policy (infra/iam
 # proxy saw every call, by function. After the whole suite, an unused grant fails too.
 iam_strict=()
 [[ -z "${PYTEST_ARGS:-}" ]] && iam_strict=(--strict)
-"$VENV/bin/python" "$INFRA_DIR/iam_check.py" --proxy "$FAULT_PROXY_URL" --moto "$MOTO_URL" "${iam_strict[@]}"
+"$VENV/bin/python" "$INFRA_DIR/iam_check.py" --proxy "$FAULT_PROXY_URL" --moto "$MOTO_URL" \
+  --dump "$LOG_DIR/iam-calls.json" "${iam_strict[@]}"
 
 section "All tests passed"
