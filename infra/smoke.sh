@@ -89,7 +89,9 @@ KEY_ID="$(field keyId)"
 step "create a restaurant open around the clock"
 for _ in 1 2 3 4 5; do
   # 555-0100..0199 are reserved for fiction in every North American area code.
-  PHONE="$(printf '+1%d55501%02d' $(( RANDOM % 800 + 200 )) $(( RANDOM % 100 )))"
+  AREA=$(( RANDOM % 800 + 200 )) LINE=$(( RANDOM % 99 ))
+  PHONE="$(printf '+1%d55501%02d' "$AREA" "$LINE")"
+  FORWARD="$(printf '+1%d55501%02d' "$AREA" $(( LINE + 1 )))"  # the manager's line
   api POST /ivr/restaurants "$TOKEN" '{
     "name": "Pulsara smoke test",
     "phoneNumbers": ["'"$PHONE"'"],
@@ -98,7 +100,7 @@ for _ in 1 2 3 4 5; do
     "callHoursStart": "00:00",
     "callHoursEnd": "24:00",
     "agent": {"elevenlabs_agent_id": "agent_smoke", "voice_id": "smoke", "tools": ["end_call"]},
-    "forwarding_number": "'"$PHONE"'",
+    "forwarding_number": "'"$FORWARD"'",
     "notificationEmails": ["'"${SMOKE_NOTIFY_EMAIL:-$SMOKE_ADMIN_EMAIL}"'"]
   }' >/dev/null
   [[ "$(cat "$WORK/status")" == 409 ]] || break  # the number is taken: draw another
