@@ -332,7 +332,7 @@ mod tests {
                     "ses:from-domain": ["example.com"],
                     "ses:caller-identity": ["ses_user"],
                     "callId": [call],
-                    "restaurantId": ["rst_0123456789abcdef01234567"]
+                    "restaurantId": ["rst_0123456789abcdef0123456789abcdef"]
                 }
             }
         })
@@ -391,7 +391,7 @@ mod tests {
         assert_eq!(e.call_id.as_str(), CALL);
         assert_eq!(
             e.restaurant_id.as_deref(),
-            Some("rst_0123456789abcdef01234567")
+            Some("rst_0123456789abcdef0123456789abcdef")
         );
         assert_eq!(e.message_id, MID);
         assert_eq!(e.recipients[0].as_str(), "recipient@example.com");
