@@ -339,7 +339,10 @@ def resolver(real) -> local_stack.Resolver:
 
 def test_ref_resolves_parameters_resources_and_pseudo_parameters(resolver):
     assert resolver.resolve({"Ref": "Stage"}) == "local"                  # --param
-    assert resolver.resolve({"Ref": "SenderEmail"}) == "notifications@pulsara.example"  # Default
+    assert resolver.resolve({"Ref": "WebhookAllowLoopbackHttp"}) == "false"  # Default
+    # A required parameter (no Default) takes its local value.
+    assert resolver.resolve({"Ref": "SenderEmail"}) == \
+        local_stack.LOCAL_PARAMETERS["SenderEmail"] == "notifications@pulsara.example"
     assert resolver.resolve({"Ref": "CallsTable"}) == "pulsara-CallsTable"
     assert resolver.resolve({"Ref": "EmailQueue"}) == "http://q/EmailQueue"
     assert [resolver.resolve({"Ref": p}) for p in local_stack.PSEUDO_PARAMETERS] == \
