@@ -15,7 +15,10 @@ use pulsara_shared::services::email_events::on_ses_event;
 use pulsara_shared::AppState;
 use tracing::Instrument;
 
-pub async fn handle(state: &AppState, event: serde_json::Value) -> Result<(), lambda_runtime::Error> {
+pub async fn handle(
+    state: &AppState,
+    event: serde_json::Value,
+) -> Result<(), lambda_runtime::Error> {
     let event: SnsEvent = match serde_json::from_value(event) {
         Ok(e) => e,
         Err(e) => {
@@ -38,7 +41,10 @@ pub async fn handle(state: &AppState, event: serde_json::Value) -> Result<(), la
             call_id = %parsed.call_id,
             restaurant_id = tracing::field::Empty,
         );
-        if let Err(e) = on_ses_event(state, &parsed, Utc::now()).instrument(span).await {
+        if let Err(e) = on_ses_event(state, &parsed, Utc::now())
+            .instrument(span)
+            .await
+        {
             tracing::error!(sns_message_id = sns_id, error = %Chain(&e), "SES event not applied; the invocation fails and is retried");
             return Err(e.into());
         }

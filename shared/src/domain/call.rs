@@ -323,8 +323,11 @@ pub fn without_suppressed(
     suppressed: impl Fn(&EmailAddress) -> bool,
     now: DateTime<Utc>,
 ) -> (Vec<EmailAddress>, EmailState) {
-    let (skip, to): (Vec<EmailAddress>, Vec<EmailAddress>) =
-        state.recipients.iter().cloned().partition(|a| suppressed(a));
+    let (skip, to): (Vec<EmailAddress>, Vec<EmailAddress>) = state
+        .recipients
+        .iter()
+        .cloned()
+        .partition(|a| suppressed(a));
     state.suppressed = skip;
     if to.is_empty() {
         state.status = EmailStatus::Suppressed;

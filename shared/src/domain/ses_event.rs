@@ -132,22 +132,24 @@ pub fn parse(message: &str, now: DateTime<Utc>) -> Result<SesEvent, SesEventErro
             .and_then(|v| v.first())
             .map(String::as_str)
     };
-    let (feedback, recipients, at) = match (record.event_type.as_str(), record.bounce, record.complaint)
-    {
-        ("Bounce", Some(b), _) => (
-            Feedback::Bounce(b.bounce_type),
-            b.bounced_recipients,
-            b.timestamp,
-        ),
-        ("Complaint", _, Some(c)) => (Feedback::Complaint, c.complained_recipients, c.timestamp),
-        ("Bounce" | "Complaint", _, _) => {
-            return Err(SesEventError::Malformed(format!(
-                "{} without its details",
-                record.event_type
-            )))
-        }
-        (other, _, _) => return Err(SesEventError::Ignored(other.chars().take(40).collect())),
-    };
+    let (feedback, recipients, at) =
+        match (record.event_type.as_str(), record.bounce, record.complaint) {
+            ("Bounce", Some(b), _) => (
+                Feedback::Bounce(b.bounce_type),
+                b.bounced_recipients,
+                b.timestamp,
+            ),
+            ("Complaint", _, Some(c)) => {
+                (Feedback::Complaint, c.complained_recipients, c.timestamp)
+            }
+            ("Bounce" | "Complaint", _, _) => {
+                return Err(SesEventError::Malformed(format!(
+                    "{} without its details",
+                    record.event_type
+                )))
+            }
+            (other, _, _) => return Err(SesEventError::Ignored(other.chars().take(40).collect())),
+        };
     let call_id = tag("callId")
         .and_then(CallId::parse)
         .ok_or(SesEventError::Untagged)?;
@@ -425,7 +427,10 @@ mod tests {
     #[test]
     fn unreadable_untagged_and_other_records_are_refused() {
         let now = Utc::now();
-        assert!(matches!(parse("not json", now), Err(SesEventError::Malformed(_))));
+        assert!(matches!(
+            parse("not json", now),
+            Err(SesEventError::Malformed(_))
+        ));
         assert!(matches!(parse("{}", now), Err(SesEventError::Malformed(_))));
         let delivery = r#"{"eventType":"Delivery","mail":{"messageId":"m"},"delivery":{}}"#;
         assert_eq!(
@@ -433,7 +438,10 @@ mod tests {
             Err(SesEventError::Ignored("Delivery".into()))
         );
         let no_details = r#"{"eventType":"Bounce","mail":{"messageId":"m"}}"#;
-        assert!(matches!(parse(no_details, now), Err(SesEventError::Malformed(_))));
+        assert!(matches!(
+            parse(no_details, now),
+            Err(SesEventError::Malformed(_))
+        ));
         assert_eq!(
             parse(&bounce_record("Permanent", "not-a-call"), now),
             Err(SesEventError::Untagged)
@@ -470,7 +478,10 @@ mod tests {
             EmailChange::Unchanged,
             "a late bounce never downgrades a complaint"
         );
-        assert_eq!(email_change(&complained, &complaint), EmailChange::Unchanged);
+        assert_eq!(
+            email_change(&complained, &complaint),
+            EmailChange::Unchanged
+        );
     }
 
     #[test]

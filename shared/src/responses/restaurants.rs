@@ -7,11 +7,11 @@ use serde::Serialize;
 
 use crate::domain::email_address::EmailAddress;
 use crate::domain::hours::{Closure, SpecialDay, TimeOfDay, WeeklySchedule};
+use crate::domain::ids::CallId;
 use crate::domain::ids::RestaurantId;
 use crate::domain::phone::E164;
 use crate::domain::restaurant::{Agent, Restaurant};
 use crate::domain::ses_event::SuppressionReason;
-use crate::domain::ids::CallId;
 
 /// An address the restaurant's e-mails skip, and why (listing it again in
 /// `notificationEmails` lifts it).

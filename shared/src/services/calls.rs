@@ -14,9 +14,9 @@ use crate::app::AppState;
 use crate::auth::IvrCaller;
 use crate::domain::analysis::analyze;
 use crate::domain::call::{
-    after_send, email_step, exhausted, without_suppressed, CallRecord, CompleteCallRequest, Completion, EmailNext,
-    EmailState, EmailStatus, EmailStep, ListRange, Poster, ProcessCallRequest, SendFailure,
-    ValidProcess,
+    after_send, email_step, exhausted, without_suppressed, CallRecord, CompleteCallRequest,
+    Completion, EmailNext, EmailState, EmailStatus, EmailStep, ListRange, Poster,
+    ProcessCallRequest, SendFailure, ValidProcess,
 };
 use crate::domain::ids::{CallId, RestaurantId};
 use crate::domain::restaurant::Restaurant;

@@ -78,7 +78,13 @@ pub async fn on_ses_event(
                 faults::point("email.feedback.before", &[event.call_id.as_str()])?;
                 let moved = state
                     .calls
-                    .record_email_feedback(&event.call_id, email.status, next, &event.message_id, now)
+                    .record_email_feedback(
+                        &event.call_id,
+                        email.status,
+                        next,
+                        &event.message_id,
+                        now,
+                    )
                     .await?;
                 if moved {
                     tracing::warn!(from = ?email.status, to = ?next, recipients = ?masked, "call e-mail {}", status_word(next));
@@ -106,7 +112,9 @@ pub async fn on_ses_event(
             }
             EmailChange::Unchanged => break,
             EmailChange::OtherMessage => {
-                tracing::warn!("SES feedback names another message than the call's e-mail; dropped");
+                tracing::warn!(
+                    "SES feedback names another message than the call's e-mail; dropped"
+                );
                 outcome.status = Some(email.status);
                 return Ok(outcome);
             }
@@ -121,8 +129,15 @@ pub async fn on_ses_event(
     }
     outcome.status = Some(email.status);
     if let Some(reason) = event.suppression() {
-        outcome.suppressed =
-            suppress(state, &call.restaurant_id, &addresses, reason, &event.call_id, now).await?;
+        outcome.suppressed = suppress(
+            state,
+            &call.restaurant_id,
+            &addresses,
+            reason,
+            &event.call_id,
+            now,
+        )
+        .await?;
     }
     Ok(outcome)
 }
@@ -155,7 +170,9 @@ async fn suppress(
         let mut next = current.clone();
         let mut added = Vec::new();
         for a in addresses {
-            if let Some(s) = suppression_update(current.email_suppressions.get(a), reason, call_id, now) {
+            if let Some(s) =
+                suppression_update(current.email_suppressions.get(a), reason, call_id, now)
+            {
                 next.email_suppressions.insert(a.clone(), s);
                 added.push(a.clone());
             }
@@ -165,7 +182,10 @@ async fn suppress(
         }
         next.version = current.version + 1;
         next.updated_at = now;
-        faults::point("email.suppress.before", &[call_id.as_str(), restaurant_id.as_str()])?;
+        faults::point(
+            "email.suppress.before",
+            &[call_id.as_str(), restaurant_id.as_str()],
+        )?;
         match state.restaurants.update(&current, &next).await {
             Ok(()) => {
                 let masked: Vec<String> = added.iter().map(|a| mask(a.as_str())).collect();
@@ -176,5 +196,7 @@ async fn suppress(
             Err(e) => return Err(e.into()),
         }
     }
-    Err(ApiError::internal("the restaurant kept changing while suppressing addresses"))
+    Err(ApiError::internal(
+        "the restaurant kept changing while suppressing addresses",
+    ))
 }

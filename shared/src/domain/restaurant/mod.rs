@@ -10,10 +10,10 @@ use phonenumber::country;
 use serde::{Deserialize, Serialize};
 
 use super::email_address::EmailAddress;
-use super::ses_event::Suppression;
 use super::hours::{CallHours, Closure, SpecialDay, TimeOfDay, WeeklySchedule, Window};
 use super::ids::RestaurantId;
 use super::phone::E164;
+use super::ses_event::Suppression;
 
 mod config;
 mod input;
