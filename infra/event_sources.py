@@ -799,7 +799,9 @@ class SesFeedback:
         self.delay = _seconds(os.environ.get("SES_FEEDBACK_DELAY", "1")) or 0.0
 
     def messages(self) -> list[dict]:
-        with urllib.request.urlopen(f"{self.moto_url}/moto-api/data.json", timeout=10) as resp:
+        # Only SES's messages (infra/moto_server.py): the whole document is every service's state.
+        url = f"{self.moto_url}/moto-api/data.json?only=ses.Message"
+        with urllib.request.urlopen(url, timeout=10) as resp:
             return (json.load(resp).get("ses") or {}).get("Message") or []
 
     def feedback_of(self, msg: dict) -> list[tuple[dict, dict]]:

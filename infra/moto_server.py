@@ -9,13 +9,19 @@
 
 Both are kept on moto's sent Message, so `GET /moto-api/data.json` shows them under
 ses -> Message as `configuration_set_name` and `tags` ({name: [value]}, as SES event records
-carry them). Everything else is moto's own server: same arguments (-H HOST -p PORT).
+carry them). `GET /moto-api/data.json?only=ses.Message` answers just that model, in the same
+shape: the full document holds every model of every service (every DynamoDB item), takes
+seconds once a test run has filled the tables, and the event sources poll sent mail twice a
+second. Everything else is moto's own server: same arguments (-H HOST -p PORT).
 """
 from __future__ import annotations
 
 import json
 import sys
+from typing import Any
+from urllib.parse import parse_qs, urlparse
 
+from moto.moto_api._internal.responses import MotoAPIResponse
 from moto.ses.exceptions import NotFoundException
 from moto.sesv2.responses import SESV2Response
 
@@ -42,6 +48,37 @@ def send_email(self: SESV2Response) -> str:
 
 
 SESV2Response.send_email = send_email  # type: ignore[method-assign]
+
+_model_data = MotoAPIResponse.model_data
+
+
+def model_data(self: MotoAPIResponse, request: Any, full_url: str, headers: Any):
+    only = parse_qs(urlparse(full_url).query).get("only")
+    if not only:
+        return _model_data(self, request, full_url, headers)
+    from moto.core.model_instances import model_data as models
+
+    service, _, name = only[0].partition(".")
+    found = []
+    for instance in getattr(models.get(service, {}).get(name), "instances_tracked", []):
+        item = {}
+        for attr in dir(instance):  # what moto's own data.json keeps of an instance
+            if not attr.startswith("_"):
+                try:
+                    value = getattr(instance, attr)
+                    json.dumps(value)
+                except (TypeError, AttributeError, ValueError):
+                    continue
+                item[attr] = value
+        found.append(item)
+    return 200, {"Content-Type": "application/javascript"}, json.dumps({service: {name: found}})
+
+
+MotoAPIResponse.model_data = model_data  # type: ignore[method-assign]
+# The route table binds its handler when imported: bind the one above.
+from moto.moto_api._internal import urls as _api_urls  # noqa: E402
+
+_api_urls.url_paths["{0}/moto-api/data.json"] = _api_urls.response_instance.model_data
 
 
 if __name__ == "__main__":

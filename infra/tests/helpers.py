@@ -282,7 +282,9 @@ def scan_all(dynamodb, table_env: str) -> list[dict]:
 
 def sent_messages() -> list[dict]:
     """Every e-mail moto's SES accepted so far."""
-    with urllib.request.urlopen(os.environ["MOTO_URL"] + "/moto-api/data.json", timeout=30) as resp:
+    # ?only=: just SES's messages (infra/moto_server.py), not every service's state.
+    url = os.environ["MOTO_URL"] + "/moto-api/data.json?only=ses.Message"
+    with urllib.request.urlopen(url, timeout=30) as resp:
         data = json.load(resp)
     return data.get("ses", {}).get("Message", [])
 
