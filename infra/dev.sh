@@ -33,7 +33,7 @@ section "AWS fault proxy (127.0.0.1:$FAULT_PROXY_PORT -> moto)"
 start_fault_proxy "$FAULT_PROXY_PORT" "$MOTO_URL" "$REPO_ROOT/.local/fault_proxy.log"
 echo "fault proxy running (log: .local/fault_proxy.log)"
 
-section "Tables, queues and SES identity from template.yaml"
+section "Tables, queues, SES domain identity and configuration set from template.yaml"
 AWS_ENDPOINT_URL="$MOTO_URL" \
 AWS_REGION="${AWS_REGION:-us-east-1}" \
 AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-testing}" \
@@ -41,6 +41,8 @@ AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-testing}" \
   "$VENV/bin/python" "$INFRA_DIR/local_stack.py" \
     --env-file "$ENV_FILE" \
     --param WebhookAllowLoopbackHttp=true \
+    --param SenderDomain=pulsara.example \
+    --param SenderEmail=notifications@pulsara.example \
     --set PULSARA_STAGE=local \
     --set "AWS_ENDPOINT_URL=http://127.0.0.1:$FAULT_PROXY_PORT"
 

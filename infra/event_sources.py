@@ -4,6 +4,16 @@ Reads the SQS and DynamoDB stream events of every function in template.yaml, pol
 queues and streams in moto, and invokes the function through `cargo lambda watch`'s Lambda
 invoke API with the event shape AWS sends.
 
+SNS events (a function subscribed to a topic) get what SES publishes there locally: the SES
+mailbox simulator. A message moto's SES accepted (read from /moto-api/data.json, with the
+ConfigurationSetName and EmailTags infra/moto_server.py keeps) for bounce@simulator.amazonses.com
+or complaint@simulator.amazonses.com, sent through a configuration set whose event destination
+(template.yaml) matches bounce or complaint events and publishes to the topic, becomes the SES
+event record SES would publish (ses_event_record()), about SES_FEEDBACK_DELAY seconds later,
+wrapped as SNS delivers it to Lambda (sns_event()). SNS invokes Lambda asynchronously: a failed
+invocation is retried twice, 60 s and 120 s later in AWS (times EVENT_SOURCE_TIME_SCALE here),
+then dropped.
+
 Only the event source properties template.yaml uses are emulated (EVENT_PROPERTIES); anything
 else is refused at load time with a local_stack.TemplateError naming the template and property.
 
@@ -32,6 +42,7 @@ Environment:
   EVENT_SOURCE_COLD_START_SECONDS   extra time for possibly cold invocations (default 5)
   EVENT_SOURCE_STREAM_MAX_RETRIES   if set, replaces every stream mapping's MaximumRetryAttempts
   EVENT_SOURCE_SQS_CONCURRENCY      concurrent pollers per queue (default 4)
+  SES_FEEDBACK_DELAY                seconds from send to the simulator's bounce (default 1)
 
     event_sources.py --lambda-api http://127.0.0.1:5000 [--prefix pulsara-]
 """
@@ -136,7 +147,12 @@ EVENT_PROPERTIES = {
                               "OnFailure: {Type: SQS, Destination: !GetAtt <queue>.Arn}"),
     },
 }
-REQUIRED = {"Queue", "Stream", "StartingPosition", "FunctionResponseTypes"}
+EVENT_PROPERTIES["SNS"] = {
+    "Topic": (lambda v, t: isinstance(v, dict) and list(v) == ["Ref"]
+              and ((t.get("Resources") or {}).get(v["Ref"]) or {}).get("Type")
+              == "AWS::SNS::Topic", "!Ref <topic>"),
+}
+REQUIRED = {"Queue", "Stream", "StartingPosition", "FunctionResponseTypes", "Topic"}
 
 
 def check_event(kind: str, props: dict, template: dict, path, where: str) -> None:
@@ -184,6 +200,11 @@ def mappings(template: dict, path="template.yaml") -> list[dict]:
             props = event.get("Properties") or {}
             check_event(kind, props, template, path,
                         f"Resources.{lid}.Properties.Events.{name}.Properties")
+            if kind == "SNS":
+                # Lambda's asynchronous invocation: two retries, then the event is dropped.
+                out.append({"kind": kind, "function": binaries[lid], "name": f"{lid}.{name}",
+                            "timeout": timeout, "source": props["Topic"]["Ref"], "retries": 2})
+                continue
             m = {"kind": kind, "function": binaries[lid], "name": f"{lid}.{name}",
                  "timeout": timeout, "source": _getatt(props.get("Queue") or props["Stream"])[0]}
             if kind == "SQS":
@@ -678,6 +699,181 @@ def poll_stream(session, api: str, m: dict, prefix: str, region: str, stop: thre
 
 
 # --------------------------------------------------------------------------------------------
+# SNS: SES event publishing, for the mailbox simulator
+# --------------------------------------------------------------------------------------------
+
+SIMULATOR = {"bounce@simulator.amazonses.com": "bounce",
+             "complaint@simulator.amazonses.com": "complaint"}
+ASYNC_RETRY_DELAYS = (60.0, 120.0)  # seconds, Lambda's asynchronous invocation
+
+
+def _iso(at: datetime) -> str:
+    return at.strftime("%Y-%m-%dT%H:%M:%S.") + f"{at.microsecond // 1000:03d}Z"
+
+
+def topic_arn(lid: str, prefix: str, region: str) -> str:
+    """A topic's local ARN (as local_stack.sns_topic_refs gives its Ref)."""
+    return f"arn:aws:sns:{region}:{ACCOUNT}:{prefix}{lid}"
+
+
+def ses_event_record(kind: str, recipients: list[str], message_id: str, source: str,
+                     destination: list[str], tags: dict[str, list[str]], config_set: str,
+                     region: str, bounce_type: str = "Permanent",
+                     at: datetime | None = None) -> dict:
+    """The record SES event publishing sends for a bounce or complaint (the shape of the
+    SES developer guide's examples), with the message's tags as SES adds them."""
+    at = at or datetime.now(UTC)
+    domain = source.rsplit("@", 1)[-1].rstrip(">")
+    mail = {
+        "timestamp": _iso(at), "source": source,
+        "sourceArn": f"arn:aws:ses:{region}:{ACCOUNT}:identity/{domain}",
+        "sendingAccountId": ACCOUNT, "messageId": message_id, "destination": destination,
+        "headersTruncated": False,
+        "headers": [{"name": "From", "value": source},
+                    {"name": "To", "value": ", ".join(destination)}],
+        "commonHeaders": {"from": [source], "to": destination, "messageId": message_id},
+        "tags": {"ses:configuration-set": [config_set], "ses:source-ip": ["127.0.0.1"],
+                 "ses:from-domain": [domain], "ses:caller-identity": ["local"], **tags},
+    }
+    feedback_id = f"{uuid.uuid4()}-000000"
+    if kind == "bounce":
+        return {"eventType": "Bounce", "mail": mail, "bounce": {
+            "bounceType": bounce_type, "bounceSubType": "General",
+            "bouncedRecipients": [{"emailAddress": r, "action": "failed", "status": "5.1.1",
+                                   "diagnosticCode": "smtp; 550 5.1.1 user unknown"}
+                                  for r in recipients],
+            "timestamp": _iso(at), "feedbackId": feedback_id,
+            "reportingMTA": "dsn; simulator.amazonses.com"}}
+    return {"eventType": "Complaint", "mail": mail, "complaint": {
+        "complainedRecipients": [{"emailAddress": r} for r in recipients],
+        "timestamp": _iso(at), "feedbackId": feedback_id,
+        "userAgent": "Amazon SES Mailbox Simulator",
+        "complaintFeedbackType": "abuse", "arrivalDate": _iso(at)}}
+
+
+def sns_event(message: str, arn: str) -> dict:
+    """The Lambda event of an SNS subscription delivering `message` from topic `arn`."""
+    return {"Records": [{
+        "EventSource": "aws:sns", "EventVersion": "1.0",
+        "EventSubscriptionArn": f"{arn}:{uuid.uuid4()}",
+        "Sns": {"Type": "Notification", "MessageId": str(uuid.uuid4()), "TopicArn": arn,
+                "Subject": None, "Message": message, "Timestamp": _iso(datetime.now(UTC)),
+                "SignatureVersion": "1", "Signature": "", "SigningCertUrl": "",
+                "UnsubscribeUrl": "", "MessageAttributes": {}},
+    }]}
+
+
+def event_destinations(template: dict, r: local_stack.Resolver) -> dict[str, list[tuple]]:
+    """Local configuration set name -> [(matching event types, topic logical id)] of its
+    enabled SNS event destinations."""
+    sets = {lid: r.resolve((res.get("Properties") or {}).get("Name") or lid) for lid, res in
+            local_stack.resources_of_type(template, "AWS::SES::ConfigurationSet").items()}
+    out: dict[str, list[tuple]] = {}
+    for res in local_stack.resources_of_type(
+            template, "AWS::SES::ConfigurationSetEventDestination").values():
+        props = res.get("Properties") or {}
+        dest = props.get("EventDestination") or {}
+        set_ref = props.get("ConfigurationSetName")
+        set_lid = set_ref.get("Ref") if isinstance(set_ref, dict) else None
+        topic = (dest.get("SnsDestination") or {}).get("TopicARN")
+        topic_lid = topic.get("Ref") if isinstance(topic, dict) else None
+        if set_lid in sets and topic_lid and dest.get("Enabled"):
+            out.setdefault(sets[set_lid], []).append(
+                ({t.lower() for t in dest.get("MatchingEventTypes") or []}, topic_lid))
+    return out
+
+
+class SesFeedback:
+    """The mailbox simulator's bounces and complaints of the messages moto's SES accepted,
+    published as the template's event destinations say, to the functions subscribed to the
+    topic (Lambda's asynchronous invocation, with its retries)."""
+
+    def __init__(self, moto_url: str, destinations: dict[str, list[tuple]],
+                 subscribers: list[dict], prefix: str, region: str,
+                 call: Callable[[dict, dict], tuple[bool, object]]):
+        self.moto_url, self.destinations = moto_url, destinations
+        self.subscribers, self.prefix, self.region, self.call = (subscribers, prefix, region,
+                                                                 call)
+        self.seen: set[str] = set()
+        self.due: list[tuple[float, dict, dict, int]] = []  # (when, mapping, event, attempt)
+        self.delay = _seconds(os.environ.get("SES_FEEDBACK_DELAY", "1")) or 0.0
+
+    def messages(self) -> list[dict]:
+        # Only SES's messages (infra/moto_server.py): the whole document is every service's state.
+        url = f"{self.moto_url}/moto-api/data.json?only=ses.Message"
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            return (json.load(resp).get("ses") or {}).get("Message") or []
+
+    def feedback_of(self, msg: dict) -> list[tuple[dict, dict]]:
+        """(mapping, SNS event) for each simulator bounce or complaint of one message."""
+        config_set = msg.get("configuration_set_name")
+        dests = msg.get("destinations") or {}
+        to = [a for key in ("ToAddresses", "CcAddresses", "BccAddresses")
+              for a in dests.get(key) or []]
+        out = []
+        for kind in ("bounce", "complaint"):
+            hit = [a for a in to if SIMULATOR.get(a.lower()) == kind]
+            if not hit or not config_set:
+                continue
+            for types, topic in self.destinations.get(config_set, []):
+                if kind not in types:
+                    continue
+                record = ses_event_record(kind, hit, msg["id"], msg.get("source", ""), to,
+                                          msg.get("tags") or {}, config_set, self.region)
+                arn = topic_arn(topic, self.prefix, self.region)
+                for m in self.subscribers:
+                    if m["source"] == topic:
+                        out.append((m, sns_event(json.dumps(record), arn)))
+        return out
+
+    def step(self) -> None:
+        now = time.monotonic()
+        for msg in self.messages():
+            if msg.get("id") in self.seen:
+                continue
+            self.seen.add(msg.get("id"))
+            for m, event in self.feedback_of(msg):
+                self.due.append((now + self.delay, m, event, 0))
+        ready = [d for d in self.due if d[0] <= now]
+        self.due = [d for d in self.due if d[0] > now]
+        for _, m, event, attempt in ready:
+            ok, _ = self.call(m, event)
+            if ok:
+                log(f"{m['function']}: SES event delivered (attempt {attempt + 1})")
+            elif attempt < m["retries"]:
+                wait = ASYNC_RETRY_DELAYS[min(attempt, len(ASYNC_RETRY_DELAYS) - 1)] * time_scale()
+                log(f"{m['function']}: SES event failed; retrying in {wait:g}s")
+                self.due.append((time.monotonic() + wait, m, event, attempt + 1))
+            else:
+                log(f"{m['function']}: SES event failed {attempt + 1} times; dropped")
+
+    def run(self, stop: threading.Event) -> None:
+        names = ", ".join(m["function"] for m in self.subscribers)
+        log(f"SES feedback (mailbox simulator) -> {names}")
+        while not stop.is_set():
+            try:
+                self.step()
+            except Exception as exc:  # moto restarting, shutting down …
+                log(f"SES feedback: polling moto failed: {exc}")
+            stop.wait(0.5)
+
+
+def poll_ses_feedback(template: dict, subscribers: list[dict], api: str, prefix: str,
+                      region: str, stop: threading.Event) -> None:
+    moto_url = os.environ.get("AWS_ENDPOINT_URL", "")
+    if not moto_url:
+        log("SES feedback: AWS_ENDPOINT_URL is not set; no simulator bounces")
+        return
+    r = local_stack.Resolver(template, {}, region, ACCOUNT)
+
+    def call(m: dict, event: dict) -> tuple[bool, object]:
+        return invoke(api, m["function"], event, m["timeout"])
+
+    SesFeedback(moto_url, event_destinations(template, r), subscribers, prefix, region,
+                call).run(stop)
+
+
+# --------------------------------------------------------------------------------------------
 # CLI
 # --------------------------------------------------------------------------------------------
 
@@ -721,7 +917,17 @@ def main() -> int:
     # Lambda polls a queue with several concurrent consumers, so one slow batch (a webhook
     # endpoint timing out) doesn't hold up the rest; a stream shard is processed in order by one.
     threads = []
-    for m in mappings(template, args.template):
+    all_mappings = mappings(template, args.template)
+    subscribers = [m for m in all_mappings if m["kind"] == "SNS"]
+    if subscribers:
+        t = threading.Thread(target=poll_ses_feedback, daemon=True,
+                             args=(template, subscribers, args.lambda_api, args.prefix, region,
+                                   stop))
+        t.start()
+        threads.append(t)
+    for m in all_mappings:
+        if m["kind"] == "SNS":
+            continue
         sqs = m["kind"] == "SQS"
         target, pollers = (poll_sqs, args.sqs_concurrency) if sqs else (poll_stream, 1)
         for _ in range(pollers):

@@ -8,7 +8,9 @@
 #                                    fails early if process group PGID has died
 #   start_bg LOGFILE CMD...          run CMD in its own process group (killed on exit);
 #                                    sets BG_PID
-#   start_moto PORT [LOGFILE]        start moto_server on 127.0.0.1:PORT and wait for it
+#   start_moto PORT [LOGFILE]        start moto_server (infra/moto_server.py: moto plus SES
+#                                    configuration sets and tags on SendEmail) on
+#                                    127.0.0.1:PORT and wait for it
 #   start_fault_proxy PORT MOTO_URL [LOGFILE]
 #                                    start infra/fault_proxy.py on 127.0.0.1:PORT in front of
 #                                    MOTO_URL and wait for it (the functions' AWS endpoint)
@@ -73,7 +75,7 @@ start_moto() {
     echo "error: something already listens on 127.0.0.1:$port (set MOTO_PORT to use another port)" >&2
     return 1
   fi
-  start_bg "$log" "$VENV/bin/moto_server" -H 127.0.0.1 -p "$port"
+  start_bg "$log" "$VENV/bin/python" "$INFRA_DIR/moto_server.py" -H 127.0.0.1 -p "$port"
   if ! wait_http "http://127.0.0.1:$port/moto-api/" 60 "$BG_PID"; then
     echo "moto log ($log):" >&2
     tail -n 30 "$log" >&2 || true

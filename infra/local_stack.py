@@ -2,7 +2,8 @@
 """Create the local AWS side of the stack (moto) from template.yaml.
 
 Reads the SAM template, and against the endpoint in AWS_ENDPOINT_URL idempotently creates
-every AWS::DynamoDB::Table, AWS::SQS::Queue, AWS::SES::EmailIdentity, AWS::KMS::Key and
+every AWS::DynamoDB::Table, AWS::SQS::Queue, AWS::SES::ConfigurationSet (with its
+AWS::SES::ConfigurationSetEventDestination), AWS::SES::EmailIdentity, AWS::KMS::Key and
 AWS::SecretsManager::Secret it declares, then writes an env file (KEY=VALUE lines, as
 `cargo lambda watch --env-file` reads them) holding the Globals.Function environment variables
 resolved for local use, and beside it one file per function with that function's own
@@ -13,7 +14,12 @@ environment, as Lambda gives each function its own).
 Local names:
   DynamoDB table   <prefix><LogicalId>           (default prefix "pulsara-")
   SQS queue        <prefix><LogicalId>
-  SES identity     the resolved EmailIdentity (plus its domain, so any sender there works)
+  SES identity     the resolved EmailIdentity (a domain: any sender there works; an address:
+                   its domain too), verified at once (no DNS locally)
+  SES config set   the resolved Name, with its event destinations (the local event sources
+                   publish the mailbox simulator's bounces and complaints through them)
+  SNS topic        not created: its Ref is a local ARN (arn:aws:sns:<region>:<account>:
+                   <prefix><LogicalId>); the event sources invoke its subscribers directly
   KMS key          a symmetric key, aliased alias/<prefix><LogicalId>
   secret           <prefix><LogicalId>, its value generated as GenerateSecretString says
 
@@ -47,6 +53,9 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_TEMPLATE = REPO_ROOT / "template.yaml"
 DEFAULT_REGION = "us-east-1"
 DEFAULT_ACCOUNT = "123456789012"  # moto's default account id
+# Values of the template's required parameters (no Default) for the local stack only.
+LOCAL_PARAMETERS = {"SenderDomain": "pulsara.example",
+                    "SenderEmail": "notifications@pulsara.example"}
 
 
 class TemplateError(ValueError):
@@ -79,7 +88,13 @@ RESOURCE_PROPERTIES: dict[str, set[str] | None] = {
     # SqsManagedSseEnabled has no local effect (moto takes it and ignores it).
     "AWS::SQS::Queue": {"VisibilityTimeout", "MessageRetentionPeriod", "SqsManagedSseEnabled",
                         "RedrivePolicy"},
-    "AWS::SES::EmailIdentity": {"EmailIdentity"},
+    "AWS::SES::EmailIdentity": {"EmailIdentity", "DkimSigningAttributes", "MailFromAttributes",
+                                "ConfigurationSetAttributes"},
+    # Reputation metrics have no local effect; SendingEnabled is passed on.
+    "AWS::SES::ConfigurationSet": {"Name", "ReputationOptions", "SendingOptions"},
+    "AWS::SES::ConfigurationSetEventDestination": {"ConfigurationSetName", "EventDestination"},
+    # SES's permission to publish: moto enforces no topic policies.
+    "AWS::SNS::TopicPolicy": None,
     "AWS::Serverless::Function": None,  # FUNCTION_PROPERTIES
     # The stage, warnings and API Gateway throttling have no local equivalent.
     "AWS::Serverless::HttpApi": {"StageName", "FailOnWarnings", "DefaultRouteSettings"},
@@ -100,13 +115,17 @@ GLOBAL_FUNCTION_PROPERTIES = {"Runtime", "Architectures", "MemorySize", "Timeout
                               "Tracing", "LoggingConfig", "Environment"}
 FUNCTION_PROPERTIES = {"CodeUri", "Description", "MemorySize", "Timeout", "Events", "Policies",
                        "LoggingConfig", "Environment"}
-EVENT_TYPES = {"HttpApi", "SQS", "DynamoDB"}  # SQS, DynamoDB: event_sources.py
+EVENT_TYPES = {"HttpApi", "SQS", "DynamoDB", "SNS"}  # SQS, DynamoDB, SNS: event_sources.py
 HTTP_EVENT_PROPERTIES = {"ApiId", "Path", "Method"}
 TABLE_ATTRIBUTES = {"Arn", "StreamArn"}
 QUEUE_ATTRIBUTES = {"Arn", "QueueName"}
 KEY_ATTRIBUTES = {"Arn", "KeyId"}
+# The DKIM records (stack outputs only: nothing local resolves them).
+IDENTITY_ATTRIBUTES = {f"DkimDNSToken{kind}{n}" for kind in ("Name", "Value") for n in (1, 2, 3)}
 GETATT_ATTRIBUTES = {"AWS::DynamoDB::Table": TABLE_ATTRIBUTES, "AWS::SQS::Queue": QUEUE_ATTRIBUTES,
-                     "AWS::KMS::Key": KEY_ATTRIBUTES}
+                     "AWS::KMS::Key": KEY_ATTRIBUTES,
+                     "AWS::SES::EmailIdentity": IDENTITY_ATTRIBUTES}
+EVENT_DESTINATION_KEYS = {"Name", "Enabled", "MatchingEventTypes", "SnsDestination"}
 REDRIVE_KEYS = {"deadLetterTargetArn", "maxReceiveCount"}
 
 # --------------------------------------------------------------------------------------------
@@ -233,6 +252,13 @@ def check_template(template: dict, path: Any = "template.yaml") -> None:
                                  "(a mapping) is what is emulated: the value is generated")
         _unknown(path, f"Resources.{lid}.Properties.GenerateSecretString", gen,
                  GENERATE_SECRET_KEYS, "key")
+    for lid, res in resources_of_type(template,
+                                      "AWS::SES::ConfigurationSetEventDestination").items():
+        dest = _props(res).get("EventDestination")
+        where = f"Resources.{lid}.Properties.EventDestination"
+        if not isinstance(dest, dict) or not isinstance(dest.get("SnsDestination"), dict):
+            raise template_error(path, where, "only an SnsDestination is emulated")
+        _unknown(path, where, dest, EVENT_DESTINATION_KEYS, "key")
     for lid, res in resources_of_type(template, "AWS::SQS::Queue").items():
         redrive = _props(res).get("RedrivePolicy")
         if redrive is not None:
@@ -260,7 +286,7 @@ def _check_function(path: Any, template: dict, lid: str, res: dict) -> None:
             raise template_error(path, f"{ewhere}.Type", f"event type {kind} is not emulated "
                                  f"locally (known: {', '.join(sorted(EVENT_TYPES))})")
         if kind != "HttpApi":
-            continue  # event_sources.mappings()
+            continue  # event_sources.mappings() / sns_subscriptions()
         props = event.get("Properties") or {}
         _unknown(path, f"{ewhere}.Properties", props, HTTP_EVENT_PROPERTIES)
         api = props.get("ApiId")
@@ -388,6 +414,8 @@ class Resolver:
                 self.params[name] = params[name]
             elif "Default" in spec:
                 self.params[name] = spec["Default"]
+            elif name in LOCAL_PARAMETERS:
+                self.params[name] = LOCAL_PARAMETERS[name]
         for name, value in params.items():  # allow extra overrides too
             self.params.setdefault(name, value)
         self.pseudo = {
@@ -617,6 +645,59 @@ def _attr_str(v: Any) -> str:
     return str(v)
 
 
+def sns_topic_refs(r: Resolver, prefix: str, region: str, account: str) -> None:
+    """Each SNS topic's Ref (its ARN), locally: nothing publishes to it, the event sources
+    invoke its subscribers (event_sources.py)."""
+    for lid in resources_of_type(r.template, "AWS::SNS::Topic"):
+        r.resources[lid] = {"Ref": f"arn:aws:sns:{region}:{account}:{prefix}{lid}"}
+
+
+def create_configuration_sets(session, r: Resolver, endpoint: str) -> None:
+    """Each SES configuration set and its event destinations (SES v2 sets; moto keeps the
+    destinations in its v1 API, which shares the state)."""
+    sets = resources_of_type(r.template, "AWS::SES::ConfigurationSet")
+    if not sets:
+        return
+    sesv2 = session.client("sesv2", endpoint_url=endpoint)
+    ses = session.client("ses", endpoint_url=endpoint)
+    for lid, res in sets.items():
+        props = r.resolve(_props(res))
+        name = props.get("Name") or lid
+        kwargs: dict[str, Any] = {"ConfigurationSetName": name}
+        if "SendingOptions" in props:
+            kwargs["SendingOptions"] = props["SendingOptions"]
+        if "ReputationOptions" in props:
+            kwargs["ReputationOptions"] = props["ReputationOptions"]
+        try:
+            sesv2.create_configuration_set(**kwargs)
+            _log(f"created SES configuration set {name}")
+        except Exception as exc:
+            if "AlreadyExists" not in _err_code(exc):
+                raise
+            _log(f"SES configuration set {name} exists")
+        r.resources[lid] = {"Ref": name}
+    for lid, res in resources_of_type(r.template,
+                                      "AWS::SES::ConfigurationSetEventDestination").items():
+        props = r.resolve(_props(res))
+        dest = props["EventDestination"]
+        try:
+            ses.create_configuration_set_event_destination(
+                ConfigurationSetName=props["ConfigurationSetName"],
+                EventDestination={
+                    "Name": dest["Name"],
+                    "Enabled": bool(dest.get("Enabled", False)),
+                    "MatchingEventTypes": dest["MatchingEventTypes"],
+                    "SNSDestination": {"TopicARN": dest["SnsDestination"]["TopicARN"]},
+                },
+            )
+            _log(f"created SES event destination {dest['Name']} -> "
+                 f"{dest['SnsDestination']['TopicARN']}")
+        except Exception as exc:
+            if "AlreadyExists" not in _err_code(exc):
+                raise
+        r.resources[lid] = {"Ref": dest["Name"]}
+
+
 def create_email_identities(session, r: Resolver, endpoint: str) -> None:
     identities = resources_of_type(r.template, "AWS::SES::EmailIdentity")
     if not identities:
@@ -624,7 +705,8 @@ def create_email_identities(session, r: Resolver, endpoint: str) -> None:
     sesv2 = session.client("sesv2", endpoint_url=endpoint)
     ses = session.client("ses", endpoint_url=endpoint)
     for lid, res in identities.items():
-        identity = r.resolve(_props(res)["EmailIdentity"])
+        props = r.resolve(_props(res))
+        identity = props["EmailIdentity"]
         names = [identity]
         if "@" in identity:  # verify the sender's domain too, so any address there can send
             names.append(identity.split("@", 1)[1])
@@ -636,9 +718,14 @@ def create_email_identities(session, r: Resolver, endpoint: str) -> None:
             except Exception as exc:
                 if "NotFound" not in _err_code(exc):
                     raise
+            kwargs: dict[str, Any] = {"EmailIdentity": name}
+            config_set = (props.get("ConfigurationSetAttributes") or {}).get("ConfigurationSetName")
+            if config_set:
+                kwargs["ConfigurationSetName"] = config_set
             try:
-                sesv2.create_email_identity(EmailIdentity=name)
-                _log(f"created SES identity {name}")
+                sesv2.create_email_identity(**kwargs)
+                _log(f"created SES identity {name}"
+                     + (f" (configuration set {config_set})" if config_set else ""))
             except Exception as exc:
                 if "AlreadyExists" not in _err_code(exc):
                     raise
@@ -647,6 +734,14 @@ def create_email_identities(session, r: Resolver, endpoint: str) -> None:
             if "@" in identity:
                 ses.verify_email_identity(EmailAddress=identity)
             ses.verify_domain_identity(Domain=names[-1])
+            mail_from = props.get("MailFromAttributes") or {}
+            if mail_from.get("MailFromDomain"):
+                ses.set_identity_mail_from_domain(
+                    Identity=identity, MailFromDomain=mail_from["MailFromDomain"],
+                    BehaviorOnMXFailure=mail_from.get("BehaviorOnMxFailure",
+                                                      "UseDefaultValue").replace(
+                        "USE_DEFAULT_VALUE", "UseDefaultValue").replace(
+                        "REJECT_MESSAGE", "RejectMessage"))
         except Exception as exc:  # pragma: no cover - best effort
             _log(f"warning: SES v1 verification of {identity} failed: {exc}")
         r.resources[lid] = {"Ref": identity}
@@ -857,6 +952,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         create_tables(session, resolver, args.prefix, endpoint)
         create_queues(session, resolver, args.prefix, endpoint, args.queue_visibility_scale)
+        sns_topic_refs(resolver, args.prefix, region, DEFAULT_ACCOUNT)
+        create_configuration_sets(session, resolver, endpoint)
         create_email_identities(session, resolver, endpoint)
         create_kms_keys(session, resolver, args.prefix, endpoint)
         create_secrets(session, resolver, args.prefix, endpoint)

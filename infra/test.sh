@@ -45,7 +45,7 @@ section "AWS fault proxy (127.0.0.1:$PROXY_PORT -> moto; the functions' AWS endp
 start_fault_proxy "$PROXY_PORT" "$MOTO_URL" "$WORK_DIR/fault_proxy.log"
 echo "fault proxy running"
 
-section "Tables, queues and SES identity from template.yaml"
+section "Tables, queues, SES domain identity and configuration set from template.yaml"
 # The functions reach AWS through the fault proxy (AWS_ENDPOINT_URL in the env file);
 # local_stack.py, the event sources and the tests talk to moto directly.
 AWS_ENDPOINT_URL="$MOTO_URL" \
@@ -60,6 +60,8 @@ AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-testing}" \
     --param WebhookRetrySchedule=1,2,3 \
     --param WebhookDisableAfterSeconds=5 \
     --param WebhookAllowLoopbackHttp=true \
+    --param SenderDomain=pulsara.example \
+    --param SenderEmail=notifications@pulsara.example \
     --set PULSARA_STAGE=local \
     --set API_KEY_CACHE_SECONDS=1 \
     --set WEBHOOK_TIMEOUT_MS=2000 \

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 import uuid
 from collections import Counter
@@ -281,7 +282,9 @@ def scan_all(dynamodb, table_env: str) -> list[dict]:
 
 def sent_messages() -> list[dict]:
     """Every e-mail moto's SES accepted so far."""
-    with urllib.request.urlopen(os.environ["MOTO_URL"] + "/moto-api/data.json", timeout=30) as resp:
+    # ?only=: just SES's messages (infra/moto_server.py), not every service's state.
+    url = os.environ["MOTO_URL"] + "/moto-api/data.json?only=ses.Message"
+    with urllib.request.urlopen(url, timeout=30) as resp:
         data = json.load(resp)
     return data.get("ses", {}).get("Message", [])
 
@@ -294,6 +297,48 @@ def wait_mail(call_id: str, timeout: float = 30) -> dict:
     mails = wait_for(lambda: messages_for(call_id), timeout, 0.2)
     assert len(mails) == 1, f"expected one e-mail for {call_id}, got {len(mails)}"
     return mails[0]
+
+
+# --- SES feedback (bounces and complaints, through SNS) ----------------------------------------
+
+SIMULATOR_BOUNCE = "bounce@simulator.amazonses.com"
+SIMULATOR_COMPLAINT = "complaint@simulator.amazonses.com"
+
+
+def lambda_api() -> str:
+    """cargo lambda watch's own address (PULSARA_API without /api)."""
+    return API.rsplit("/api", 1)[0]
+
+
+def invoke_function(function: str, event: dict) -> tuple[bool, bytes]:
+    """Invokes a function through cargo lambda watch as SNS does: (whether it succeeded, the
+    answer). A function error (X-Amz-Function-Error, or an error status) is False."""
+    req = urllib.request.Request(
+        f"{lambda_api()}/2015-03-31/functions/{function}/invocations",
+        data=json.dumps(event).encode(), headers=JSON, method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=120) as resp:
+            return not resp.headers.get("x-amz-function-error"), resp.read()
+    except urllib.error.HTTPError as exc:
+        return False, exc.read()
+
+
+def ses_feedback(kind: str, email: dict, call_id: str, restaurant_id: str,
+                 recipients: list[str] | None = None, bounce_type: str = "Permanent") -> dict:
+    """The SNS event SES event publishing delivers for a bounce or complaint of a call's
+    e-mail (`email`: the call's `email` as GET /ivr/calls/{id} shows it), built as the local
+    event sources build the mailbox simulator's."""
+    import event_sources
+
+    record = event_sources.ses_event_record(
+        kind, recipients or email["recipients"], email["messageId"],
+        os.environ.get("SENDER_EMAIL", "notifications@pulsara.example"), email["recipients"],
+        {"callId": [call_id], "restaurantId": [restaurant_id]},
+        os.environ.get("SES_CONFIGURATION_SET", "pulsara-local-email"),
+        os.environ.get("AWS_REGION", "us-east-1"), bounce_type=bounce_type)
+    arn = event_sources.topic_arn("EmailEventsTopic", "pulsara-",
+                                  os.environ.get("AWS_REGION", "us-east-1"))
+    return event_sources.sns_event(json.dumps(record), arn)
 
 
 # --- admin users and their sign-in budget -----------------------------------------------------

@@ -248,7 +248,7 @@ def test_every_consumer_and_the_api_have_alarms():
     for lid, fn in functions().items():
         events = (fn["Properties"].get("Events") or {}).values()
         kinds = {e["Type"] for e in events}
-        if kinds & {"SQS", "DynamoDB"}:
+        if kinds & {"SQS", "DynamoDB", "SNS"}:
             for metric in ("Errors", "Throttles"):
                 assert [{"Ref": lid}] in watched("AWS/Lambda", metric), (lid, metric)
         if "DynamoDB" in kinds:
@@ -357,3 +357,98 @@ def test_the_template_passes_cfn_lint():
         pytest.skip("cfn-lint not installed")
     r = subprocess.run([lint, str(TEMPLATE)], capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+# --- e-mail: SES domain identity, configuration set, bounces and complaints (issue 12, item 2) -
+
+
+def test_the_sender_domain_and_address_are_required_parameters():
+    """No default sender: a deploy must name the domain it owns (and an address there)."""
+    params = local_stack.load_template(TEMPLATE)["Parameters"]
+    for name in ("SenderDomain", "SenderEmail"):
+        assert "Default" not in params[name], name
+        assert params[name]["AllowedPattern"], name
+    import re
+
+    domain = re.compile(params["SenderDomain"]["AllowedPattern"])
+    assert domain.fullmatch("pulsara.example") and domain.fullmatch("mail.luigis-pizza.com")
+    for bad in ("calls@pulsara.example", "Pulsara.Example", "localhost", "-x.example", ""):
+        assert not domain.fullmatch(bad), bad
+    env = local_stack.load_template(TEMPLATE)["Globals"]["Function"]["Environment"]["Variables"]
+    assert env["SENDER_DOMAIN"] == {"Ref": "SenderDomain"}
+    assert env["SES_CONFIGURATION_SET"] == {"Ref": "EmailConfigurationSet"}
+
+
+def test_the_sender_identity_is_the_domain_with_dkim_mail_from_and_the_configuration_set():
+    res = resources()
+    [identity] = [r["Properties"] for r in res.values() if r["Type"] == "AWS::SES::EmailIdentity"]
+    assert identity["EmailIdentity"] == {"Ref": "SenderDomain"}
+    assert identity["DkimSigningAttributes"] == {"NextSigningKeyLength": "RSA_2048_BIT"}
+    assert identity["MailFromAttributes"] == {"MailFromDomain": {"Fn::Sub": "mail.${SenderDomain}"},
+                                              "BehaviorOnMxFailure": "USE_DEFAULT_VALUE"}
+    assert identity["ConfigurationSetAttributes"] == {
+        "ConfigurationSetName": {"Ref": "EmailConfigurationSet"}}
+    config_set = res["EmailConfigurationSet"]
+    assert config_set["Type"] == "AWS::SES::ConfigurationSet"
+    assert config_set["Properties"]["ReputationOptions"] == {"ReputationMetricsEnabled": True}
+    assert config_set["Properties"]["SendingOptions"] == {"SendingEnabled": True}
+    outputs = local_stack.load_template(TEMPLATE)["Outputs"]
+    text = json.dumps(outputs)
+    for n in (1, 2, 3):
+        assert f"SenderIdentity.DkimDNSTokenName{n}" in text
+        assert f"SenderIdentity.DkimDNSTokenValue{n}" in text
+    assert "feedback-smtp.${AWS::Region}.amazonses.com" in outputs["MailFromMxRecord"]["Value"][
+        "Fn::Sub"]
+    assert "v=spf1 include:amazonses.com ~all" in outputs["MailFromSpfRecord"]["Value"]["Fn::Sub"]
+    assert "v=DMARC1" in outputs["DmarcRecordSuggestion"]["Value"]["Fn::Sub"]
+
+
+def test_bounces_and_complaints_go_through_an_ses_only_topic_to_email_events():
+    res = resources()
+    [dest] = [r["Properties"] for r in res.values()
+              if r["Type"] == "AWS::SES::ConfigurationSetEventDestination"]
+    assert dest["ConfigurationSetName"] == {"Ref": "EmailConfigurationSet"}
+    ed = dest["EventDestination"]
+    assert ed["Enabled"] is True and sorted(ed["MatchingEventTypes"]) == ["bounce", "complaint"]
+    topic = ed["SnsDestination"]["TopicARN"]
+    assert topic == {"Ref": "EmailEventsTopic"}
+    assert res["EmailEventsTopic"]["Type"] == "AWS::SNS::Topic"
+    [policy] = [r["Properties"] for r in res.values() if r["Type"] == "AWS::SNS::TopicPolicy"]
+    assert policy["Topics"] == [topic]
+    [stmt] = policy["PolicyDocument"]["Statement"]
+    assert stmt["Principal"] == {"Service": "ses.amazonaws.com"}
+    assert stmt["Action"] == "sns:Publish" and stmt["Resource"] == topic
+    assert stmt["Condition"]["StringEquals"] == {"AWS:SourceAccount": {"Ref": "AWS::AccountId"}}
+    subscribers = {lid: e for lid, fn in functions().items()
+                   for e in (fn["Properties"].get("Events") or {}).values() if e["Type"] == "SNS"}
+    assert list(subscribers) == ["EmailEventsFunction"]
+    assert subscribers["EmailEventsFunction"]["Properties"] == {"Topic": topic}
+    fn = functions()["EmailEventsFunction"]
+    assert fn["Metadata"]["BuildProperties"]["Binary"] == "email-events"
+    # Exactly what it calls, on exact tables: no scans, no deletes, no wildcards.
+    assert sorted(grants(fn, ""), key=json.dumps) == sorted([
+        ("dynamodb:GetItem", {"Fn::GetAtt": ["CallsTable", "Arn"]}),
+        ("dynamodb:UpdateItem", {"Fn::GetAtt": ["CallsTable", "Arn"]}),
+        ("dynamodb:GetItem", {"Fn::GetAtt": ["RestaurantsTable", "Arn"]}),
+        ("dynamodb:PutItem", {"Fn::GetAtt": ["RestaurantsTable", "Arn"]}),
+        ("dynamodb:PutItem", {"Fn::GetAtt": ["PhoneNumbersTable", "Arn"]}),
+    ], key=json.dumps)
+
+
+def test_the_senders_may_send_only_from_the_domain_through_the_configuration_set():
+    exact = [
+        {"Fn::Sub": "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:"
+                    "identity/${SenderDomain}"},
+        {"Fn::Sub": "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:"
+                    "configuration-set/${EmailConfigurationSet}"},
+    ]
+    senders = {}
+    for lid, fn in functions().items():
+        ses = grants(fn, "ses:")
+        if ses:
+            senders[lid] = ses
+    assert set(senders) == {"EmailSenderFunction", "CompleteCallFunction"}, senders
+    for lid, ses in senders.items():
+        assert sorted(ses, key=json.dumps) == sorted(
+            [("ses:SendEmail", r) for r in exact], key=json.dumps), lid
+        assert "*" not in json.dumps(ses), lid

@@ -88,7 +88,10 @@ def test_the_real_template_mappings(real, monkeypatch):
     ms = {m["name"]: m for m in event_sources.mappings(real)}
     assert set(ms) == {"EmailSenderFunction.EmailJobs", "EmailSenderFunction.CallCompletions",
                        "RestaurantEventsFunction.RestaurantChanges",
-                       "WebhookDispatcherFunction.Deliveries"}
+                       "WebhookDispatcherFunction.Deliveries", "EmailEventsFunction.SesEvents"}
+    sns = ms["EmailEventsFunction.SesEvents"]
+    assert (sns["kind"], sns["source"], sns["function"], sns["retries"]) == \
+        ("SNS", "EmailEventsTopic", "email-events", 2)
     jobs, hooks = ms["EmailSenderFunction.EmailJobs"], ms["WebhookDispatcherFunction.Deliveries"]
     assert (jobs["kind"], jobs["source"], jobs["function"], jobs["batch"], jobs["timeout"]) == \
         ("SQS", "EmailQueue", "email-sender", 10, 30.0)
@@ -339,7 +342,10 @@ def resolver(real) -> local_stack.Resolver:
 
 def test_ref_resolves_parameters_resources_and_pseudo_parameters(resolver):
     assert resolver.resolve({"Ref": "Stage"}) == "local"                  # --param
-    assert resolver.resolve({"Ref": "SenderEmail"}) == "notifications@pulsara.example"  # Default
+    assert resolver.resolve({"Ref": "WebhookAllowLoopbackHttp"}) == "false"  # Default
+    # A required parameter (no Default) takes its local value.
+    assert resolver.resolve({"Ref": "SenderEmail"}) == \
+        local_stack.LOCAL_PARAMETERS["SenderEmail"] == "notifications@pulsara.example"
     assert resolver.resolve({"Ref": "CallsTable"}) == "pulsara-CallsTable"
     assert resolver.resolve({"Ref": "EmailQueue"}) == "http://q/EmailQueue"
     assert [resolver.resolve({"Ref": p}) for p in local_stack.PSEUDO_PARAMETERS] == \
@@ -405,8 +411,13 @@ def test_the_function_environment_is_the_globals_resolved(real, resolver):
                                    "QueueName": lid}
     for lid in local_stack.resources_of_type(real, "AWS::DynamoDB::Table"):
         resolver.resources.setdefault(lid, {"Ref": f"pulsara-{lid}"})
+    for lid in local_stack.resources_of_type(real, "AWS::SES::ConfigurationSet"):
+        resolver.resources[lid] = {"Ref": f"set-{lid}"}
     env = local_stack.function_environment(real, resolver)
     assert set(env) == set(real["Globals"]["Function"]["Environment"]["Variables"])
+    assert env["SES_CONFIGURATION_SET"] == "set-EmailConfigurationSet"
+    assert (env["SENDER_DOMAIN"], env["SENDER_EMAIL"]) == ("pulsara.example",
+                                                           "notifications@pulsara.example")
     assert env["EMAIL_QUEUE_URL"] == "http://q/EmailQueue"
     assert env["CALLS_TABLE"] == "pulsara-CallsTable"
     assert (env["PULSARA_STAGE"], env["EMAIL_MAX_ATTEMPTS"]) == ("local", "6")  # numbers as text
@@ -805,3 +816,71 @@ def test_invoke_outcomes(lambda_api, monkeypatch, function, outcome):
 def test_invoking_nothing_is_a_failed_invocation(monkeypatch):
     monkeypatch.setattr(event_sources._warmth, "grace", 0.0)
     assert event_sources.invoke("http://127.0.0.1:9", "f", {}, timeout=0.5) == (False, None)
+
+
+# --- SES event publishing (mailbox simulator) -------------------------------------------------
+
+
+def _feedback(real):
+    r = local_stack.Resolver(real, {}, "us-east-1", local_stack.DEFAULT_ACCOUNT)
+    dests = event_sources.event_destinations(real, r)
+    subs = [m for m in event_sources.mappings(real) if m["kind"] == "SNS"]
+    return dests, event_sources.SesFeedback("http://unused", dests, subs, "pulsara-",
+                                            "us-east-1", lambda m, e: (True, None))
+
+
+def _sent(to, config_set="pulsara-local-email", tags=None):
+    return {"id": "m-1", "source": "notifications@pulsara.example",
+            "destinations": {"ToAddresses": to}, "configuration_set_name": config_set,
+            "tags": tags if tags is not None else {"callId": ["call_1"], "restaurantId": ["rst_1"]}}
+
+
+def test_the_templates_event_destination_sends_bounces_and_complaints_to_the_topic(real):
+    dests, _ = _feedback(real)
+    assert dests == {"pulsara-local-email": [({"bounce", "complaint"}, "EmailEventsTopic")]}
+
+
+@pytest.mark.parametrize("address, event_type", [
+    ("bounce@simulator.amazonses.com", "Bounce"), ("complaint@simulator.amazonses.com",
+                                                   "Complaint")])
+def test_a_simulator_address_becomes_the_ses_record_wrapped_as_sns_delivers_it(real, address,
+                                                                                event_type):
+    _, fb = _feedback(real)
+    [(m, event)] = fb.feedback_of(_sent(["owner@x.example", address]))
+    assert m["function"] == "email-events"
+    sns = event["Records"][0]["Sns"]
+    assert event["Records"][0]["EventSource"] == "aws:sns"
+    assert sns["TopicArn"].endswith(":pulsara-EmailEventsTopic")
+    record = json.loads(sns["Message"])
+    assert record["eventType"] == event_type
+    assert record["mail"]["messageId"] == "m-1"
+    assert record["mail"]["tags"]["callId"] == ["call_1"]
+    assert record["mail"]["tags"]["ses:configuration-set"] == ["pulsara-local-email"]
+    who = (record["bounce"]["bouncedRecipients"] if event_type == "Bounce"
+           else record["complaint"]["complainedRecipients"])
+    assert [w["emailAddress"] for w in who] == [address], "only the simulator address"
+    if event_type == "Bounce":
+        assert record["bounce"]["bounceType"] == "Permanent"
+
+
+def test_ordinary_recipients_and_mail_outside_the_configuration_set_publish_nothing(real):
+    _, fb = _feedback(real)
+    assert fb.feedback_of(_sent(["owner@x.example"])) == []
+    assert fb.feedback_of(_sent(["bounce@simulator.amazonses.com"], config_set=None)) == []
+    assert fb.feedback_of(_sent(["bounce@simulator.amazonses.com"], config_set="other")) == []
+
+
+def test_a_failed_sns_invocation_is_retried_twice_then_dropped(real, monkeypatch):
+    monkeypatch.setattr(event_sources, "ASYNC_RETRY_DELAYS", (0.0, 0.0))
+    calls = []
+    dests, _ = _feedback(real)
+    subs = [m for m in event_sources.mappings(real) if m["kind"] == "SNS"]
+    fb = event_sources.SesFeedback("http://unused", dests, subs, "pulsara-", "us-east-1",
+                                   lambda m, e: (calls.append(e) or (False, None)))
+    fb.delay = 0.0
+    monkeypatch.setattr(fb, "messages", lambda: [_sent(["bounce@simulator.amazonses.com"])])
+    for _ in range(5):
+        fb.step()
+    assert len(calls) == 3, "the first invocation and Lambda's two retries"
+    assert calls[0] is calls[2], "the same event each time"
+    assert fb.due == []

@@ -125,6 +125,7 @@ impl AppState {
             Mailer::new(
                 aws_sdk_sesv2::Client::new(&self.sdk),
                 self.config.sender_email.clone(),
+                self.config.ses_configuration_set.clone(),
             )
         })
     }

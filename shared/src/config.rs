@@ -56,6 +56,11 @@ pub struct Config {
     /// than the queues' visibility timeout (so a dead one's job finds it lapsed).
     pub claim_lease_seconds: u64,
     pub sender_email: String,
+    /// The SES domain identity the sender's address belongs to.
+    pub sender_domain: String,
+    /// The configuration set every e-mail is sent through (its event
+    /// destination reports bounces and complaints).
+    pub ses_configuration_set: String,
     pub call_retention_days: i64,
     /// Attempts before an e-mail is given up (matches the queue's maxReceiveCount).
     pub email_max_attempts: u32,
@@ -119,6 +124,7 @@ impl Config {
                     reason,
                 })?,
             };
+        let sender_domain = required("SENDER_DOMAIN")?.trim().to_ascii_lowercase();
         let loopback = get("WEBHOOK_ALLOW_LOOPBACK_HTTP").is_some_and(|v| v.trim() == "true");
         Ok(Config {
             webhook_allow_loopback_http: loopback && stage == "local",
@@ -158,7 +164,9 @@ impl Config {
             email_dlq_url: required("EMAIL_DLQ_URL")?,
             claim_lease_seconds: number("CLAIM_LEASE_SECONDS", DEFAULT_CLAIM_LEASE_SECONDS, 3_600)?
                 .max(1),
-            sender_email: required("SENDER_EMAIL")?,
+            sender_email: sender_email(required("SENDER_EMAIL")?, &sender_domain)?,
+            sender_domain,
+            ses_configuration_set: required("SES_CONFIGURATION_SET")?,
             call_retention_days: number("CALL_RETENTION_DAYS", 365, 3_650)?.max(1) as i64,
             email_max_attempts: number("EMAIL_MAX_ATTEMPTS", 6, 100)?.max(1) as u32,
             email_retry_base_seconds: number("EMAIL_RETRY_BASE_SECONDS", 30, 900)?.max(1),
@@ -170,6 +178,24 @@ impl Config {
                 90 * 86_400,
             )? as i64,
             webhook_timeout_ms: number("WEBHOOK_TIMEOUT_MS", 5_000, 30_000)?.max(100),
+        })
+    }
+}
+
+/// The sender's address, checked to be at `domain`: SES only lets us send
+/// from the domain identity (and IAM only allows that identity), so anything
+/// else would fail every e-mail; better to fail the cold start.
+fn sender_email(address: String, domain: &str) -> Result<String, ConfigError> {
+    let at = address
+        .trim()
+        .rsplit_once('@')
+        .map(|(_, d)| d.to_ascii_lowercase());
+    if at.as_deref() == Some(domain) {
+        Ok(address.trim().to_string())
+    } else {
+        Err(ConfigError::Invalid {
+            name: "SENDER_EMAIL",
+            reason: format!("must be an address at SENDER_DOMAIN ({domain})"),
         })
     }
 }
@@ -197,6 +223,8 @@ mod tests {
         ("EMAIL_QUEUE_URL", "http://q"),
         ("EMAIL_DLQ_URL", "http://q-dlq"),
         ("SENDER_EMAIL", "n@pulsara.example"),
+        ("SENDER_DOMAIN", "pulsara.example"),
+        ("SES_CONFIGURATION_SET", "pulsara-email"),
         ("WEBHOOKS_TABLE", "w"),
         ("WEBHOOK_DELIVERIES_TABLE", "d"),
         ("WEBHOOK_QUEUE_URL", "http://wq"),
@@ -230,5 +258,44 @@ mod tests {
             Config::from_lookup(env(&ok)).is_err(),
             "revocation bound is 60 s"
         );
+    }
+
+    #[test]
+    fn the_sender_must_be_at_the_sender_domain() {
+        let with = |email: &'static str, domain: &'static str| {
+            let mut pairs: Vec<(&str, &str)> = BASE
+                .iter()
+                .copied()
+                .filter(|(k, _)| !k.starts_with("SENDER_"))
+                .collect();
+            pairs.push(("SENDER_EMAIL", email));
+            pairs.push(("SENDER_DOMAIN", domain));
+            Config::from_lookup(env(&pairs))
+        };
+        let ok = with("calls@Pulsara.example", "pulsara.example").unwrap();
+        assert_eq!(ok.sender_domain, "pulsara.example");
+        for (email, domain) in [
+            ("calls@other.example", "pulsara.example"),
+            ("calls@mail.pulsara.example", "pulsara.example"),
+            ("calls@evilpulsara.example", "pulsara.example"),
+            ("no-at-sign", "pulsara.example"),
+        ] {
+            assert!(
+                matches!(
+                    with(email, domain),
+                    Err(ConfigError::Invalid {
+                        name: "SENDER_EMAIL",
+                        ..
+                    })
+                ),
+                "{email}"
+            );
+        }
+        let mut no_set: Vec<(&str, &str)> = BASE.to_vec();
+        no_set.retain(|(k, _)| *k != "SES_CONFIGURATION_SET");
+        assert!(matches!(
+            Config::from_lookup(env(&no_set)),
+            Err(ConfigError::Missing("SES_CONFIGURATION_SET"))
+        ));
     }
 }

@@ -2,7 +2,9 @@
 
 use crate::domain::email_address::EmailAddress;
 use aws_sdk_sesv2::error::{DisplayErrorContext, ProvideErrorMetadata};
-use aws_sdk_sesv2::types::{Body, Content, Destination, EmailContent as SesContent, Message};
+use aws_sdk_sesv2::types::{
+    Body, Content, Destination, EmailContent as SesContent, Message, MessageTag,
+};
 use aws_sdk_sesv2::Client;
 
 use crate::domain::email::EmailContent;
@@ -35,6 +37,9 @@ pub fn is_permanent(code: &str) -> bool {
 pub struct Mailer {
     client: Client,
     from: String,
+    /// Every message goes through it: its event destination is how bounces
+    /// and complaints come back (tagged, so we know whose e-mail it was).
+    configuration_set: String,
 }
 
 fn content(data: &str) -> Result<Content, MailError> {
@@ -49,16 +54,36 @@ fn content(data: &str) -> Result<Content, MailError> {
 }
 
 impl Mailer {
-    pub fn new(client: Client, from: String) -> Self {
-        Self { client, from }
+    pub fn new(client: Client, from: String, configuration_set: String) -> Self {
+        Self {
+            client,
+            from,
+            configuration_set,
+        }
     }
 
-    /// Sends one message to `to`; returns SES's message id.
+    /// Sends one message to `to`, tagged with `tags` (name, value: SES
+    /// allows letters, digits, `_` and `-`, which our ids are); returns SES's
+    /// message id.
     pub async fn send(
         &self,
         to: &[EmailAddress],
         mail: &EmailContent,
+        tags: &[(&str, &str)],
     ) -> Result<String, MailError> {
+        let tags = tags
+            .iter()
+            .map(|(name, value)| {
+                MessageTag::builder()
+                    .name(*name)
+                    .value(*value)
+                    .build()
+                    .map_err(|e| MailError {
+                        message: e.to_string(),
+                        permanent: true,
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let message = Message::builder()
             .subject(content(&mail.subject)?)
             .body(
@@ -72,6 +97,8 @@ impl Mailer {
             .client
             .send_email()
             .from_email_address(&self.from)
+            .configuration_set_name(&self.configuration_set)
+            .set_email_tags(Some(tags))
             .destination(
                 Destination::builder()
                     .set_to_addresses(Some(to.iter().map(|a| a.to_string()).collect()))

@@ -41,11 +41,20 @@ fn every_sample_event_parses_and_names_a_served_route() {
                 routes.iter().any(|r| r == route),
                 "{name}: {route} is not served"
             );
+        } else if json["Records"][0]["EventSource"] == "aws:sns" {
+            // SNS capitalises its record fields; its message is an SES event record.
+            let sns: pulsara_shared::domain::ses_event::SnsEvent =
+                serde_json::from_value(json.clone())
+                    .unwrap_or_else(|e| panic!("{name}: not an SNS event: {e}"));
+            for r in &sns.records {
+                pulsara_shared::domain::ses_event::parse(&r.sns.message, chrono::Utc::now())
+                    .unwrap_or_else(|e| panic!("{name}: not an SES event record: {e}"));
+            }
         } else {
             let source = json["Records"][0]["eventSource"].as_str().unwrap_or("");
             assert!(
                 ["aws:sqs", "aws:dynamodb"].contains(&source),
-                "{name}: neither HTTP nor a queue or stream record"
+                "{name}: neither HTTP nor a queue, stream or SNS record"
             );
         }
         seen += 1;

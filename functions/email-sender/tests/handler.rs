@@ -52,6 +52,7 @@ async fn call_with_email(state: &AppState, email: impl FnOnce(&mut EmailState)) 
     let mut e = EmailState {
         status: EmailStatus::Queued,
         recipients: restaurant.notification_emails.clone(),
+        suppressed: Vec::new(),
         message_id: None,
         attempts: 1,
         last_error: Some("throttled".into()),

@@ -269,6 +269,12 @@ pub enum EmailStatus {
     Failed,
     /// The restaurant has no notification recipients.
     NotConfigured,
+    /// Every recipient is on the restaurant's suppression list: nothing sent.
+    Suppressed,
+    /// Sent, then bounced for good (SES event publishing told us).
+    Bounced,
+    /// Sent, then a recipient marked it as spam.
+    Complained,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -276,6 +282,9 @@ pub enum EmailStatus {
 pub struct EmailState {
     pub status: EmailStatus,
     pub recipients: Vec<EmailAddress>,
+    /// Recipients left out because the restaurant suppresses them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub suppressed: Vec<EmailAddress>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message_id: Option<String>,
     #[serde(default)]
@@ -296,6 +305,38 @@ impl EmailState {
     pub fn open(&self) -> bool {
         matches!(self.status, EmailStatus::Sending | EmailStatus::Queued)
     }
+
+    /// SES accepted it (whatever happened to it afterwards).
+    pub fn accepted(&self) -> bool {
+        matches!(
+            self.status,
+            EmailStatus::Sent | EmailStatus::Bounced | EmailStatus::Complained
+        )
+    }
+}
+
+/// The claimed e-mail's recipients split by `suppressed`: who gets it, and
+/// the state with the skipped ones noted. With nobody left it is finished as
+/// `suppressed` (the claim released) and there is no one to send to.
+pub fn without_suppressed(
+    mut state: EmailState,
+    suppressed: impl Fn(&EmailAddress) -> bool,
+    now: DateTime<Utc>,
+) -> (Vec<EmailAddress>, EmailState) {
+    let (skip, to): (Vec<EmailAddress>, Vec<EmailAddress>) = state
+        .recipients
+        .iter()
+        .cloned()
+        .partition(|a| suppressed(a));
+    state.suppressed = skip;
+    if to.is_empty() {
+        state.status = EmailStatus::Suppressed;
+        state.claim_id = None;
+        state.claimed_until = None;
+        state.updated_at = now;
+        state.last_error = None;
+    }
+    (to, state)
 }
 
 /// What a sender does with a call's e-mail, seen as stored.
@@ -634,6 +675,7 @@ mod tests {
         EmailState {
             status,
             recipients: vec![EmailAddress::parse("owner@x.example").unwrap()],
+            suppressed: Vec::new(),
             message_id: None,
             attempts,
             last_error: None,
@@ -661,6 +703,9 @@ mod tests {
             EmailStatus::Sent,
             EmailStatus::Failed,
             EmailStatus::NotConfigured,
+            EmailStatus::Suppressed,
+            EmailStatus::Bounced,
+            EmailStatus::Complained,
         ] {
             assert_eq!(email_step(Some(&email(done, 1)), now), EmailStep::Finished);
         }
@@ -709,5 +754,23 @@ mod tests {
         let failed = exhausted(email(EmailStatus::Queued, 4), 3, now).unwrap();
         assert_eq!((failed.status, failed.attempts), (EmailStatus::Failed, 3));
         assert!(failed.claim_id.is_none());
+    }
+
+    #[test]
+    fn suppressed_recipients_are_skipped_and_all_suppressed_is_final() {
+        let now = Utc::now();
+        let mut two = email(EmailStatus::Sending, 1);
+        two.recipients
+            .push(EmailAddress::parse("gone@x.example").unwrap());
+        let gone = |a: &EmailAddress| a.as_str() == "gone@x.example";
+        let (to, state) = without_suppressed(two.clone(), gone, now);
+        assert_eq!(to, vec![EmailAddress::parse("owner@x.example").unwrap()]);
+        assert_eq!(state.status, EmailStatus::Sending, "still to send");
+        assert_eq!(state.suppressed[0].as_str(), "gone@x.example");
+        let (to, state) = without_suppressed(two, |_| true, now);
+        assert!(to.is_empty());
+        assert_eq!(state.status, EmailStatus::Suppressed);
+        assert_eq!(state.suppressed.len(), 2);
+        assert!(state.claim_id.is_none() && !state.open());
     }
 }

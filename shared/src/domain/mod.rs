@@ -12,6 +12,7 @@ pub mod ids;
 pub mod phone;
 pub mod rate_limit;
 pub mod restaurant;
+pub mod ses_event;
 pub mod ssrf;
 pub mod token;
 pub mod validate;

@@ -50,7 +50,8 @@ impl CallResultOut {
             external_call_id: c.external_call_id.clone(),
             duration: c.completion.as_ref().map(|x| x.duration),
             forwarded_to: c.completion.as_ref().map(|x| x.forwarded_to.clone()),
-            email_sent: c.email.as_ref().map(|e| e.status == EmailStatus::Sent),
+            // SES accepted it; a later bounce or complaint shows in `emailStatus`.
+            email_sent: c.email.as_ref().map(EmailState::accepted),
             email_recipients: c.email.as_ref().map(|e| e.recipients.clone()),
             email_status: c.email.as_ref().map(|e| e.status),
         }
@@ -120,6 +121,8 @@ pub struct CallListOut {
 pub struct EmailOut {
     pub status: EmailStatus,
     pub recipients: Vec<EmailAddress>,
+    /// Recipients skipped because the restaurant suppresses them.
+    pub suppressed: Vec<EmailAddress>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message_id: Option<String>,
     pub attempts: u32,
@@ -133,6 +136,7 @@ impl EmailOut {
         Self {
             status: e.status,
             recipients: e.recipients.clone(),
+            suppressed: e.suppressed.clone(),
             message_id: e.message_id.clone(),
             attempts: e.attempts,
             last_error: e.last_error.clone(),

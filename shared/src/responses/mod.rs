@@ -12,7 +12,7 @@ pub use auth::{
     ApiKeyIssuedOut, ApiKeyListOut, ApiKeyOut, ApiKeyRevokedOut, ApiKeyRotatedOut, LoginOut,
 };
 pub use calls::{CallDetailOut, CallListOut, CallResultOut, CallRowOut, ProcessCallOut};
-pub use restaurants::RestaurantOut;
+pub use restaurants::{RestaurantOut, SuppressionOut};
 pub use webhooks::{
     DeliveryListOut, DeliveryOut, DeliveryQueuedOut, SecretRotatedOut, WebhookDeletedOut,
     WebhookListOut, WebhookOut, WebhookRegisteredOut,

@@ -7,9 +7,23 @@ use serde::Serialize;
 
 use crate::domain::email_address::EmailAddress;
 use crate::domain::hours::{Closure, SpecialDay, TimeOfDay, WeeklySchedule};
+use crate::domain::ids::CallId;
 use crate::domain::ids::RestaurantId;
 use crate::domain::phone::E164;
 use crate::domain::restaurant::{Agent, Restaurant};
+use crate::domain::ses_event::SuppressionReason;
+
+/// An address the restaurant's e-mails skip, and why (listing it again in
+/// `notificationEmails` lifts it).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+pub struct SuppressionOut {
+    pub address: EmailAddress,
+    pub reason: SuppressionReason,
+    pub at: DateTime<Utc>,
+    pub call_id: CallId,
+}
 
 /// The stored fields, with `forwarding_number` shown as the config endpoint
 /// shows it (display form) next to `forwardingNumberE164`, so both agree.
@@ -35,6 +49,8 @@ pub struct RestaurantOut {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub forwarding_number_e164: Option<E164>,
     pub notification_emails: Vec<EmailAddress>,
+    /// In address order.
+    pub email_suppressions: Vec<SuppressionOut>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub version: u64,
@@ -57,6 +73,16 @@ impl RestaurantOut {
             forwarding_number: r.forwarding_display(region),
             forwarding_number_e164: r.forwarding_number.clone(),
             notification_emails: r.notification_emails.clone(),
+            email_suppressions: r
+                .email_suppressions
+                .iter()
+                .map(|(address, s)| SuppressionOut {
+                    address: address.clone(),
+                    reason: s.reason,
+                    at: s.at,
+                    call_id: s.call_id.clone(),
+                })
+                .collect(),
             created_at: r.created_at,
             updated_at: r.updated_at,
             version: r.version,

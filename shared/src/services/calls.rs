@@ -14,9 +14,9 @@ use crate::app::AppState;
 use crate::auth::IvrCaller;
 use crate::domain::analysis::analyze;
 use crate::domain::call::{
-    after_send, email_step, exhausted, CallRecord, CompleteCallRequest, Completion, EmailNext,
-    EmailState, EmailStatus, EmailStep, ListRange, Poster, ProcessCallRequest, SendFailure,
-    ValidProcess,
+    after_send, email_step, exhausted, without_suppressed, CallRecord, CompleteCallRequest,
+    Completion, EmailNext, EmailState, EmailStatus, EmailStep, ListRange, Poster,
+    ProcessCallRequest, SendFailure, ValidProcess,
 };
 use crate::domain::ids::{CallId, RestaurantId};
 use crate::domain::restaurant::Restaurant;
@@ -214,6 +214,7 @@ pub async fn complete_call(
             EmailStatus::Sending
         },
         recipients,
+        suppressed: Vec::new(),
         message_id: None,
         attempts: 0,
         last_error: None,
@@ -373,10 +374,26 @@ pub async fn attempt_email(
         record_email(state, call_id, &claim_id, &failed).await?;
         return Ok(EmailOutcome::Finished(Some(failed)));
     };
+    // Addresses that bounced or complained before are never mailed again
+    // (SES counts every repeat against the account's reputation).
+    let (to, email) = without_suppressed(email, |a| restaurant.is_suppressed(a), now);
+    if to.is_empty() {
+        crate::metrics::count(crate::metrics::EMAILS_SUPPRESSED, 1);
+        tracing::warn!(
+            suppressed = email.suppressed.len(),
+            "call e-mail not sent: every recipient is suppressed"
+        );
+        record_email(state, call_id, &claim_id, &email).await?;
+        return Ok(EmailOutcome::Finished(Some(email)));
+    }
     let content = email::render(&claimed, &restaurant, cfg.default_phone_region);
+    let tags = [
+        ("callId", call_id.as_str()),
+        ("restaurantId", claimed.restaurant_id.as_str()),
+    ];
     let sent = state
         .mailer()
-        .send(&email.recipients, &content)
+        .send(&to, &content, &tags)
         .await
         .map_err(|e| SendFailure {
             message: short(&e),

@@ -5,6 +5,7 @@
 pub mod api_keys;
 pub mod auth;
 pub mod calls;
+pub mod email_events;
 pub mod restaurants;
 pub mod webhooks;
 

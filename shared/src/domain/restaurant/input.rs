@@ -161,6 +161,7 @@ impl RestaurantInput {
                 .map(|n| DisplayNumber::new(n, region)),
             forwarding_number,
             notification_emails,
+            email_suppressions: Default::default(),
             created_at: now,
             updated_at: now,
             version: 1,
@@ -345,6 +346,7 @@ impl Restaurant {
         region: country::Id,
     ) -> Result<Restaurant, ValidationErrors> {
         let strings = |v: &[E164]| v.iter().map(|n| n.to_string()).collect();
+        let patch_lists_emails = patch.notification_emails.is_some();
         let merged = RestaurantInput {
             name: patch.name.unwrap_or_else(|| self.name.clone()),
             phone_numbers: patch
@@ -376,7 +378,15 @@ impl Restaurant {
                     .collect()
             }),
         };
+        let relisted = patch_lists_emails;
         let mut next = merged.into_restaurant(self.restaurant_id.clone(), now, region)?;
+        // Listing an address again is how an admin lifts its suppression.
+        next.email_suppressions = self.email_suppressions.clone();
+        if relisted {
+            for a in &next.notification_emails {
+                next.email_suppressions.remove(a);
+            }
+        }
         next.created_at = self.created_at;
         next.version = self.version + 1;
         Ok(next)
@@ -460,6 +470,34 @@ mod tests {
             fields(r.patched(loop_patch, now, US).unwrap_err()),
             vec!["forwarding_number"]
         );
+    }
+
+    #[test]
+    fn relisting_an_address_lifts_its_suppression_and_nothing_else_does() {
+        use crate::domain::ids::{CallId, Id};
+        use crate::domain::ses_event::{Suppression, SuppressionReason};
+        let now = Utc::now();
+        let mut r = demo();
+        let owner = r.notification_emails[0].clone();
+        let other = EmailAddress::parse("old@restaurant.com").unwrap();
+        let s = Suppression {
+            reason: SuppressionReason::Bounced,
+            at: now,
+            call_id: CallId::parse("call_0123456789abcdef01234567").unwrap(),
+        };
+        r.email_suppressions.insert(owner.clone(), s.clone());
+        r.email_suppressions.insert(other.clone(), s);
+        let rename: RestaurantPatch =
+            serde_json::from_value(serde_json::json!({"name": "Luigi's Two"})).unwrap();
+        let kept = r.patched(rename, now, US).unwrap();
+        assert_eq!(kept.email_suppressions, r.email_suppressions);
+        let relist: RestaurantPatch = serde_json::from_value(
+            serde_json::json!({"notificationEmails": ["OWNER@restaurant.com"]}),
+        )
+        .unwrap();
+        let next = r.patched(relist, now, US).unwrap();
+        assert!(!next.is_suppressed(&owner), "relisted: lifted");
+        assert!(next.is_suppressed(&other), "not listed: still suppressed");
     }
 
     fn with_exceptions(special: serde_json::Value, closures: serde_json::Value) -> RestaurantInput {

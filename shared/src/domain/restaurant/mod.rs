@@ -2,6 +2,8 @@
 //! their validation (`input`), and what an IVR is told while the phone rings
 //! (`config`).
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use phonenumber::country;
@@ -11,6 +13,7 @@ use super::email_address::EmailAddress;
 use super::hours::{CallHours, Closure, SpecialDay, TimeOfDay, WeeklySchedule, Window};
 use super::ids::RestaurantId;
 use super::phone::E164;
+use super::ses_event::Suppression;
 
 mod config;
 mod input;
@@ -86,6 +89,10 @@ pub struct Restaurant {
     pub forwarding_text: Option<DisplayNumber>,
     #[serde(default)]
     pub notification_emails: Vec<EmailAddress>,
+    /// Addresses SES told us bounced or complained: never mailed again until
+    /// an admin lists them again in `notificationEmails`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub email_suppressions: BTreeMap<EmailAddress, Suppression>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     /// Optimistic-concurrency counter, bumped on every write.
@@ -103,6 +110,10 @@ impl Restaurant {
             special: &self.special_hours,
             closures: &self.closures,
         }
+    }
+
+    pub fn is_suppressed(&self, address: &EmailAddress) -> bool {
+        self.email_suppressions.contains_key(address)
     }
 
     /// The forwarding number for people (the same form in every response);
