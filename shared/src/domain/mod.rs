@@ -14,5 +14,6 @@ pub mod rate_limit;
 pub mod restaurant;
 pub mod ssrf;
 pub mod token;
+pub mod transcript_codec;
 pub mod validate;
 pub mod webhook;

@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use crate::domain::analysis::transcript::Turn;
 use crate::domain::analysis::{Analysis, Reason, SentimentLabel};
-use crate::domain::call::{CallRecord, CallStatus, Completion, EmailState, EmailStatus};
+use crate::domain::call::{CallRecord, CallRow, CallStatus, Completion, EmailState, EmailStatus};
 use crate::domain::email_address::EmailAddress;
 use crate::domain::ids::{ApiKeyId, CallId, RestaurantId};
 use crate::domain::phone::E164;
@@ -85,7 +85,7 @@ pub struct CallRowOut {
 }
 
 impl CallRowOut {
-    pub fn new(c: &CallRecord) -> Self {
+    pub fn new(c: &CallRow) -> Self {
         Self {
             call_id: c.call_id.clone(),
             started_at: c.started_at,
@@ -95,8 +95,8 @@ impl CallRowOut {
             sentiment_score: c.analysis.sentiment_score,
             sentiment_label: c.analysis.sentiment_label,
             summary: c.analysis.summary.clone(),
-            duration: c.completion.as_ref().map(|x| x.duration),
-            email_status: c.email.as_ref().map(|e| e.status),
+            duration: c.duration,
+            email_status: c.email_status,
         }
     }
 }

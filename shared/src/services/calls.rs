@@ -14,9 +14,9 @@ use crate::app::AppState;
 use crate::auth::IvrCaller;
 use crate::domain::analysis::analyze;
 use crate::domain::call::{
-    after_send, email_step, exhausted, CallRecord, CompleteCallRequest, Completion, EmailNext,
-    EmailState, EmailStatus, EmailStep, ListRange, Poster, ProcessCallRequest, SendFailure,
-    ValidProcess,
+    after_send, email_step, exhausted, CallRecord, CallRow, CompleteCallRequest, Completion,
+    EmailNext, EmailState, EmailStatus, EmailStep, ListRange, Poster, ProcessCallRequest,
+    SendFailure, ValidProcess,
 };
 use crate::domain::ids::{CallId, RestaurantId};
 use crate::domain::restaurant::Restaurant;
@@ -24,6 +24,7 @@ use crate::domain::{claim, email};
 use crate::error::ApiError;
 use crate::faults;
 use crate::http::record_restaurant_id;
+use crate::store::calls::Transcripts;
 use crate::store::{persist, StoreError};
 
 use super::find_restaurant;
@@ -68,6 +69,25 @@ pub async fn process_call(
         now,
         state.config.call_retention_days,
     );
+    // The transcript first: a call record never names a transcript that
+    // is not stored. A crash between the two leaves only a transcript item
+    // that nothing lists and that expires with the call; the retry writes
+    // the same bytes again (or nothing) and then the record.
+    if call.transcript_bytes > 0 {
+        state
+            .calls
+            .put_transcript(
+                &call.call_id,
+                &call.transcript,
+                call.transcript_bytes,
+                call.expires_at,
+            )
+            .await?;
+        faults::point(
+            "call.transcript.after",
+            &[call.call_id.as_str(), restaurant.restaurant_id.as_str()],
+        )?;
+    }
     match state.calls.insert(&call).await {
         Ok(()) => {
             faults::point(
@@ -80,7 +100,8 @@ pub async fn process_call(
         Err(StoreError::AlreadyExists) => {}
         Err(e) => return Err(e.into()),
     }
-    // A retry, or a later post with more of the transcript.
+    // A retry, or a later post with more of the transcript (already in its
+    // item, unless a longer one was there first).
     let existing = state
         .calls
         .get(&call.call_id)
@@ -89,13 +110,7 @@ pub async fn process_call(
     if existing.completion.is_none() && call.transcript_bytes > existing.transcript_bytes {
         let changed = state
             .calls
-            .extend_transcript(
-                &call.call_id,
-                &call.transcript,
-                call.transcript_bytes,
-                &call.analysis,
-                now,
-            )
+            .extend_transcript(&call.call_id, call.transcript_bytes, &call.analysis, now)
             .await?;
         if changed {
             faults::point("call.extend.after", &[call.call_id.as_str()])?;
@@ -135,24 +150,29 @@ pub async fn own_call(
     }
 }
 
-/// A call for the dashboard (admin): any restaurant's, within retention.
+/// A call for the dashboard (admin): any restaurant's, within retention,
+/// with both its transcripts.
 pub async fn dashboard_call(
     state: &AppState,
     call_id: &CallId,
     now: DateTime<Utc>,
 ) -> Result<CallRecord, ApiError> {
-    let call = state
+    let mut call = state
         .calls
         .get(call_id)
         .await?
         .filter(|c| !c.expired(now))
         .ok_or(ApiError::NotFound("call"))?;
     record_restaurant_id(&call.restaurant_id);
+    state
+        .calls
+        .load_transcripts(&mut call, Transcripts::Both)
+        .await?;
     Ok(call)
 }
 
-/// One page of a restaurant's calls in `range`, newest first, and the
-/// cursor of the next page.
+/// One page of a restaurant's calls in `range` (within retention), newest
+/// first, and the cursor of the next page.
 pub async fn list_calls(
     state: &AppState,
     restaurant_id: &RestaurantId,
@@ -160,18 +180,14 @@ pub async fn list_calls(
     limit: i32,
     cursor: Option<&str>,
     now: DateTime<Utc>,
-) -> Result<(Vec<CallRecord>, Option<String>), ApiError> {
+) -> Result<(Vec<CallRow>, Option<String>), ApiError> {
     if state.restaurants.get(restaurant_id).await?.is_none() {
         return Err(ApiError::NotFound("restaurant"));
     }
-    let (calls, next) = state
+    Ok(state
         .calls
-        .list(restaurant_id, range.from, range.to, limit, cursor)
-        .await?;
-    Ok((
-        calls.into_iter().filter(|c| !c.expired(now)).collect(),
-        next,
-    ))
+        .list(restaurant_id, range.from, range.to, limit, cursor, now)
+        .await?)
 }
 
 /// `POST /ivr/call/{callId}/complete`.
@@ -194,6 +210,18 @@ pub async fn complete_call(
         .map(|r| r.notification_emails)
         .unwrap_or_default();
     let (final_turns, final_bytes) = valid.turns.unwrap_or_default();
+    // The final transcript's item first, as for process: the completion
+    // names it, so it must be there before the completion is.
+    let final_key = if final_turns.is_empty() {
+        None
+    } else {
+        let key = state
+            .calls
+            .put_final_transcript(call_id, &final_turns, final_bytes, call.expires_at)
+            .await?;
+        faults::point("call.final.after", &[call_id.as_str()])?;
+        Some(key)
+    };
     let final_analysis = (!final_turns.is_empty()).then(|| {
         (
             analyze(&final_turns),
@@ -228,6 +256,7 @@ pub async fn complete_call(
             call_id,
             &completion,
             final_analysis.as_ref().map(|(a, b)| (a, *b)),
+            final_key.as_deref(),
             Some(&email),
             now,
         )
@@ -373,6 +402,11 @@ pub async fn attempt_email(
         record_email(state, call_id, &claim_id, &failed).await?;
         return Ok(EmailOutcome::Finished(Some(failed)));
     };
+    let mut claimed = claimed;
+    state
+        .calls
+        .load_transcripts(&mut claimed, Transcripts::Latest)
+        .await?;
     let content = email::render(&claimed, &restaurant, cfg.default_phone_region);
     let sent = state
         .mailer()
