@@ -438,3 +438,105 @@ fn transcript_item(key: &str, stored: Vec<u8>, bytes: usize, expires_at: i64) ->
     ]
     .into()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::analysis::transcript::{parse_text, TranscriptInput};
+    use crate::domain::call::MAX_TRANSCRIPT_BYTES;
+    use crate::store::item_size::{item_size, ITEM_LIMIT};
+
+    /// Deterministic words: the shape of speech, not a compressor's best case.
+    fn words(seed: u64) -> impl Iterator<Item = &'static str> {
+        const VOCAB: [&str; 24] = [
+            "table", "for", "four", "tonight", "at", "seven", "please", "yes", "the", "pasta",
+            "is", "gluten", "free", "do", "you", "deliver", "to", "main", "street", "thanks",
+            "what", "time", "open", "sunday",
+        ];
+        let mut x = seed;
+        std::iter::from_fn(move || {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            Some(VOCAB[(x >> 33) as usize % VOCAB.len()])
+        })
+    }
+
+    /// The worst shape for the old layout: as many turns as 100 KiB of
+    /// plain text can hold (short labeled lines), with `per_line` words each.
+    fn short_lines(per_line: usize) -> String {
+        let mut w = words(7);
+        let mut text = String::new();
+        for i in 0.. {
+            let line = format!(
+                "{}:{}\n",
+                if i % 2 == 0 { "ai" } else { "user" },
+                (0..per_line)
+                    .map(|_| w.next().unwrap())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            );
+            if text.len() + line.len() > MAX_TRANSCRIPT_BYTES {
+                break;
+            }
+            text.push_str(&line);
+        }
+        text
+    }
+
+    fn sizes(text: &str) -> (usize, usize, usize, usize) {
+        let turns = TranscriptInput::Text(text.to_string()).turns();
+        let inline: super::super::Item =
+            [("transcript".to_string(), value(&turns).unwrap())].into();
+        let compact = transcript_codec::compact(&turns).len();
+        let stored = transcript_codec::encode(&turns);
+        let item = transcript_item(
+            "call_0123456789abcdef01234567#transcript",
+            stored,
+            text.len(),
+            1,
+        );
+        (turns.len(), item_size(&inline), compact, item_size(&item))
+    }
+
+    #[test]
+    fn the_largest_transcripts_fit_their_items() {
+        for per_line in [1, 3, 12] {
+            let text = short_lines(per_line);
+            let (turns, inline, compact, item) = sizes(&text);
+            eprintln!(
+                "{} B input, {per_line} word(s)/line: {turns} turns; inline list of maps {inline} B, \
+                 compact text {compact} B, stored item (deflate) {item} B",
+                text.len()
+            );
+            assert!(item < ITEM_LIMIT / 2, "{item}");
+            assert!(item * 2 < compact, "deflate pays: {item} vs {compact}");
+        }
+        // The old layout could not hold the worst shape: process and final
+        // transcript inline in the one call item.
+        let (_, inline, _, _) = sizes(&short_lines(1));
+        assert!(2 * inline > ITEM_LIMIT, "{inline}");
+    }
+
+    #[test]
+    fn incompressible_text_is_stored_as_text_and_still_fits() {
+        // Every byte escaped and nothing to compress is the largest it gets.
+        let mut x = 1u64;
+        let text: String = std::iter::repeat_with(|| {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+            (b'!' + ((x >> 33) % 94) as u8) as char
+        })
+        .take(MAX_TRANSCRIPT_BYTES - 10)
+        .collect();
+        let text = format!("Customer: {text}");
+        let turns = parse_text(&text);
+        let stored = transcript_codec::encode(&turns);
+        assert_eq!(transcript_codec::decode(&stored).unwrap(), turns);
+        let item = transcript_item("k", stored, text.len(), 1);
+        eprintln!(
+            "random printable 100 KiB: stored item {} B",
+            item_size(&item)
+        );
+        assert!(item_size(&item) < ITEM_LIMIT);
+    }
+}
