@@ -9,7 +9,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from helpers import call_body, messages_for, scan_all, wait_for
+from helpers import call_body, call_items, messages_for, scan_all, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -68,7 +68,7 @@ def test_process_is_idempotent_and_longer_transcripts_update(api, setup, dynamod
     assert updated["reason"] == "Reservation"
     assert "for 4" in updated["summary"]
     items = [
-        i for i in scan_all(dynamodb, "CALLS_TABLE") if i["externalCallId"]["S"] == body["callId"]
+        i for i in call_items(dynamodb) if i["externalCallId"]["S"] == body["callId"]
     ]
     assert len(items) == 1
     # The same vendor id for another restaurant is another call.
