@@ -9,7 +9,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from helpers import call_body, call_items, messages_for, scan_all, wait_for
+from helpers import call_body, call_items, messages_for, scan_all, stored_transcripts, wait_for
 
 pytestmark = pytest.mark.e2e
 
