@@ -304,8 +304,8 @@ def stored_transcripts(dynamodb, call_id: str) -> tuple[list[dict], list[dict]]:
         return ddb_items.decode_transcript(item["t"]["B"]) if item else []
 
     process = read(f"{call_id}#transcript")
-    final_key = call.get("finalTranscriptKey", {}).get("S")
-    final = read(final_key) if final_key else []
+    tag = call.get("finalTranscriptTag", {}).get("S")
+    final = read(f"{call_id}#final.{tag}") if tag else []
     return process, final
 
 

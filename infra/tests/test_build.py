@@ -353,5 +353,5 @@ def test_the_call_list_index_projects_exactly_a_list_row():
     block = re.search(r"LISTED_ATTRIBUTES: \[&str; \d+\] = \[(.*?)\];", source, re.S)
     assert block, "LISTED_ATTRIBUTES not found in call.rs"
     assert listed == re.findall(r'"(\w+)"', block.group(1))
-    for changing in ("email", "updatedAt", "transcript", "completion", "finalTranscriptKey"):
+    for changing in ("email", "updatedAt", "transcript", "completion", "finalTranscriptTag"):
         assert changing not in listed, changing

@@ -317,11 +317,11 @@ def test_records_from_before_transcript_items_still_read_and_list(
                       for t in turns]}
 
     legacy = {k: v for k, v in item.items()
-              if k not in ("finalTranscriptKey", "emailStatus", "duration")}
+              if k not in ("finalTranscriptTag", "emailStatus", "duration")}
     legacy["transcript"] = inline(process)
     legacy["completion"]["M"]["finalTranscript"] = inline(final_turns)
     dynamodb.put_item(TableName=table, Item=legacy)
-    for k in (f"{call_id}#transcript", item["finalTranscriptKey"]["S"]):
+    for k in (f"{call_id}#transcript", f"{call_id}#final.{item['finalTranscriptTag']['S']}"):
         dynamodb.delete_item(TableName=table, Key={"callId": {"S": k}})
 
     data = api.get(f"/ivr/calls/{call_id}", admin_token).json()["data"]

@@ -45,6 +45,10 @@ def short_lines(seed: int, limit: int = TRANSCRIPT_LIMIT) -> tuple[str, list[dic
         message = " ".join(rng.choice(WORDS) for _ in range(rng.randint(1, 2)))
         line = f"{label}:{message}\n"
         if size + len(line) > limit:
+            # Exactly the limit: the last message takes up what is left.
+            pad = "x" * (limit - size)
+            lines[-1] = lines[-1][:-1] + pad + "\n"
+            turns[-1]["message"] += pad
             return "".join(lines), turns
         lines.append(line)
         turns.append({"role": role, "message": message})
@@ -54,8 +58,8 @@ def short_lines(seed: int, limit: int = TRANSCRIPT_LIMIT) -> tuple[str, list[dic
 def items_of(dynamodb, call_id: str) -> dict[str, dict]:
     call = raw_call_item(dynamodb, call_id)
     out = {"call": call, "transcript": raw_call_item(dynamodb, f"{call_id}#transcript")}
-    if "finalTranscriptKey" in call:
-        out["final"] = raw_call_item(dynamodb, call["finalTranscriptKey"]["S"])
+    if "finalTranscriptTag" in call:
+        out["final"] = raw_call_item(dynamodb, f"{call_id}#final.{call['finalTranscriptTag']['S']}")
     return out
 
 
@@ -64,13 +68,13 @@ def test_the_largest_call_fits(api, make_restaurant, make_key, admin_token, dyna
     rid, key = restaurant["restaurantId"], make_key()["apiKey"]
     process_text, process_turns = short_lines(1)
     final_text, final_turns = short_lines(2)
-    assert len(process_text.encode()) <= TRANSCRIPT_LIMIT < len(process_text.encode()) + 16
+    assert len(process_text.encode()) == TRANSCRIPT_LIMIT
     body = call_body(rid, transcript=process_text)
     r = api.post("/ivr/call", key, json=body)
     assert r.status_code == 200, r.text
     call_id = r.json()["data"]["callId"]
     # One byte more is refused: these are the limits.
-    over = call_body(rid, transcript=process_text + "user:x\n")
+    over = call_body(rid, transcript=process_text + "x")
     assert api.post("/ivr/call", key, json=over).status_code == 413
 
     done = api.post(

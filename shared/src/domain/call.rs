@@ -439,9 +439,10 @@ pub struct CallRecord {
     pub transcript: Vec<Turn>,
     #[serde(default)]
     pub transcript_bytes: usize,
-    /// The item of the final transcript the completion analyzed, if any.
+    /// The tag of the final transcript's item (`<callId>#final.<tag>`) the
+    /// completion analyzed, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub final_transcript_key: Option<String>,
+    pub final_transcript_tag: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audio_url: Option<String>,
     pub analysis: Analysis,
@@ -585,7 +586,7 @@ impl CallRecord {
             caller_number: v.caller_number,
             transcript: v.turns,
             transcript_bytes: v.transcript_bytes,
-            final_transcript_key: None,
+            final_transcript_tag: None,
             audio_url: v.audio_url,
             status: CallStatus::InProgress,
             completion: None,

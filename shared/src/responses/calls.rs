@@ -181,7 +181,11 @@ impl CallDetailOut {
             audio_url: c.audio_url.clone(),
             analysis: c.analysis.clone(),
             status: c.status,
-            completion: c.completion.clone(),
+            // A completion stores its audio URL only when it differs from the call's.
+            completion: c.completion.clone().map(|mut x| {
+                x.audio_url = x.audio_url.or_else(|| c.audio_url.clone());
+                x
+            }),
             email: c.email.as_ref().map(EmailOut::new),
             created_at: c.created_at,
             updated_at: c.updated_at,

@@ -212,15 +212,15 @@ pub async fn complete_call(
     let (final_turns, final_bytes) = valid.turns.unwrap_or_default();
     // The final transcript's item first, as for process: the completion
     // names it, so it must be there before the completion is.
-    let final_key = if final_turns.is_empty() {
+    let final_tag = if final_turns.is_empty() {
         None
     } else {
-        let key = state
+        let tag = state
             .calls
             .put_final_transcript(call_id, &final_turns, final_bytes, call.expires_at)
             .await?;
         faults::point("call.final.after", &[call_id.as_str()])?;
-        Some(key)
+        Some(tag)
     };
     let final_analysis = (!final_turns.is_empty()).then(|| {
         (
@@ -232,7 +232,12 @@ pub async fn complete_call(
         duration: valid.duration,
         forwarded_to: valid.forwarded_to,
         final_transcript: final_turns,
-        audio_url: valid.audio_url.or_else(|| call.audio_url.clone()),
+        // Only a URL the call does not have already: readers fall back to the
+        // call's (the e-mail, the detail), and a signed URL is often
+        // most of a kilobyte, which every later status write would rewrite.
+        audio_url: valid
+            .audio_url
+            .filter(|u| Some(u) != call.audio_url.as_ref()),
         completed_at: now,
     };
     let email = EmailState {
@@ -256,7 +261,7 @@ pub async fn complete_call(
             call_id,
             &completion,
             final_analysis.as_ref().map(|(a, b)| (a, *b)),
-            final_key.as_deref(),
+            final_tag.as_deref(),
             Some(&email),
             now,
         )

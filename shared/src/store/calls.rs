@@ -37,9 +37,10 @@ pub fn transcript_key(call_id: &str) -> String {
     format!("{call_id}#transcript")
 }
 
-/// The item holding a call's final transcript, named by its stored bytes.
-pub fn final_transcript_key(call_id: &str, stored: &[u8]) -> String {
-    format!("{call_id}#final.{}", transcript_codec::tag(stored))
+/// The item holding a call's final transcript, named by the tag of its
+/// stored bytes (the record keeps only the tag: 12 bytes, not the key's 50).
+pub fn final_transcript_key(call_id: &str, tag: &str) -> String {
+    format!("{call_id}#final.{tag}")
 }
 
 /// Which of a call's transcripts a reader needs.
@@ -121,7 +122,7 @@ impl CallStore {
         conditional(sent).map(|_| ())
     }
 
-    /// Stores a final transcript; returns the key the completion names it by.
+    /// Stores a final transcript; returns the tag the completion names it by.
     /// Writing the same transcript again writes the same item.
     pub async fn put_final_transcript(
         &self,
@@ -131,7 +132,8 @@ impl CallStore {
         expires_at: i64,
     ) -> Result<String, StoreError> {
         let stored = transcript_codec::encode(transcript);
-        let key = final_transcript_key(call_id, &stored);
+        let tag = transcript_codec::tag(&stored);
+        let key = final_transcript_key(call_id, &tag);
         self.client
             .put_item()
             .table_name(&self.table)
@@ -139,7 +141,7 @@ impl CallStore {
             .send()
             .await
             .map_err(sdk_error)?;
-        Ok(key)
+        Ok(tag)
     }
 
     /// The transcript stored under `key`, if there is one.
@@ -171,11 +173,15 @@ impl CallStore {
         call: &mut CallRecord,
         which: Transcripts,
     ) -> Result<(), StoreError> {
-        let final_key = call.final_transcript_key.clone().filter(|_| {
-            call.completion
-                .as_ref()
-                .is_some_and(|c| c.final_transcript.is_empty())
-        });
+        let final_key = call
+            .final_transcript_tag
+            .as_deref()
+            .map(|tag| final_transcript_key(&call.call_id, tag))
+            .filter(|_| {
+                call.completion
+                    .as_ref()
+                    .is_some_and(|c| c.final_transcript.is_empty())
+            });
         let has_final = final_key.is_some()
             || call
                 .completion
@@ -237,15 +243,15 @@ impl CallStore {
     /// returns the stored record. Exactly one of any number of racing
     /// completions gets `Some`. With an e-mail to send, this write is the
     /// e-mail's outbox: the table's stream turns it into the e-mail job.
-    /// The final transcript is not written here but named: `final_key` is
-    /// the item [`Self::put_final_transcript`] wrote. `duration` and
+    /// The final transcript is not written here but named: `final_tag` is
+    /// the tag [`Self::put_final_transcript`] returned. `duration` and
     /// `emailStatus` are copied to the top level for the index's rows.
     pub async fn complete(
         &self,
         call_id: &str,
         completion: &Completion,
         final_analysis: Option<(&Analysis, usize)>,
-        final_key: Option<&str>,
+        final_tag: Option<&str>,
         email: Option<&EmailState>,
         now: DateTime<Utc>,
     ) -> Result<Option<CallRecord>, StoreError> {
@@ -276,9 +282,9 @@ impl CallStore {
                 .expression_attribute_values(":a", value(analysis)?)
                 .expression_attribute_values(":b", n(bytes));
         }
-        if let Some(key) = final_key {
-            set.push("finalTranscriptKey = :fk");
-            req = req.expression_attribute_values(":fk", s(key));
+        if let Some(tag) = final_tag {
+            set.push("finalTranscriptTag = :ft");
+            req = req.expression_attribute_values(":ft", s(tag));
         }
         if let Some(email) = email {
             set.push("email = :e");
