@@ -178,6 +178,37 @@ def ddb_work(captured: dict, rate_limit_wru: float) -> Model:
     return m
 
 
+def old_layout_wru(captured: dict, rate_limit_wru: float) -> dict[str, float]:
+    """The same call's write units in the layout before issue 12: both transcripts inline as
+    lists of maps, the index projecting ALL (every write of the record writes the index too)."""
+    s = states(captured)
+
+    def inline(turns: list[dict]) -> dict:
+        return {"L": [{"M": {"role": {"S": t["role"]}, "message": {"S": t["message"]}}}
+                      for t in turns]}
+
+    process = inline(ddb_items.decode_transcript(captured["after_process"]["transcript"]["t"]["B"]))
+    final = inline(ddb_items.decode_transcript(captured["after_email"]["final"]["t"]["B"]))
+
+    def old(item: dict, with_final: bool) -> dict:
+        item = copy.deepcopy(item)
+        for k in ("emailStatus", "duration", "finalTranscriptTag"):
+            item.pop(k, None)
+        item["transcript"] = process
+        if with_final:
+            item["completion"]["M"]["finalTranscript"] = final
+        return item
+
+    p, c = old(s["processed"], False), old(s["completed"], True)
+    cl, sent = old(s["claimed"], True), old(s["sent"], True)
+    # Each base write plus the index's copy of the whole item (ALL).
+    base = write(None, p) + write(p, c) + write(c, cl) + write(cl, sent)
+    index = sum(ddb_items.write_units(ddb_items.item_size(i)) for i in (p, c, cl, sent))
+    return {"counters": 3 * rate_limit_wru, "record": base, "index": index,
+            "total": 3 * rate_limit_wru + base + index,
+            "item_after_email": ddb_items.item_size(sent)}
+
+
 def xray_traces_per_call(tracing: str, calls_per_month: float, invocations: int) -> float:
     """Traces recorded per call with Lambda's tracing mode. Active samples by the default
     rule: the first request each second, then 5 % (so the share falls with volume);
@@ -227,7 +258,9 @@ def compute(captured: dict, durations: dict[str, float], *, tracing: str = "Acti
         "CloudWatch Logs ingestion": sum(r["logs"] for r in rows),
         f"X-Ray ({tracing})": traces * XRAY_TRACE * 1e6,
     }
-    return {"rows": rows, "lines": m.lines, "sizes": m.sizes, "components": components,
+    old = old_layout_wru(captured, rate_limit_wru)
+    return {"old": old, "rows": rows, "lines": m.lines, "sizes": m.sizes,
+            "components": components,
             "total": sum(components.values()), "traces_per_call": traces,
             "wru": sum(r["wru"] for r in rows), "rru": sum(r["rru"] for r in rows)}
 
@@ -250,6 +283,12 @@ def markdown(result: dict, inputs: dict) -> str:
     out += ["", "| item (typical call) | bytes |", "|---|---:|"]
     for k, v in result["sizes"].items():
         out.append(f"| {k} | {v} |")
+    old = result["old"]
+    out += ["", f"Before issue 12 (transcripts inline, index ALL) the same call wrote "
+            f"{old['total']:g} WRU (${old['total'] * DDB_WRITE_UNIT * 1e6:.2f}): counters "
+            f"{old['counters']:g}, record {old['record']:g}, index {old['index']:g}; its record "
+            f"was {old['item_after_email']} bytes once the e-mail was sent. Now: "
+            f"{result['wru']:g} WRU (${result['wru'] * DDB_WRITE_UNIT * 1e6:.2f})."]
     out += ["", "Inputs: " + ", ".join(f"{k}={v}" for k, v in inputs.items())]
     return "\n".join(out) + "\n"
 
