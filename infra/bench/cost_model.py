@@ -85,9 +85,11 @@ def index_item(item: dict) -> dict:
 
 def states(captured: dict) -> dict[str, dict]:
     """The call item after each write of a typical call. After process and after the
-    e-mail are captured; the two between are the captured end state with the e-mail as
-    the completion writes it (status sending, no message id, no attempt yet) and as the
-    claim leaves it (claimId: 32 hex digits, claimedUntil: epoch ms, attempt 1)."""
+    e-mail are captured; between them, the completion's: the captured end state with the
+    e-mail as the completion writes it, already claimed by the completing request (status
+    sending, no message id, claimId: 32 hex digits, claimedUntil: epoch ms, attempt 1).
+    `completed` (the same without the claim) is the old layout's completion, which a
+    separate claim write followed."""
     done = captured["after_email"]["call"]
     completed = copy.deepcopy(done)
     email = completed["email"]["M"]
@@ -160,14 +162,11 @@ def ddb_work(captured: dict, rate_limit_wru: float) -> Model:
            rru=ddb_items.read_units(ddb_items.item_size(s["processed"]), consistent=True)))
     L(Line("complete-call", "restaurant: recipients (GetItem, eventual)", rru=rest_read))
     L(Line("complete-call", "final transcript item (PutItem)", wru=write(None, final)))
-    L(Line("complete-call", "completion (UpdateItem)", wru=write(s["processed"], s["completed"])))
-    gsi("complete-call", "completion", s["processed"], s["completed"])
-    L(Line("complete-call", "e-mail claim (UpdateItem)", wru=write(s["completed"], s["claimed"])))
-    gsi("complete-call", "claim", s["completed"], s["claimed"])
-    L(Line("complete-call", "restaurant: the e-mail's content (GetItem, eventual)",
-           rru=rest_read))
-    L(Line("complete-call", "final transcript for the e-mail (GetItem, consistent)",
-           rru=ddb_items.read_units(ddb_items.item_size(final), consistent=True)))
+    # The completion write is also the completing request's claim on the e-mail; the
+    # e-mail is rendered from the restaurant and final transcript already in hand.
+    L(Line("complete-call", "completion + e-mail claim (UpdateItem)",
+           wru=write(s["processed"], s["claimed"])))
+    gsi("complete-call", "completion", s["processed"], s["claimed"])
     L(Line("complete-call", "e-mail sent (UpdateItem)", wru=write(s["claimed"], s["sent"])))
     gsi("complete-call", "e-mail status", s["claimed"], s["sent"])
     L(Line("email-sender (stream)", "completion record -> e-mail job (SQS SendMessage)", sqs=1,

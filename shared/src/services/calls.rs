@@ -203,11 +203,10 @@ pub async fn complete_call(
     if call.completion.is_some() {
         return Ok(call);
     }
-    let recipients = state
-        .restaurants
-        .get(&call.restaurant_id)
-        .await?
-        .map(|r| r.notification_emails)
+    let restaurant = state.restaurants.get(&call.restaurant_id).await?;
+    let recipients = restaurant
+        .as_ref()
+        .map(|r| r.notification_emails.clone())
         .unwrap_or_default();
     let (final_turns, final_bytes) = valid.turns.unwrap_or_default();
     // The final transcript's item first, as for process: the completion
@@ -240,6 +239,10 @@ pub async fn complete_call(
             .filter(|u| Some(u) != call.audio_url.as_ref()),
         completed_at: now,
     };
+    // With an e-mail to send, the completion write is also this request's
+    // claim on it (attempt 1): one write less than claiming after it, and a
+    // request that dies here leaves a claim whose lease the job waits out.
+    let claim_id = (!recipients.is_empty()).then(claim::new_id);
     let email = EmailState {
         status: if recipients.is_empty() {
             EmailStatus::NotConfigured
@@ -248,11 +251,13 @@ pub async fn complete_call(
         },
         recipients,
         message_id: None,
-        attempts: 0,
+        attempts: u32::from(claim_id.is_some()),
         last_error: None,
         updated_at: now,
-        claim_id: None,
-        claimed_until: None,
+        claimed_until: claim_id
+            .as_ref()
+            .map(|_| claim::until(now, state.config.claim_lease_seconds)),
+        claim_id: claim_id.clone(),
     };
     faults::point("call.complete.before", &[call_id.as_str()])?;
     let completed = state
@@ -278,9 +283,17 @@ pub async fn complete_call(
     faults::point("call.complete.after", &[call_id.as_str()])?;
     tracing::info!(reason = done.analysis.reason.as_str(), "call completed");
     crate::metrics::count(crate::metrics::CALLS_COMPLETED, 1);
-    if done.email.as_ref().is_some_and(EmailState::open) {
-        // Try at once; if this fails or dies, the completion's job sends it.
-        match attempt_email(state, done.clone(), false).await {
+    if let (Some(claim_id), true) = (
+        claim_id.as_deref(),
+        done.email.as_ref().is_some_and(EmailState::open),
+    ) {
+        // Send at once; if this fails or dies, the completion's job sends it.
+        // The final transcript and the restaurant are at hand: no reads.
+        let mut claimed = done.clone();
+        if let Some(c) = claimed.completion.as_mut() {
+            c.final_transcript = completion.final_transcript.clone();
+        }
+        match send_claimed(state, claimed, claim_id, false, restaurant).await {
             Ok(outcome) => {
                 if let Some(e) = outcome.state() {
                     done.email = Some(e.clone());
@@ -383,6 +396,22 @@ pub async fn attempt_email(
             secs: cfg.claim_lease_seconds,
         });
     };
+    send_claimed(state, claimed, &claim_id, may_give_up, None).await
+}
+
+/// Sends an e-mail this sender holds the claim `claim_id` on (`claimed` is
+/// the record as the claim left it), and records how it went. `restaurant`:
+/// the call's restaurant, if the caller has just read it.
+async fn send_claimed(
+    state: &AppState,
+    mut claimed: CallRecord,
+    claim_id: &str,
+    may_give_up: bool,
+    restaurant: Option<Restaurant>,
+) -> Result<EmailOutcome, ApiError> {
+    let now = Utc::now();
+    let cfg = &state.config;
+    let call_id = &claimed.call_id.clone();
     faults::point("email.claim.after", &[call_id.as_str()])?;
     let email = claimed
         .email
@@ -398,16 +427,19 @@ pub async fn attempt_email(
             attempts = failed.attempts,
             "call e-mail cut off on every attempt"
         );
-        return give_up(state, call_id, &claim_id, failed).await;
+        return give_up(state, call_id, claim_id, failed).await;
     }
-    let Some(restaurant) = state.restaurants.get(&claimed.restaurant_id).await? else {
+    let restaurant = match restaurant {
+        Some(r) => Some(r),
+        None => state.restaurants.get(&claimed.restaurant_id).await?,
+    };
+    let Some(restaurant) = restaurant else {
         let gone = Err(SendFailure::permanent("restaurant no longer exists"));
         let (mut failed, _) = after_send(email, gone, 0, now);
         failed.status = EmailStatus::Failed;
-        record_email(state, call_id, &claim_id, &failed).await?;
+        record_email(state, call_id, claim_id, &failed).await?;
         return Ok(EmailOutcome::Finished(Some(failed)));
     };
-    let mut claimed = claimed;
     state
         .calls
         .load_transcripts(&mut claimed, Transcripts::Latest)
@@ -425,9 +457,9 @@ pub async fn attempt_email(
     if what == EmailNext::GiveUp {
         crate::metrics::count(crate::metrics::EMAILS_FAILED, 1);
         tracing::error!(attempts = next.attempts, "call e-mail failed for good");
-        return give_up(state, call_id, &claim_id, next).await;
+        return give_up(state, call_id, claim_id, next).await;
     }
-    record_email(state, call_id, &claim_id, &next).await?;
+    record_email(state, call_id, claim_id, &next).await?;
     match what {
         EmailNext::Retry => {
             crate::metrics::count(crate::metrics::EMAILS_QUEUED, 1);
