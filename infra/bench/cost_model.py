@@ -322,6 +322,9 @@ def main(argv: list[str] | None = None) -> int:
     if a.bench:
         for f in json.loads(a.bench.read_text()):
             durations[f["function"]] = f["warm_p50_ms"]
+        for part in ("stream", "job"):
+            if "email-sender" in durations:
+                durations.setdefault(f"email-sender ({part})", durations["email-sender"])
     inputs = {"transcript_ratio": a.transcript_ratio or "as captured", "tracing": a.tracing,
               "calls_per_month": f"{a.calls_per_month:g}",
               "rate_limit_wru": a.rate_limit_wru,
