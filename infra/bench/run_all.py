@@ -256,7 +256,7 @@ def main() -> int:
     out = Path(os.environ.get("BENCH_OUT", BIN.parent / "bench-results.json"))
     out.write_text(json.dumps(results, indent=1))
     print(f"\nfigures written to {out}")
-    subprocess.run([sys.executable, str(HERE / "cost_model.py"), str(out)], check=True)
+    subprocess.run([sys.executable, str(HERE / "cost_model.py"), "--bench", str(out)], check=True)
     return 0
 
 

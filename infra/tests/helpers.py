@@ -43,6 +43,10 @@ if str(INFRA) not in sys.path:  # infra/local_stack.py, infra/fault_proxy.py, ..
 
 import local_stack  # noqa: E402 - needs infra/ on sys.path (above)
 
+if str(INFRA / "bench") not in sys.path:
+    sys.path.insert(0, str(INFRA / "bench"))
+import ddb_items  # noqa: E402 - infra/bench/ddb_items.py: item sizes, stored transcripts
+
 TEMPLATE = Path(os.environ.get("PULSARA_TEMPLATE", REPO / "template.yaml"))
 CARGO_TOML = Path(os.environ.get("PULSARA_CARGO_TOML", REPO / "Cargo.toml"))
 OPENAPI = Path(os.environ.get("PULSARA_OPENAPI", INFRA / "openapi.yaml"))
@@ -278,6 +282,32 @@ def scan_all(dynamodb, table_env: str) -> list[dict]:
         start = page.get("LastEvaluatedKey")
         if not start:
             return items
+
+
+def call_items(dynamodb) -> list[dict]:
+    """The call records of the calls table, without their transcripts' items."""
+    return [i for i in scan_all(dynamodb, "CALLS_TABLE") if "#" not in i["callId"]["S"]]
+
+
+def raw_call_item(dynamodb, key: str) -> dict | None:
+    return dynamodb.get_item(
+        TableName=os.environ["CALLS_TABLE"], Key={"callId": {"S": key}}, ConsistentRead=True
+    ).get("Item")
+
+
+def stored_transcripts(dynamodb, call_id: str) -> tuple[list[dict], list[dict]]:
+    """A call's process and final transcripts as stored: in their own items (the
+    record names the final one), or inline in a record from before they had items."""
+    call = raw_call_item(dynamodb, call_id) or {}
+
+    def read(key: str) -> list[dict]:
+        item = raw_call_item(dynamodb, key)
+        return ddb_items.decode_transcript(item["t"]["B"]) if item else []
+
+    process = read(f"{call_id}#transcript")
+    tag = call.get("finalTranscriptTag", {}).get("S")
+    final = read(f"{call_id}#final.{tag}") if tag else []
+    return process, final
 
 
 def sent_messages() -> list[dict]:

@@ -452,3 +452,22 @@ def test_the_senders_may_send_only_from_the_domain_through_the_configuration_set
         assert sorted(ses, key=json.dumps) == sorted(
             [("ses:SendEmail", r) for r in exact], key=json.dumps), lid
         assert "*" not in json.dumps(ses), lid
+
+
+def test_the_call_list_index_projects_exactly_a_list_row():
+    """byRestaurant holds rows, not records: exactly the attributes a CallRow reads
+    (domain::call::LISTED_ATTRIBUTES), and none the e-mail claim or a status write's
+    bookkeeping changes, so those updates write no index item."""
+    import re
+
+    table = local_stack.load_template(TEMPLATE)["Resources"]["CallsTable"]["Properties"]
+    (index,) = [i for i in table["GlobalSecondaryIndexes"] if i["IndexName"] == "byRestaurant"]
+    projection = index["Projection"]
+    assert projection["ProjectionType"] == "INCLUDE"
+    listed = projection["NonKeyAttributes"]
+    source = (REPO / "shared" / "src" / "domain" / "call.rs").read_text()
+    block = re.search(r"LISTED_ATTRIBUTES: \[&str; \d+\] = \[(.*?)\];", source, re.S)
+    assert block, "LISTED_ATTRIBUTES not found in call.rs"
+    assert listed == re.findall(r'"(\w+)"', block.group(1))
+    for changing in ("email", "updatedAt", "transcript", "completion", "finalTranscriptTag"):
+        assert changing not in listed, changing

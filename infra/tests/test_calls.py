@@ -9,7 +9,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from helpers import call_body, messages_for, scan_all, wait_for
+from helpers import call_body, call_items, messages_for, scan_all, stored_transcripts, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -68,7 +68,7 @@ def test_process_is_idempotent_and_longer_transcripts_update(api, setup, dynamod
     assert updated["reason"] == "Reservation"
     assert "for 4" in updated["summary"]
     items = [
-        i for i in scan_all(dynamodb, "CALLS_TABLE") if i["externalCallId"]["S"] == body["callId"]
+        i for i in call_items(dynamodb) if i["externalCallId"]["S"] == body["callId"]
     ]
     assert len(items) == 1
     # The same vendor id for another restaurant is another call.
@@ -289,3 +289,43 @@ def test_dashboard_lists_and_reads_calls(api, admin_token, setup, make_key, dyna
     listed = api.get(f"/ivr/restaurants/{rid}/calls", admin_token).json()["data"]["calls"]
     assert ids[0] not in [c["callId"] for c in listed]
     assert api.post(f"/ivr/call/{ids[0]}/complete", key, json={"duration": 1}).status_code == 404
+
+
+def test_records_from_before_transcript_items_still_read_and_list(
+    api, setup, admin_token, dynamodb
+):
+    """Stacks hold records with both transcripts inline and no index copies of `duration`
+    and `emailStatus`: the detail reads the inline transcripts, the list reads such a
+    completed record whole. New records keep neither transcript inline."""
+    restaurant, key = setup
+    rid = restaurant["restaurantId"]
+    call_id = api.post("/ivr/call", key, json=call_body(rid)).json()["data"]["callId"]
+    final = "Customer: I'd like to order two large pizzas for delivery"
+    done = api.post(
+        f"/ivr/call/{call_id}/complete", key, json={"duration": 77, "finalTranscript": final}
+    )
+    assert done.status_code == 200, done.text
+    assert wait_for(lambda: messages_for(call_id), 30)
+    table = os.environ["CALLS_TABLE"]
+    item = dynamodb.get_item(TableName=table, Key={"callId": {"S": call_id}})["Item"]
+    assert "transcript" not in item and "finalTranscript" not in item["completion"]["M"]
+    process, final_turns = stored_transcripts(dynamodb, call_id)
+    assert process[0]["role"] == "agent" and final_turns[0]["message"].startswith("I'd like")
+
+    def inline(turns):
+        return {"L": [{"M": {"role": {"S": t["role"]}, "message": {"S": t["message"] + "!"}}}
+                      for t in turns]}
+
+    legacy = {k: v for k, v in item.items()
+              if k not in ("finalTranscriptTag", "emailStatus", "duration")}
+    legacy["transcript"] = inline(process)
+    legacy["completion"]["M"]["finalTranscript"] = inline(final_turns)
+    dynamodb.put_item(TableName=table, Item=legacy)
+    for k in (f"{call_id}#transcript", f"{call_id}#final.{item['finalTranscriptTag']['S']}"):
+        dynamodb.delete_item(TableName=table, Key={"callId": {"S": k}})
+
+    data = api.get(f"/ivr/calls/{call_id}", admin_token).json()["data"]
+    assert [t["message"] for t in data["transcript"]] == [t["message"] + "!" for t in process]
+    assert data["completion"]["finalTranscript"][0]["message"].endswith("delivery!")
+    (row,) = api.get(f"/ivr/restaurants/{rid}/calls", admin_token).json()["data"]["calls"]
+    assert (row["callId"], row["duration"], row["emailStatus"]) == (call_id, 77, "sent")

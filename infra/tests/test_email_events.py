@@ -87,6 +87,10 @@ def test_a_bounce_marks_the_email_suppresses_the_address_and_the_next_call_skips
     detail = email_of(api, admin_token, second["callId"])
     assert detail["suppressed"] == [SIMULATOR_BOUNCE]
     assert messages_for(second["callId"]) == []
+    # The restaurant's call list (index rows) shows both outcomes too.
+    rows = api.get(f"/ivr/restaurants/{rid}/calls?limit=10", admin_token).json()["data"]["calls"]
+    assert {r["callId"]: r["emailStatus"] for r in rows} == {
+        call_id: "bounced", second["callId"]: "suppressed"}, rows
 
 
 def test_a_suppressed_recipient_is_skipped_and_the_others_still_get_the_email(

@@ -52,6 +52,7 @@ from helpers import (
     ok,
     register,
     send_test,
+    stored_transcripts,
     wait_for,
 )
 from reliability_kit import (
@@ -451,6 +452,26 @@ def _process_extend(ctx: Ctx) -> Outcome:
     return Outcome(f"{status_of(first)}, retry 200, Reservation transcript stored")
 
 
+@row(P, "crash", "call.transcript.after",
+     "5xx, no record; the retry gets 200 (creates it); 1 record, its transcript whole")
+def _process_transcript_crash(ctx: Ctx) -> Outcome:
+    rid, key, _ = tenant(ctx)
+    body = call_body(rid, transcript=RESERVATION)
+    armed = ctx.arm("call.transcript.after", "crash", match=rid)
+    first = http("POST", "/ivr/call", key, body, timeout=DEAD)
+    fired(armed)
+    assert first.failed_5xx, first
+    assert not scan("CALLS_TABLE", externalCallId=body["callId"]), "record stored before the crash"
+    again = http("POST", "/ivr/call", key, body)
+    assert again.status == 200 and again.data["duplicate"] is False, again
+    assert again.data["reason"] == "Reservation", again
+    call_id = again.data["callId"]
+    one_record(body["callId"], call_id)
+    process, _ = stored_transcripts(kit.client("dynamodb"), call_id)
+    assert [t["message"] for t in process] == [t["message"] for t in RESERVATION], process
+    return Outcome(f"{status_of(first)}, retry 200 new, 1 record, transcript whole")
+
+
 # =============================================================================================
 # 2. complete call with e-mail (POST /ivr/call/{callId}/complete)
 # =============================================================================================
@@ -500,6 +521,25 @@ row_r(C, "timeout", "call.complete.after", "5xx; no retry needed: the outbox sen
       uses=(SENDER,))(_complete_point(f"hang {HANG_HTTP}", "call.complete.after", retry=False))
 row_r(C, "error", "call.complete.after", "5xx; the retry gets 200 (stored result); 1 e-mail, sent",
       uses=(SENDER,))(_complete_point("error", "call.complete.after", retry=True))
+@row_r(C, "crash", "call.final.after",
+       "5xx, no completion; the retry gets 200; 1 e-mail, sent; the final transcript whole",
+       uses=(SENDER,))
+def _complete_final_crash(ctx: Ctx, r: Row) -> Outcome:
+    rid, key, _ = tenant(ctx)
+    call_id = new_call(key, rid)
+    body = {"duration": 42, "finalTranscript": RESERVATION}
+    armed = ctx.arm("call.final.after", "crash", match=call_id)
+    first = http("POST", f"/ivr/call/{call_id}/complete", key, body, timeout=DEAD)
+    fired(armed)
+    assert first.failed_5xx, first
+    assert "completion" not in (get_item("CALLS_TABLE", "callId", call_id) or {}), "completed"
+    again = http("POST", f"/ivr/call/{call_id}/complete", key, body)
+    assert again.status == 200 and again.data["reason"] == "Reservation", again
+    _, final = stored_transcripts(kit.client("dynamodb"), call_id)
+    assert [t["message"] for t in final] == [t["message"] for t in RESERVATION], final
+    return email_outcome(ctx, r, call_id, f"{status_of(first)}, retry 200, final whole; ")
+
+
 row_r(
     C,
     "crash",

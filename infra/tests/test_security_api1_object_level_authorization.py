@@ -13,10 +13,10 @@ import pytest
 from helpers import (
     assert_same_as_unknown,
     call_body,
+    call_items,
     config_path,
     deliveries_of,
     owner_email,
-    scan_all,
     send_test,
     unique_phone,
     wait_mail,
@@ -65,7 +65,7 @@ class TestAPI1ObjectLevelAuthorization:
             assert_same_as_unknown(
                 api.post("/ivr/call", key, json=a), api.post("/ivr/call", key, json=b)
             )
-        stored = {i["externalCallId"]["S"] for i in scan_all(dynamodb, "CALLS_TABLE")}
+        stored = {i["externalCallId"]["S"] for i in call_items(dynamodb)}
         assert not stored & set(external_ids), "a refused call was stored"
         assert api.post("/ivr/call", key, json=call_body(mine["restaurantId"])).status_code == 200
 

@@ -18,6 +18,7 @@ from helpers import (
     LOGIN_PATH,
     assert_error,
     call_body,
+    call_items,
     config_path,
     new_admin,
     restaurant_body,
@@ -196,7 +197,7 @@ class TestAPI3PropertyLevelAuthorization:
         body = call_body(rid, **{field: value})
         assert_error(api.post("/ivr/call", key, json=body), 422, "VALIDATION_ERROR")
         assert body["callId"] not in {
-            i["externalCallId"]["S"] for i in scan_all(dynamodb, "CALLS_TABLE")
+            i["externalCallId"]["S"] for i in call_items(dynamodb)
         }
 
     @pytest.mark.parametrize(

@@ -474,10 +474,16 @@ pub struct CallRecord {
     pub started_at: DateTime<Utc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub caller_number: Option<E164>,
-    #[serde(default)]
+    /// Inline only in records written before transcripts had items of
+    /// their own; otherwise filled from `<callId>#transcript` when needed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub transcript: Vec<Turn>,
     #[serde(default)]
     pub transcript_bytes: usize,
+    /// The tag of the final transcript's item (`<callId>#final.<tag>`) the
+    /// completion analyzed, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub final_transcript_tag: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audio_url: Option<String>,
     pub analysis: Analysis,
@@ -492,6 +498,56 @@ pub struct CallRecord {
     pub expires_at: i64,
     /// Sort key of the by-restaurant index: start time, then id.
     pub list_key: String,
+}
+
+/// A call as listed: exactly what the `byRestaurant` index projects (its
+/// keys and `startedAt`, `callerNumber`, `status`, `analysis`, `duration`,
+/// `emailStatus`, `expiresAt`; see template.yaml), none of which the e-mail
+/// claim changes.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CallRow {
+    pub call_id: CallId,
+    pub started_at: DateTime<Utc>,
+    #[serde(default)]
+    pub caller_number: Option<E164>,
+    pub status: CallStatus,
+    pub analysis: Analysis,
+    #[serde(default)]
+    pub duration: Option<u64>,
+    #[serde(default)]
+    pub email_status: Option<EmailStatus>,
+    pub expires_at: i64,
+}
+
+/// The attributes the index projects besides its keys.
+pub const LISTED_ATTRIBUTES: [&str; 7] = [
+    "startedAt",
+    "callerNumber",
+    "status",
+    "analysis",
+    "duration",
+    "emailStatus",
+    "expiresAt",
+];
+
+impl CallRow {
+    pub fn of(c: &CallRecord) -> CallRow {
+        CallRow {
+            call_id: c.call_id.clone(),
+            started_at: c.started_at,
+            caller_number: c.caller_number.clone(),
+            status: c.status,
+            analysis: c.analysis.clone(),
+            duration: c.completion.as_ref().map(|x| x.duration),
+            email_status: c.email.as_ref().map(|e| e.status),
+            expires_at: c.expires_at,
+        }
+    }
+
+    pub fn expired(&self, now: DateTime<Utc>) -> bool {
+        self.expires_at <= now.timestamp()
+    }
 }
 
 pub fn list_key(started_at: DateTime<Utc>, call_id: &CallId) -> String {
@@ -571,6 +627,7 @@ impl CallRecord {
             caller_number: v.caller_number,
             transcript: v.turns,
             transcript_bytes: v.transcript_bytes,
+            final_transcript_tag: None,
             audio_url: v.audio_url,
             status: CallStatus::InProgress,
             completion: None,

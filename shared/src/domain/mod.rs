@@ -15,5 +15,6 @@ pub mod restaurant;
 pub mod ses_event;
 pub mod ssrf;
 pub mod token;
+pub mod transcript_codec;
 pub mod validate;
 pub mod webhook;

@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use crate::domain::analysis::transcript::Turn;
 use crate::domain::analysis::{Analysis, Reason, SentimentLabel};
-use crate::domain::call::{CallRecord, CallStatus, Completion, EmailState, EmailStatus};
+use crate::domain::call::{CallRecord, CallRow, CallStatus, Completion, EmailState, EmailStatus};
 use crate::domain::email_address::EmailAddress;
 use crate::domain::ids::{ApiKeyId, CallId, RestaurantId};
 use crate::domain::phone::E164;
@@ -86,7 +86,7 @@ pub struct CallRowOut {
 }
 
 impl CallRowOut {
-    pub fn new(c: &CallRecord) -> Self {
+    pub fn new(c: &CallRow) -> Self {
         Self {
             call_id: c.call_id.clone(),
             started_at: c.started_at,
@@ -96,8 +96,8 @@ impl CallRowOut {
             sentiment_score: c.analysis.sentiment_score,
             sentiment_label: c.analysis.sentiment_label,
             summary: c.analysis.summary.clone(),
-            duration: c.completion.as_ref().map(|x| x.duration),
-            email_status: c.email.as_ref().map(|e| e.status),
+            duration: c.duration,
+            email_status: c.email_status,
         }
     }
 }
@@ -185,7 +185,11 @@ impl CallDetailOut {
             audio_url: c.audio_url.clone(),
             analysis: c.analysis.clone(),
             status: c.status,
-            completion: c.completion.clone(),
+            // A completion stores its audio URL only when it differs from the call's.
+            completion: c.completion.clone().map(|mut x| {
+                x.audio_url = x.audio_url.or_else(|| c.audio_url.clone());
+                x
+            }),
             email: c.email.as_ref().map(EmailOut::new),
             created_at: c.created_at,
             updated_at: c.updated_at,

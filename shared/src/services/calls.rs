@@ -14,9 +14,9 @@ use crate::app::AppState;
 use crate::auth::IvrCaller;
 use crate::domain::analysis::analyze;
 use crate::domain::call::{
-    after_send, email_step, exhausted, without_suppressed, CallRecord, CompleteCallRequest,
-    Completion, EmailNext, EmailState, EmailStatus, EmailStep, ListRange, Poster,
-    ProcessCallRequest, SendFailure, ValidProcess,
+    after_send, email_step, exhausted, without_suppressed, CallRecord, CallRow,
+    CompleteCallRequest, Completion, EmailNext, EmailState, EmailStatus, EmailStep, ListRange,
+    Poster, ProcessCallRequest, SendFailure, ValidProcess,
 };
 use crate::domain::ids::{CallId, RestaurantId};
 use crate::domain::restaurant::Restaurant;
@@ -24,6 +24,7 @@ use crate::domain::{claim, email};
 use crate::error::ApiError;
 use crate::faults;
 use crate::http::record_restaurant_id;
+use crate::store::calls::Transcripts;
 use crate::store::{persist, StoreError};
 
 use super::find_restaurant;
@@ -68,6 +69,25 @@ pub async fn process_call(
         now,
         state.config.call_retention_days,
     );
+    // The transcript first: a call record never names a transcript that
+    // is not stored. A crash between the two leaves only a transcript item
+    // that nothing lists and that expires with the call; the retry writes
+    // the same bytes again (or nothing) and then the record.
+    if call.transcript_bytes > 0 {
+        state
+            .calls
+            .put_transcript(
+                &call.call_id,
+                &call.transcript,
+                call.transcript_bytes,
+                call.expires_at,
+            )
+            .await?;
+        faults::point(
+            "call.transcript.after",
+            &[call.call_id.as_str(), restaurant.restaurant_id.as_str()],
+        )?;
+    }
     match state.calls.insert(&call).await {
         Ok(()) => {
             faults::point(
@@ -80,7 +100,8 @@ pub async fn process_call(
         Err(StoreError::AlreadyExists) => {}
         Err(e) => return Err(e.into()),
     }
-    // A retry, or a later post with more of the transcript.
+    // A retry, or a later post with more of the transcript (already in its
+    // item, unless a longer one was there first).
     let existing = state
         .calls
         .get(&call.call_id)
@@ -89,13 +110,7 @@ pub async fn process_call(
     if existing.completion.is_none() && call.transcript_bytes > existing.transcript_bytes {
         let changed = state
             .calls
-            .extend_transcript(
-                &call.call_id,
-                &call.transcript,
-                call.transcript_bytes,
-                &call.analysis,
-                now,
-            )
+            .extend_transcript(&call.call_id, call.transcript_bytes, &call.analysis, now)
             .await?;
         if changed {
             faults::point("call.extend.after", &[call.call_id.as_str()])?;
@@ -135,24 +150,29 @@ pub async fn own_call(
     }
 }
 
-/// A call for the dashboard (admin): any restaurant's, within retention.
+/// A call for the dashboard (admin): any restaurant's, within retention,
+/// with both its transcripts.
 pub async fn dashboard_call(
     state: &AppState,
     call_id: &CallId,
     now: DateTime<Utc>,
 ) -> Result<CallRecord, ApiError> {
-    let call = state
+    let mut call = state
         .calls
         .get(call_id)
         .await?
         .filter(|c| !c.expired(now))
         .ok_or(ApiError::NotFound("call"))?;
     record_restaurant_id(&call.restaurant_id);
+    state
+        .calls
+        .load_transcripts(&mut call, Transcripts::Both)
+        .await?;
     Ok(call)
 }
 
-/// One page of a restaurant's calls in `range`, newest first, and the
-/// cursor of the next page.
+/// One page of a restaurant's calls in `range` (within retention), newest
+/// first, and the cursor of the next page.
 pub async fn list_calls(
     state: &AppState,
     restaurant_id: &RestaurantId,
@@ -160,18 +180,14 @@ pub async fn list_calls(
     limit: i32,
     cursor: Option<&str>,
     now: DateTime<Utc>,
-) -> Result<(Vec<CallRecord>, Option<String>), ApiError> {
+) -> Result<(Vec<CallRow>, Option<String>), ApiError> {
     if state.restaurants.get(restaurant_id).await?.is_none() {
         return Err(ApiError::NotFound("restaurant"));
     }
-    let (calls, next) = state
+    Ok(state
         .calls
-        .list(restaurant_id, range.from, range.to, limit, cursor)
-        .await?;
-    Ok((
-        calls.into_iter().filter(|c| !c.expired(now)).collect(),
-        next,
-    ))
+        .list(restaurant_id, range.from, range.to, limit, cursor, now)
+        .await?)
 }
 
 /// `POST /ivr/call/{callId}/complete`.
@@ -187,13 +203,24 @@ pub async fn complete_call(
     if call.completion.is_some() {
         return Ok(call);
     }
-    let recipients = state
-        .restaurants
-        .get(&call.restaurant_id)
-        .await?
-        .map(|r| r.notification_emails)
+    let restaurant = state.restaurants.get(&call.restaurant_id).await?;
+    let recipients = restaurant
+        .as_ref()
+        .map(|r| r.notification_emails.clone())
         .unwrap_or_default();
     let (final_turns, final_bytes) = valid.turns.unwrap_or_default();
+    // The final transcript's item first, as for process: the completion
+    // names it, so it must be there before the completion is.
+    let final_tag = if final_turns.is_empty() {
+        None
+    } else {
+        let tag = state
+            .calls
+            .put_final_transcript(call_id, &final_turns, final_bytes, call.expires_at)
+            .await?;
+        faults::point("call.final.after", &[call_id.as_str()])?;
+        Some(tag)
+    };
     let final_analysis = (!final_turns.is_empty()).then(|| {
         (
             analyze(&final_turns),
@@ -204,9 +231,18 @@ pub async fn complete_call(
         duration: valid.duration,
         forwarded_to: valid.forwarded_to,
         final_transcript: final_turns,
-        audio_url: valid.audio_url.or_else(|| call.audio_url.clone()),
+        // Only a URL the call does not have already: readers fall back to the
+        // call's (the e-mail, the detail), and a signed URL is often
+        // most of a kilobyte, which every later status write would rewrite.
+        audio_url: valid
+            .audio_url
+            .filter(|u| Some(u) != call.audio_url.as_ref()),
         completed_at: now,
     };
+    // With an e-mail to send, the completion write is also this request's
+    // claim on it (attempt 1): one write less than claiming after it, and a
+    // request that dies here leaves a claim whose lease the job waits out.
+    let claim_id = (!recipients.is_empty()).then(claim::new_id);
     let email = EmailState {
         status: if recipients.is_empty() {
             EmailStatus::NotConfigured
@@ -216,11 +252,13 @@ pub async fn complete_call(
         recipients,
         suppressed: Vec::new(),
         message_id: None,
-        attempts: 0,
+        attempts: u32::from(claim_id.is_some()),
         last_error: None,
         updated_at: now,
-        claim_id: None,
-        claimed_until: None,
+        claimed_until: claim_id
+            .as_ref()
+            .map(|_| claim::until(now, state.config.claim_lease_seconds)),
+        claim_id: claim_id.clone(),
     };
     faults::point("call.complete.before", &[call_id.as_str()])?;
     let completed = state
@@ -229,6 +267,7 @@ pub async fn complete_call(
             call_id,
             &completion,
             final_analysis.as_ref().map(|(a, b)| (a, *b)),
+            final_tag.as_deref(),
             Some(&email),
             now,
         )
@@ -245,9 +284,17 @@ pub async fn complete_call(
     faults::point("call.complete.after", &[call_id.as_str()])?;
     tracing::info!(reason = done.analysis.reason.as_str(), "call completed");
     crate::metrics::count(crate::metrics::CALLS_COMPLETED, 1);
-    if done.email.as_ref().is_some_and(EmailState::open) {
-        // Try at once; if this fails or dies, the completion's job sends it.
-        match attempt_email(state, done.clone(), false).await {
+    if let (Some(claim_id), true) = (
+        claim_id.as_deref(),
+        done.email.as_ref().is_some_and(EmailState::open),
+    ) {
+        // Send at once; if this fails or dies, the completion's job sends it.
+        // The final transcript and the restaurant are at hand: no reads.
+        let mut claimed = done.clone();
+        if let Some(c) = claimed.completion.as_mut() {
+            c.final_transcript = completion.final_transcript.clone();
+        }
+        match send_claimed(state, claimed, claim_id, false, restaurant).await {
             Ok(outcome) => {
                 if let Some(e) = outcome.state() {
                     done.email = Some(e.clone());
@@ -350,6 +397,22 @@ pub async fn attempt_email(
             secs: cfg.claim_lease_seconds,
         });
     };
+    send_claimed(state, claimed, &claim_id, may_give_up, None).await
+}
+
+/// Sends an e-mail this sender holds the claim `claim_id` on (`claimed` is
+/// the record as the claim left it), and records how it went. `restaurant`:
+/// the call's restaurant, if the caller has just read it.
+async fn send_claimed(
+    state: &AppState,
+    mut claimed: CallRecord,
+    claim_id: &str,
+    may_give_up: bool,
+    restaurant: Option<Restaurant>,
+) -> Result<EmailOutcome, ApiError> {
+    let now = Utc::now();
+    let cfg = &state.config;
+    let call_id = &claimed.call_id.clone();
     faults::point("email.claim.after", &[call_id.as_str()])?;
     let email = claimed
         .email
@@ -365,13 +428,17 @@ pub async fn attempt_email(
             attempts = failed.attempts,
             "call e-mail cut off on every attempt"
         );
-        return give_up(state, call_id, &claim_id, failed).await;
+        return give_up(state, call_id, claim_id, failed).await;
     }
-    let Some(restaurant) = state.restaurants.get(&claimed.restaurant_id).await? else {
+    let restaurant = match restaurant {
+        Some(r) => Some(r),
+        None => state.restaurants.get(&claimed.restaurant_id).await?,
+    };
+    let Some(restaurant) = restaurant else {
         let gone = Err(SendFailure::permanent("restaurant no longer exists"));
         let (mut failed, _) = after_send(email, gone, 0, now);
         failed.status = EmailStatus::Failed;
-        record_email(state, call_id, &claim_id, &failed).await?;
+        record_email(state, call_id, claim_id, &failed).await?;
         return Ok(EmailOutcome::Finished(Some(failed)));
     };
     // Addresses that bounced or complained before are never mailed again
@@ -383,9 +450,13 @@ pub async fn attempt_email(
             suppressed = email.suppressed.len(),
             "call e-mail not sent: every recipient is suppressed"
         );
-        record_email(state, call_id, &claim_id, &email).await?;
+        record_email(state, call_id, claim_id, &email).await?;
         return Ok(EmailOutcome::Finished(Some(email)));
     }
+    state
+        .calls
+        .load_transcripts(&mut claimed, Transcripts::Latest)
+        .await?;
     let content = email::render(&claimed, &restaurant, cfg.default_phone_region);
     let tags = [
         ("callId", call_id.as_str()),
@@ -403,9 +474,9 @@ pub async fn attempt_email(
     if what == EmailNext::GiveUp {
         crate::metrics::count(crate::metrics::EMAILS_FAILED, 1);
         tracing::error!(attempts = next.attempts, "call e-mail failed for good");
-        return give_up(state, call_id, &claim_id, next).await;
+        return give_up(state, call_id, claim_id, next).await;
     }
-    record_email(state, call_id, &claim_id, &next).await?;
+    record_email(state, call_id, claim_id, &next).await?;
     match what {
         EmailNext::Retry => {
             crate::metrics::count(crate::metrics::EMAILS_QUEUED, 1);

@@ -4,6 +4,7 @@
 pub mod admins;
 pub mod api_keys;
 pub mod calls;
+pub mod item_size;
 pub mod rate_limits;
 pub mod restaurants;
 pub mod webhooks;
