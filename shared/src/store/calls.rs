@@ -445,6 +445,44 @@ fn transcript_item(key: &str, stored: Vec<u8>, bytes: usize, expires_at: i64) ->
     .into()
 }
 
+// ---------------------------------------------------------------------------
+// SES feedback (bounces and complaints; issue 12). Kept apart from the rest of
+// the store: it touches only `email.status` (and its index copy `emailStatus`) and `updatedAt`.
+// ---------------------------------------------------------------------------
+
+impl CallStore {
+    /// Moves the e-mail from `from` to `to` (a bounce or complaint SES
+    /// reported for `message_id`), if it still is at `from` for that message.
+    /// `false`: it changed meanwhile (re-read and decide again), or a retry
+    /// of this very write had landed.
+    pub async fn record_email_feedback(
+        &self,
+        call_id: &CallId,
+        from: EmailStatus,
+        to: EmailStatus,
+        message_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        Ok(conditional(
+            self.update(call_id)
+                // The top-level copy is the index row's (the list shows it too).
+                .update_expression(
+                    "SET #em.#st = :to, #em.updatedAt = :now, emailStatus = :to, updatedAt = :now",
+                )
+                .condition_expression("#em.#st = :from AND #em.messageId = :mid")
+                .expression_attribute_names("#em", "email")
+                .expression_attribute_names("#st", "status")
+                .expression_attribute_values(":from", value(&from)?)
+                .expression_attribute_values(":to", value(&to)?)
+                .expression_attribute_values(":mid", s(message_id))
+                .expression_attribute_values(":now", ts(now))
+                .send()
+                .await,
+        )?
+        .is_some())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -544,43 +582,5 @@ mod tests {
             item_size(&item)
         );
         assert!(item_size(&item) < ITEM_LIMIT);
-    }
-}
-
-// ---------------------------------------------------------------------------
-// SES feedback (bounces and complaints; issue 12). Kept apart from the rest of
-// the store: it touches only `email.status` and `updatedAt` of the call item.
-// ---------------------------------------------------------------------------
-
-impl CallStore {
-    /// Moves the e-mail from `from` to `to` (a bounce or complaint SES
-    /// reported for `message_id`), if it still is at `from` for that message.
-    /// `false`: it changed meanwhile (re-read and decide again), or a retry
-    /// of this very write had landed.
-    pub async fn record_email_feedback(
-        &self,
-        call_id: &CallId,
-        from: EmailStatus,
-        to: EmailStatus,
-        message_id: &str,
-        now: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
-        Ok(conditional(
-            self.update(call_id)
-                // The top-level copy is the index row's (the list shows it too).
-                .update_expression(
-                    "SET #em.#st = :to, #em.updatedAt = :now, emailStatus = :to, updatedAt = :now",
-                )
-                .condition_expression("#em.#st = :from AND #em.messageId = :mid")
-                .expression_attribute_names("#em", "email")
-                .expression_attribute_names("#st", "status")
-                .expression_attribute_values(":from", value(&from)?)
-                .expression_attribute_values(":to", value(&to)?)
-                .expression_attribute_values(":mid", s(message_id))
-                .expression_attribute_values(":now", ts(now))
-                .send()
-                .await,
-        )?
-        .is_some())
     }
 }
