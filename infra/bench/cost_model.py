@@ -14,7 +14,7 @@ also writes the index item.
 
     cost_model.py [--items call-items.json] [--bench bench-results.json] [--markdown out.md]
                   [--tracing Active|PassThrough] [--calls-per-month N]
-                  [--rate-limit-wru N] [--platform-log-bytes N]
+                  [--rate-limit-wru N] [--platform-log-bytes N|-1]
 """
 
 from __future__ import annotations
@@ -44,6 +44,9 @@ SQS_REQUEST = 0.40 / 1e6
 LOGS_PER_GB = 0.50
 XRAY_TRACE = 5.00 / 1e6
 MEMORY_GB = 128 / 1024
+
+# template.yaml's defaults of the parameters the bill depends on (test_bench_units checks them).
+TEMPLATE_DEFAULTS = {"TracingMode": "PassThrough", "PlatformLogLevel": "WARN"}
 
 # What byRestaurant projects besides its keys (template.yaml, domain::call::LISTED_ATTRIBUTES).
 INDEX_KEYS = ("callId", "restaurantId", "listKey")
@@ -305,15 +308,26 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--items", type=Path, default=DEFAULT_ITEMS)
     p.add_argument("--bench", type=Path, help="bench-results.json (warm_p50_ms per function)")
-    p.add_argument("--tracing", default="Active", choices=["Active", "PassThrough"])
+    # Defaults: the template's (TracingMode PassThrough; PlatformLogLevel WARN drops Lambda's
+    # START/END/REPORT lines) and a key far below its rate limit (an instance admits a tenth of
+    # it before it writes the counter). Model the other settings with these flags.
+    p.add_argument("--tracing", default=TEMPLATE_DEFAULTS["TracingMode"],
+                   choices=["Active", "PassThrough"])
     p.add_argument("--calls-per-month", type=float, default=1e6)
-    p.add_argument("--rate-limit-wru", type=float, default=1.0)
-    p.add_argument("--platform-log-bytes", type=int)
+    p.add_argument("--rate-limit-wru", type=float, default=0.0,
+                   help="counter write units per request: 0 below a tenth of the key's limit "
+                        "per instance and minute, 1 above")
+    p.add_argument("--platform-log-bytes", type=int,
+                   default=0 if TEMPLATE_DEFAULTS["PlatformLogLevel"] == "WARN" else None,
+                   help="Lambda's own log bytes per invocation (default: none, as at "
+                        "PlatformLogLevel WARN; omit with --platform-log-bytes -1 for INFO)")
     p.add_argument("--transcript-ratio", type=float,
                    help="re-size both transcript items as if deflate shrank the compact text "
                         "only this many times (the captured dialogue repeats: ~5.9x)")
     p.add_argument("--markdown", type=Path)
     a = p.parse_args(argv)
+    if a.platform_log_bytes is not None and a.platform_log_bytes < 0:
+        a.platform_log_bytes = None
     captured = from_json(json.loads(a.items.read_text()))
     original = copy.deepcopy(captured)
     if a.transcript_ratio:
@@ -328,7 +342,8 @@ def main(argv: list[str] | None = None) -> int:
     inputs = {"transcript_ratio": a.transcript_ratio or "as captured", "tracing": a.tracing,
               "calls_per_month": f"{a.calls_per_month:g}",
               "rate_limit_wru": a.rate_limit_wru,
-              "platform_log_bytes": a.platform_log_bytes or "text format"}
+              "platform_log_bytes": "START/END/REPORT lines" if a.platform_log_bytes is None
+              else a.platform_log_bytes}
     result = compute(captured, durations, tracing=a.tracing, calls_per_month=a.calls_per_month,
                      rate_limit_wru=a.rate_limit_wru, platform_log_bytes=a.platform_log_bytes,
                      original=original)

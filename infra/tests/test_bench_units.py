@@ -120,6 +120,14 @@ def test_only_projected_changes_write_the_index_and_writes_bill_the_larger_image
     assert cost_model.write(big, before) == cost_model.write(before, big) == 2
 
 
+def test_the_cost_model_defaults_are_the_templates():
+    from helpers import TEMPLATE, local_stack
+
+    params = local_stack.load_template(TEMPLATE)["Parameters"]
+    for name, default in cost_model.TEMPLATE_DEFAULTS.items():
+        assert params[name]["Default"] == default, name
+
+
 def test_xray_active_sampling_share_falls_with_volume():
     low = cost_model.xray_traces_per_call("Active", 1e6, 5)
     high = cost_model.xray_traces_per_call("Active", 1e8, 5)
