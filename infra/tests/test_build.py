@@ -471,3 +471,27 @@ def test_the_call_list_index_projects_exactly_a_list_row():
     assert listed == re.findall(r'"(\w+)"', block.group(1))
     for changing in ("email", "updatedAt", "transcript", "completion", "finalTranscriptTag"):
         assert changing not in listed, changing
+
+
+def test_samconfig_lets_the_readme_commands_run_without_questions():
+    """`sam build` and `sam deploy --parameter-overrides ...` as the README shows them need no
+    flags or answers: samconfig.toml builds in source, allows the per-function roles, makes the
+    artifact bucket and skips the change-set prompt, and the README's deploy line sets every
+    parameter that has no default."""
+    config = tomllib.loads((REPO / "samconfig.toml").read_text())["default"]
+    assert config["global"]["parameters"]["stack_name"] == "pulsara-ivr"
+    assert config["build"]["parameters"]["build_in_source"] is True
+    deploy = config["deploy"]["parameters"]
+    assert deploy["capabilities"] == "CAPABILITY_IAM"
+    assert deploy["resolve_s3"] is True and deploy["confirm_changeset"] is False
+    assert config["validate"]["parameters"]["lint"] is True
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index("## Deploying with SAM"):]
+    [deploy_line] = [line for line in section.splitlines() if line.startswith("sam deploy ")]
+    required = [name for name, p in local_stack.load_template(TEMPLATE)["Parameters"].items()
+                if "Default" not in p]
+    assert required, "SenderDomain and SenderEmail have no default"
+    for name in required:
+        assert f" {name}=" in deploy_line, name
+    assert any(line.strip() == "sam build" or line.startswith("sam build ")
+               for line in section.splitlines())
