@@ -142,6 +142,8 @@ EVENT_PROPERTIES = {
         "BatchSize": (_int_in(1, 10000), "1 to 10000"),
         "MaximumRetryAttempts": (_int_in(-1, 10000), "-1 to 10000"),
         "BisectBatchOnFunctionError": (lambda v, t: isinstance(v, bool), "true or false"),
+        # Records wait up to this long (times EVENT_SOURCE_TIME_SCALE) for a fuller batch.
+        "MaximumBatchingWindowInSeconds": (_int_in(0, 300), "0 to 300"),
         "FilterCriteria": (_filters_ok, "Filters: [{Pattern: <JSON of exact string values>}]"),
         "DestinationConfig": (_destination_ok,
                               "OnFailure: {Type: SQS, Destination: !GetAtt <queue>.Arn}"),
@@ -212,6 +214,7 @@ def mappings(template: dict, path="template.yaml") -> list[dict]:
             else:
                 dest = (props.get("DestinationConfig") or {}).get("OnFailure") or {}
                 m.update(batch=props.get("BatchSize", 100),
+                         window=props.get("MaximumBatchingWindowInSeconds", 0) * time_scale(),
                          retries=int(max_retries) if max_retries
                          else props.get("MaximumRetryAttempts", -1),
                          bisect=props.get("BisectBatchOnFunctionError", False),
@@ -507,6 +510,7 @@ class _Shard:
         self.not_before = 0.0        # retry delay
         self.attempts = 0            # failed invocations of the batch at the head of pending
         self.split: int | None = None  # batch size while bisecting
+        self.first_pending: float | None = None  # when the oldest pending record was read
 
     @property
     def done(self) -> bool:
@@ -593,7 +597,10 @@ class StreamPoller:
         if records:
             shard.last_seq = records[-1]["dynamodb"]["SequenceNumber"]
             events = [stream_event_record(r, self.arn, self.region) for r in records]
+            was_empty = not shard.pending
             shard.pending.extend(e for e in events if self.keep is None or self.keep(e))
+            if was_empty and shard.pending:
+                shard.first_pending = time.monotonic()
         shard.iterator = got.get("NextShardIterator")
         if not records:
             # Re-open from the last record read on the next poll: moto rolls a
@@ -625,6 +632,8 @@ class StreamPoller:
         failed_at = min((i for i, s in enumerate(seqs) if s in failed), default=None)
         done = batch if failed_at is None else batch[:failed_at]
         del shard.pending[:len(done)]
+        # What is left is a retry, or read while this batch ran: no window for it.
+        shard.first_pending = 0.0 if shard.pending else None
         if failed_at is None:
             shard.attempts, shard.split = 0, None
             log(f"{m['function']}: {len(done)} done, 0 to retry ({shard.id})")
@@ -644,6 +653,12 @@ class StreamPoller:
         shard.not_before = time.monotonic() + self.retry_delay
         log(f"{m['function']}: {len(done)} done, {len(retry)} to retry ({shard.id})")
 
+    def batch_ready(self, shard: _Shard) -> bool:
+        """A full batch, a closed shard, or the batching window since the oldest record over."""
+        window = self.m.get("window", 0)
+        return (len(shard.pending) >= self.m["batch"] or shard.closed or not window
+                or time.monotonic() - (shard.first_pending or 0.0) >= window)
+
     def step(self) -> bool:
         """One pass over the shards; True when a batch was processed."""
         busy = False
@@ -658,7 +673,7 @@ class StreamPoller:
                 continue  # a child shard waits until its parent is through
             if len(shard.pending) < self.m["batch"] and not shard.closed:
                 self.read(shard)
-            if shard.pending:
+            if shard.pending and self.batch_ready(shard):
                 self.process(shard)
                 busy = True
             if shard.done:

@@ -44,7 +44,7 @@ Control API (JSON over HTTP, on the same port):
   GET    /__faults__/requests?service=S&operation=O&since=SEQ
                                        {"seq": N, "count": n, "requests": [...], "counts": {...}}
                                        requests: {seq, time, service, operation, status, code,
-                                       table (or tables), queue, ms, fault (an action, or
+                                       caller, table (or tables), queue, ms, fault (an action, or
                                        "limit"), replayed} (the last 20000);
                                        counts: {service: {operation: n}} since the last reset
   GET    /__faults__/calls             {"calls": [{caller, action, resource, count}, ...]}: every
@@ -793,6 +793,8 @@ class State:
         }
         if code:
             entry["code"] = code
+        if req.caller:
+            entry["caller"] = req.caller
         if fault:
             entry["fault"] = fault
         if replayed:

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Dollars per million IVR calls, excluding SES's per-mail price: the ring-time config
 lookup, process, complete, and the e-mail work each completion triggers (the first send by
-the completing request, the outbox's stream record, the e-mail job). us-east-1 list prices,
+the completing request, the outbox's stream record; the e-mail job only when the e-mail is
+still open when that record arrives, which is not the typical call). us-east-1 list prices,
 Lambda arm64 at 128 MB, HTTP API, DynamoDB on demand, SQS standard, CloudWatch Logs, X-Ray.
 
 Every DynamoDB figure comes from the byte sizes of the items our code wrote for a typical
@@ -58,13 +59,13 @@ LISTED = ("startedAt", "callerNumber", "status", "analysis", "duration", "emailS
 # others the e2e run's `request handled` durations on moto scaled to DynamoDB's few-ms
 # latency. Lambda compute is ~$0.0017 per million invocations per ms: these barely matter.
 DEFAULT_MS = {"restaurant-config": 6, "process-call": 12, "complete-call": 40,
-              "email-sender (stream)": 5, "email-sender (job)": 6}
+              "email-sender (stream)": 5}
 
 # Bytes our functions log per invocation at RUST_LOG=info, measured in the e2e run's
 # watch.log (JSON lines: one `request handled` each, plus `call processed`, `call
 # completed` and `call e-mail sent`; the e-mail sender logs nothing when all is well).
 APP_LOG_BYTES = {"restaurant-config": 280, "process-call": 623, "complete-call": 880,
-                 "email-sender (stream)": 0, "email-sender (job)": 0}
+                 "email-sender (stream)": 0}
 # Lambda's own lines per invocation in the text log format: START (~75 B), END (~55 B),
 # REPORT (~190 B), and with Active tracing the REPORT's XRAY TraceId/SegmentId (~95 B).
 PLATFORM_LOG_BYTES = 320
@@ -181,11 +182,12 @@ def ddb_work(captured: dict, rate_limit_wru: float) -> Model:
     gsi("complete-call", "completion", s["processed"], s["claimed"])
     L(Line("complete-call", "e-mail sent (UpdateItem)", wru=write(s["claimed"], s["sent"])))
     gsi("complete-call", "e-mail status", s["claimed"], s["sent"])
-    L(Line("email-sender (stream)", "completion record -> e-mail job (SQS SendMessage)", sqs=1,
+    # The stream's batching window (2 s) holds the completion record until the completing
+    # request has usually sent the e-mail: the consumer reads the call, finds it sent and
+    # queues no job (an e-mail still open gets one: 3 SQS requests, an invocation, a read).
+    L(Line("email-sender (stream)", "call (GetItem, consistent): e-mail sent, no job",
+           rru=ddb_items.read_units(ddb_items.item_size(s["sent"]), consistent=True),
            note="stream reads by Lambda are free; transcript items' records are filtered out"))
-    L(Line("email-sender (job)", "job received and deleted (SQS)", sqs=2))
-    L(Line("email-sender (job)", "call (GetItem, consistent): already sent, done",
-           rru=ddb_items.read_units(ddb_items.item_size(s["sent"]), consistent=True)))
     return m
 
 

@@ -234,6 +234,34 @@ def test_email_survives_ses_outage(api, admin_token, setup, proxy):
     assert len(messages_for(call_id)) == 1
 
 
+def test_an_email_the_completing_request_sent_queues_no_job(api, setup, proxy):
+    """The completion's stream record reaches email-sender after its batching window; the
+    completing request has sent the e-mail by then, so the consumer reads the call and queues
+    no job (no SQS requests for this call). One the completing request could not send is
+    queued (test_email_survives_ses_outage)."""
+    restaurant, key = setup
+    call_id = api.post("/ivr/call", key, json=call_body(restaurant["restaurantId"])).json()[
+        "data"]["callId"]
+    jobs = proxy.rule("sqs", "SendMessage", "pass", times=-1, match=call_id)
+    # Reads of this call take 1.5 s: whatever this machine's load, the consumer's read comes
+    # after the completing request has sent and recorded the e-mail, as the window makes likely.
+    slow = proxy.rule("dynamodb", "GetItem", "latency", times=-1, match=call_id, latency_ms=1500)
+    try:
+        mark = proxy.mark()
+        done = api.post(f"/ivr/call/{call_id}/complete", key, json={"duration": 61})
+        assert done.json()["data"]["emailStatus"] == "sent", done.text
+        read = wait_for(lambda: [r for r in proxy.requests("dynamodb", "GetItem", since=mark)
+                                 if r.get("caller") == "email-sender"
+                                 and r.get("table", "").endswith("CallsTable")], timeout=30)
+        assert read, "the stream consumer never looked at the completed call"
+        time.sleep(1)  # it would queue the job right after its read
+        assert proxy.applied(jobs) == 0, "a job was queued for an e-mail already sent"
+    finally:
+        proxy.remove(jobs)
+        proxy.remove(slow)
+    assert len(messages_for(call_id)) == 1
+
+
 def test_dashboard_lists_and_reads_calls(api, admin_token, setup, make_key, dynamodb):
     restaurant, key = setup
     rid = restaurant["restaurantId"]

@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -70,8 +71,8 @@ def test_the_entry_points_refuse_with_the_template_path(template, tmp_path):
             f"local emulator: {path}: Resources.EmailSenderFunction.Properties.Events."
             "CallCompletions.Properties: property MaximumRecordAgeInSeconds is not emulated "
             "locally (known: BatchSize, BisectBatchOnFunctionError, DestinationConfig, "
-            "FilterCriteria, FunctionResponseTypes, MaximumRetryAttempts, StartingPosition, "
-            "Stream)"]), (script, out.stderr)
+            "FilterCriteria, FunctionResponseTypes, MaximumBatchingWindowInSeconds, "
+            "MaximumRetryAttempts, StartingPosition, Stream)"]), (script, out.stderr)
 
 
 # --- what the real template maps to -----------------------------------------------------------
@@ -157,7 +158,7 @@ def _pattern(rule):
 
 EVENT_CHANGES = {
     "stream MaximumRecordAgeInSeconds": (STREAM, "MaximumRecordAgeInSeconds", 60),
-    "stream MaximumBatchingWindowInSeconds": (STREAM, "MaximumBatchingWindowInSeconds", 5),
+    "stream MaximumBatchingWindowInSeconds 301": (STREAM, "MaximumBatchingWindowInSeconds", 301),
     "stream ParallelizationFactor": (STREAM, "ParallelizationFactor", 2),
     "stream TumblingWindowInSeconds": (STREAM, "TumblingWindowInSeconds", 60),
     "stream StartingPosition LATEST": (STREAM, "StartingPosition", "LATEST"),
@@ -640,6 +641,29 @@ def fails(*bad: int):
 def errors_on(*bad: int):
     """A function that fails with an error (or times out) on a batch holding any of `bad`."""
     return lambda seqs: (False, None) if set(seqs) & set(bad) else (True, None)
+
+
+def test_stream_records_wait_for_the_batching_window_unless_the_batch_is_full():
+    def poller_for(n: int, **kw):
+        fake = FakeStreams([stream_record(i) for i in range(1, n + 1)])
+        sizes: list[int] = []
+
+        def call(event):
+            sizes.append(len(event["Records"]))
+            return True, None
+
+        return event_sources.StreamPoller(fake, fake, fake, stream_mapping(**kw), "pulsara-",
+                                          "eu-west-1", call), sizes
+
+    poller, sizes = poller_for(2, window=0.3)
+    poller.step()
+    assert sizes == [], "held for the window"
+    time.sleep(0.35)
+    poller.step()
+    assert sizes == [2]
+    full, sizes = poller_for(2, batch=2, window=60)
+    full.step()
+    assert sizes == [2], "a full batch goes at once"
 
 
 def test_stream_records_are_sent_in_order_in_batches_of_batch_size():

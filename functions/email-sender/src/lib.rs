@@ -1,8 +1,9 @@
 //! Call e-mails, from two event sources:
 //! - the calls table's stream (filtered to completions with an e-mail to
-//!   send): each completion queues its e-mail job, so the completion write
-//!   itself is the e-mail's outbox and a completing request that dies or
-//!   loses SQS loses nothing;
+//!   send): each completion queues its e-mail job unless the e-mail has
+//!   ended (the completing request usually sent it within the stream's
+//!   batching window), so the completion write itself is the e-mail's outbox
+//!   and a completing request that dies or loses SQS loses nothing;
 //! - the e-mail queue: each job claims the e-mail, sends it unless it is
 //!   sent or held by another sender, and retries with backoff (by the
 //!   message's visibility) until it is sent or out of attempts.
@@ -15,7 +16,9 @@ use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent
 use pulsara_shared::domain::call::EmailStatus;
 use pulsara_shared::domain::ids::CallId;
 use pulsara_shared::error::Chain;
-use pulsara_shared::services::calls::{email_job_step, queue_email_job, EmailJob, EmailOutcome};
+use pulsara_shared::services::calls::{
+    email_job_step, follow_up_completion, EmailJob, EmailOutcome,
+};
 use pulsara_shared::AppState;
 use serde::de::IgnoredAny;
 use serde::Deserialize;
@@ -51,7 +54,8 @@ fn failure(id: String) -> BatchItemFailure {
     f
 }
 
-/// Stream records → e-mail jobs. A record that can't be queued is reported
+/// Stream records → e-mail jobs, for e-mails that have not ended yet. A record whose job can't
+/// be queued is reported
 /// (with everything after it, as Lambda retries a shard from there).
 async fn on_completions(state: &AppState, event: StreamEvent) -> SqsBatchResponse {
     let mut response = SqsBatchResponse::default();
@@ -59,7 +63,7 @@ async fn on_completions(state: &AppState, event: StreamEvent) -> SqsBatchRespons
         let Some(call_id) = completion_with_email(record) else {
             continue;
         };
-        if let Err(e) = queue_email_job(state, &call_id).await {
+        if let Err(e) = follow_up_completion(state, &call_id).await {
             tracing::error!(error = %Chain(&e), "could not queue a completion's e-mail job; the stream retries");
             let seq = record.change.sequence_number.clone().unwrap_or_default();
             response.batch_item_failures.push(failure(seq));

@@ -360,6 +360,12 @@ pub fn email_step(email: Option<&EmailState>, now: DateTime<Utc>) -> EmailStep {
     }
 }
 
+/// Whether an e-mail still needs its job: it has not ended (a claim held right now may still
+/// fail, so it needs one too).
+pub fn needs_job(email: Option<&EmailState>, now: DateTime<Utc>) -> bool {
+    !matches!(email_step(email, now), EmailStep::Finished)
+}
+
 /// What to do after SES answered attempt `state.attempts` (counted at the
 /// claim, so attempts cut off by a crash count too).
 #[derive(Debug, PartialEq, Eq)]
@@ -765,8 +771,16 @@ mod tests {
             EmailStatus::Complained,
         ] {
             assert_eq!(email_step(Some(&email(done, 1)), now), EmailStep::Finished);
+            assert!(
+                !needs_job(Some(&email(done, 1)), now),
+                "{done:?} needs no job"
+            );
         }
         assert_eq!(email_step(None, now), EmailStep::Finished);
+        assert!(!needs_job(None, now));
+        assert!(needs_job(Some(&held), now), "a live claim may still fail");
+        assert!(needs_job(Some(&lapsed), now));
+        assert!(needs_job(Some(&email(EmailStatus::Queued, 2)), now));
     }
 
     #[test]

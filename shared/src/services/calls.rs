@@ -14,7 +14,7 @@ use crate::app::AppState;
 use crate::auth::IvrCaller;
 use crate::domain::analysis::analyze;
 use crate::domain::call::{
-    after_send, email_step, exhausted, without_suppressed, CallRecord, CallRow,
+    after_send, email_step, exhausted, needs_job, without_suppressed, CallRecord, CallRow,
     CompleteCallRequest, Completion, EmailNext, EmailState, EmailStatus, EmailStep, ListRange,
     Poster, ProcessCallRequest, SendFailure, ValidProcess,
 };
@@ -357,6 +357,22 @@ pub async fn queue_email_job(state: &AppState, call_id: &CallId) -> Result<(), A
         .map_err(ApiError::internal)?;
     faults::point("email.job.after", &[call_id.as_str()])?;
     Ok(())
+}
+
+/// A completion's stream record: queues the e-mail's job unless the e-mail has ended already
+/// (usually the completing request sent it while the stream's batching window held the
+/// record), which saves the job's three SQS requests and its invocation. Returns whether it
+/// queued one. If the call cannot be read the job is queued anyway: the job reads it again.
+pub async fn follow_up_completion(state: &AppState, call_id: &CallId) -> Result<bool, ApiError> {
+    match state.calls.get(call_id).await {
+        Ok(Some(call)) if needs_job(call.email.as_ref(), Utc::now()) => {}
+        Ok(_) => return Ok(false),
+        Err(e) => {
+            tracing::warn!(error = %Chain(&e), "could not read a completed call; queueing its e-mail job");
+        }
+    }
+    queue_email_job(state, call_id).await?;
+    Ok(true)
 }
 
 /// One e-mail job: the call's e-mail, as far as it has got.
