@@ -339,6 +339,32 @@ class TestAPI4ResourceConsumption:
         # Window boundary aside, at most the limit plus two a function instance (4 of them).
         assert statuses.count(200) <= 2 * 20 + 4 * 2, statuses
 
+    def test_small_limits_count_every_request_on_every_ivr_route(
+        self, api, make_key, make_restaurant, proxy
+    ):
+        """Below 10 a minute nothing is admitted uncounted: each IVR function writes the shared
+        counter on every request (each route below once, within the limit of 9)."""
+        rid = make_restaurant()["restaurantId"]
+        key = make_key(rateLimitPerMinute=9)["apiKey"]
+        mark = proxy.mark()
+        assert api.get(config_path(rid), key).status_code == 200
+        call = api.post("/ivr/call", key, json=call_body(rid))
+        assert call.status_code == 200, call.text
+        call_id = call.json()["data"]["callId"]
+        done = api.post(f"/ivr/call/{call_id}/complete", key, json={"duration": 5})
+        assert done.status_code == 200, done.text
+        hook = api.post("/ivr/webhooks/register", key,
+                        json={"callbackUrl": "http://127.0.0.1:9/hook", "events": ALL_EVENTS})
+        assert hook.status_code == 201, hook.text
+        assert api.get("/ivr/webhooks", key).status_code == 200
+        counted = {}
+        for r in proxy.requests("dynamodb", "UpdateItem", since=mark):
+            if r.get("table", "").endswith("RateLimitsTable"):
+                counted[r.get("caller")] = counted.get(r.get("caller"), 0) + 1
+        assert counted == {"restaurant-config": 1, "process-call": 1, "complete-call": 1,
+                           "register-webhook": 1, "webhooks": 1}, counted
+        api.delete(f"/ivr/webhooks/{hook.json()['data']['webhookId']}", key)
+
     def test_rate_limit_is_shared_by_all_instances(self, api, make_key, make_restaurant):
         rid = make_restaurant()["restaurantId"]
         limit = 5
