@@ -42,6 +42,11 @@ impl RateStatus {
     }
 }
 
+/// The start of the fixed window `now_unix` falls in.
+pub fn window_start(now_unix: i64, window_secs: u64) -> i64 {
+    now_unix - now_unix.rem_euclid(window_secs as i64)
+}
+
 /// One instance's share of a subject's current window for request quotas, so that a key far
 /// below its limit costs no counter write per request: an instance admits up to a tenth of
 /// the limit (and only while the window looks at most half used) before it adds what it
@@ -67,7 +72,7 @@ pub enum LocalDecision {
 
 impl LocalWindow {
     pub fn hit(&mut self, limit: u32, window_secs: u64, now_unix: i64) -> LocalDecision {
-        let window_start = now_unix - now_unix.rem_euclid(window_secs as i64);
+        let window_start = window_start(now_unix, window_secs);
         if window_start != self.window_start {
             *self = LocalWindow {
                 window_start,

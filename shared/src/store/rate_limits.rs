@@ -8,7 +8,7 @@ use aws_sdk_dynamodb::Client;
 
 use super::{n, s};
 pub use crate::domain::rate_limit::RateStatus;
-use crate::domain::rate_limit::{LocalDecision, LocalWindow};
+use crate::domain::rate_limit::{window_start, LocalDecision, LocalWindow};
 
 /// Subjects whose local windows an instance keeps before it forgets closed ones.
 const LOCAL_WINDOWS: usize = 1024;
@@ -43,7 +43,7 @@ impl RateLimiter {
         let decision = {
             let mut local = self.local.lock().unwrap_or_else(|e| e.into_inner());
             if local.len() >= LOCAL_WINDOWS && !local.contains_key(subject) {
-                let current = now_unix - now_unix.rem_euclid(window_secs as i64);
+                let current = window_start(now_unix, window_secs);
                 local.retain(|_, w| w.window_start() == current);
             }
             local
@@ -82,7 +82,7 @@ impl RateLimiter {
     /// Adds `hits` to the subject's counter of the current window: its new value, or `None`
     /// (logged) when DynamoDB fails.
     async fn add(&self, subject: &str, hits: u64, window_secs: u64, now_unix: i64) -> Option<u64> {
-        let window_start = now_unix - now_unix.rem_euclid(window_secs as i64);
+        let window_start = window_start(now_unix, window_secs);
         let bucket = format!("{subject}#{window_start}");
         // Counters expire a window after they close (TTL; reads never rely on it).
         let expires = window_start + 2 * window_secs as i64;
