@@ -5,8 +5,14 @@ use std::path::Path;
 
 use serde_json::Value;
 
+use chrono::Utc;
+
 use crate::app::{AdminApp, AppState};
+use crate::domain::call::{CallRecord, EmailState, EmailStatus, Poster, ProcessCallRequest};
+use crate::domain::ids::{ApiKeyId, Id};
+use crate::domain::restaurant::RestaurantInput;
 use crate::domain::token::{self, Claims};
+use crate::services::create_restaurant;
 
 /// The state a function would build at cold start. Without a local stack
 /// the test fails, so a CI run that lost its stack can't pass silently;
@@ -88,4 +94,53 @@ pub async fn admin_token(app: &AdminApp) -> String {
 pub fn unique_phone() -> String {
     let n = uuid::Uuid::new_v4().as_u128();
     format!("(555) {:03}-{:04}", 200 + n % 800, (n >> 16) % 10_000)
+}
+
+/// A stored call of a new restaurant `name` that notifies `owner`, its e-mail queued after a
+/// first throttled attempt, then as `edit` leaves it (the e-mail handlers' starting point).
+pub async fn call_with_email(
+    state: &AppState,
+    name: &str,
+    owner: &str,
+    edit: impl FnOnce(&mut EmailState),
+) -> CallRecord {
+    let now = Utc::now();
+    let input: RestaurantInput = serde_json::from_value(serde_json::json!({
+        "name": name, "phoneNumbers": [unique_phone()], "timezone": "Europe/Paris",
+        "notificationEmails": [owner]
+    }))
+    .expect("restaurant input");
+    let restaurant = create_restaurant(state, input, now)
+        .await
+        .expect("restaurant");
+    let request: ProcessCallRequest = serde_json::from_value(serde_json::json!({
+        "restaurantId": restaurant.restaurant_id,
+        "callId": format!("CA{}", now.timestamp_nanos_opt().expect("nanos")),
+        "timestamp": now.to_rfc3339(), "transcript": "Customer: do you deliver?"
+    }))
+    .expect("call request");
+    let valid = request
+        .validate(now, state.config.default_phone_region)
+        .expect("valid call");
+    let key = ApiKeyId::parse("keytest1").expect("key id");
+    let poster = Poster {
+        owner: &key,
+        key: &key,
+    };
+    let mut call = CallRecord::new(valid, &restaurant.restaurant_id, poster, now, 365);
+    let mut email = EmailState {
+        status: EmailStatus::Queued,
+        recipients: restaurant.notification_emails.clone(),
+        suppressed: Vec::new(),
+        message_id: None,
+        attempts: 1,
+        last_error: Some("throttled".into()),
+        updated_at: now,
+        claim_id: None,
+        claimed_until: None,
+    };
+    edit(&mut email);
+    call.email = Some(email);
+    state.calls.insert(&call).await.expect("stored call");
+    call
 }

@@ -4,14 +4,9 @@
 //! delivered; a transient one and unusable messages change nothing and succeed.
 
 use chrono::Utc;
-use pulsara_shared::domain::call::{
-    CallRecord, EmailState, EmailStatus, Poster, ProcessCallRequest,
-};
-use pulsara_shared::domain::ids::{ApiKeyId, Id};
-use pulsara_shared::domain::restaurant::RestaurantInput;
+use pulsara_shared::domain::call::{CallRecord, EmailStatus};
 use pulsara_shared::domain::ses_event::SuppressionReason;
-use pulsara_shared::services::create_restaurant;
-use pulsara_shared::testing::{local_state, unique_phone};
+use pulsara_shared::testing::{self, local_state};
 use pulsara_shared::AppState;
 use serde_json::{json, Value};
 
@@ -38,41 +33,12 @@ fn sns_event(call: &CallRecord, kind: &str) -> Value {
 
 /// A stored call of a new restaurant whose e-mail SES accepted.
 async fn sent_call(state: &AppState) -> CallRecord {
-    let now = Utc::now();
-    let input: RestaurantInput = serde_json::from_value(json!({
-        "name": "Bounce Bistro", "phoneNumbers": [unique_phone()], "timezone": "Europe/Paris",
-        "notificationEmails": [OWNER]
-    }))
-    .unwrap();
-    let restaurant = create_restaurant(state, input, now).await.unwrap();
-    let nanos = now.timestamp_nanos_opt().unwrap();
-    let request: ProcessCallRequest = serde_json::from_value(json!({
-        "restaurantId": restaurant.restaurant_id, "callId": format!("CA{nanos}"),
-        "timestamp": now.to_rfc3339(), "transcript": "Customer: do you deliver?"
-    }))
-    .unwrap();
-    let valid = request
-        .validate(now, state.config.default_phone_region)
-        .unwrap();
-    let key = ApiKeyId::parse("keytest1").unwrap();
-    let poster = Poster {
-        owner: &key,
-        key: &key,
-    };
-    let mut call = CallRecord::new(valid, &restaurant.restaurant_id, poster, now, 365);
-    call.email = Some(EmailState {
-        status: EmailStatus::Sent,
-        recipients: restaurant.notification_emails.clone(),
-        suppressed: Vec::new(),
-        message_id: Some(format!("ses-{nanos}")),
-        attempts: 1,
-        last_error: None,
-        updated_at: now,
-        claim_id: None,
-        claimed_until: None,
-    });
-    state.calls.insert(&call).await.unwrap();
-    call
+    testing::call_with_email(state, "Bounce Bistro", OWNER, |e| {
+        e.status = EmailStatus::Sent;
+        e.message_id = Some(format!("ses-{}", Utc::now().timestamp_nanos_opt().unwrap()));
+        e.last_error = None;
+    })
+    .await
 }
 
 async fn status(state: &AppState, call: &CallRecord) -> EmailStatus {

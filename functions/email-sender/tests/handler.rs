@@ -5,13 +5,8 @@
 
 use aws_lambda_events::event::sqs::SqsBatchResponse;
 use chrono::Utc;
-use pulsara_shared::domain::call::{
-    CallRecord, EmailState, EmailStatus, Poster, ProcessCallRequest,
-};
-use pulsara_shared::domain::ids::{ApiKeyId, Id};
-use pulsara_shared::domain::restaurant::RestaurantInput;
-use pulsara_shared::services::create_restaurant;
-use pulsara_shared::testing::{local_state, unique_phone};
+use pulsara_shared::domain::call::{CallRecord, EmailState, EmailStatus};
+use pulsara_shared::testing::{self, local_state};
 use pulsara_shared::AppState;
 use serde_json::json;
 
@@ -28,42 +23,7 @@ fn sqs_event(call_id: &str) -> serde_json::Value {
 
 /// A stored call of a new restaurant, its e-mail in `email`'s state.
 async fn call_with_email(state: &AppState, email: impl FnOnce(&mut EmailState)) -> CallRecord {
-    let now = Utc::now();
-    let input: RestaurantInput = serde_json::from_value(json!({
-        "name": "Retry Bistro", "phoneNumbers": [unique_phone()], "timezone": "Europe/Paris",
-        "notificationEmails": ["owner@retry-bistro.example"]
-    }))
-    .unwrap();
-    let restaurant = create_restaurant(state, input, now).await.unwrap();
-    let request: ProcessCallRequest = serde_json::from_value(json!({
-        "restaurantId": restaurant.restaurant_id, "callId": format!("CA{}", now.timestamp_nanos_opt().unwrap()),
-        "timestamp": now.to_rfc3339(), "transcript": "Customer: do you deliver?"
-    }))
-    .unwrap();
-    let valid = request
-        .validate(now, state.config.default_phone_region)
-        .unwrap();
-    let key = ApiKeyId::parse("keytest1").unwrap();
-    let poster = Poster {
-        owner: &key,
-        key: &key,
-    };
-    let mut call = CallRecord::new(valid, &restaurant.restaurant_id, poster, now, 365);
-    let mut e = EmailState {
-        status: EmailStatus::Queued,
-        recipients: restaurant.notification_emails.clone(),
-        suppressed: Vec::new(),
-        message_id: None,
-        attempts: 1,
-        last_error: Some("throttled".into()),
-        updated_at: now,
-        claim_id: None,
-        claimed_until: None,
-    };
-    email(&mut e);
-    call.email = Some(e);
-    state.calls.insert(&call).await.unwrap();
-    call
+    testing::call_with_email(state, "Retry Bistro", "owner@retry-bistro.example", email).await
 }
 
 async fn run(state: &AppState, call: &CallRecord) -> (SqsBatchResponse, EmailState) {
