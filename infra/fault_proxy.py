@@ -447,7 +447,10 @@ def number_size(text: str) -> int:
     return (len(digits) + 1) // 2 + 1
 
 
-def binary_size(b64: str) -> int:
+def binary_size(b64) -> int:
+    """A binary value's bytes: base64 on the wire, bytes in boto3's items (infra/bench)."""
+    if isinstance(b64, (bytes, bytearray, memoryview)):
+        return len(b64)
     text = str(b64).strip()
     return max(0, len(text) * 3 // 4 - text[-2:].count("="))
 

@@ -5,45 +5,18 @@ same as shared/src/store/item_size.rs) and the stored transcripts' format
 
 from __future__ import annotations
 
+import sys
 import zlib
+from pathlib import Path
+
+# One Python implementation of AWS's item-size rules: the fault proxy's (it enforces the limits).
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from fault_proxy import item_size, number_size, value_size  # noqa: E402, F401
 
 ITEM_LIMIT = 400 * 1024
 FORMAT_TEXT = 1
 FORMAT_DEFLATE = 2
 ROLES = {"a": "agent", "c": "caller", "u": "unknown"}
-
-
-def number_size(raw: str) -> int:
-    digits = "".join(ch for ch in raw if ch.isdigit()).strip("0")
-    return (max(1, len(digits)) + 1) // 2 + 1
-
-
-def value_size(v: dict) -> int:
-    ((kind, x),) = v.items()
-    if kind == "S":
-        return len(x.encode())
-    if kind == "N":
-        return number_size(x)
-    if kind == "B":
-        return len(x)
-    if kind in ("BOOL", "NULL"):
-        return 1
-    if kind == "SS":
-        return sum(len(s.encode()) for s in x)
-    if kind == "NS":
-        return sum(number_size(n) for n in x)
-    if kind == "BS":
-        return sum(len(b) for b in x)
-    if kind == "L":
-        return 3 + sum(value_size(e) + 1 for e in x)
-    if kind == "M":
-        return 3 + sum(len(k.encode()) + value_size(e) + 1 for k, e in x.items())
-    raise ValueError(f"unknown attribute type {kind}")
-
-
-def item_size(item: dict) -> int:
-    """Bytes of an item: every attribute's name and value."""
-    return sum(len(k.encode()) + value_size(v) for k, v in item.items())
 
 
 def write_units(size: int) -> int:
