@@ -1,6 +1,7 @@
 //! DynamoDB's item size, by its published rules: what write units, read
 //! units and the 400 KB item limit are measured in. Pure arithmetic
-//! (`infra/bench/cost_model.py` has the same rules for items read from moto).
+//! (the storage tests' measure; `infra/fault_proxy.py` applies the same rules to
+//! items on the wire, and the bench to items read from moto).
 
 use aws_sdk_dynamodb::types::AttributeValue;
 
