@@ -16,7 +16,9 @@ use crate::mail::Mailer;
 use crate::queue::JobQueue;
 use crate::store::admins::AdminStore;
 use crate::store::api_keys::ApiKeyStore;
+use crate::services::integrations::IntegrationCache;
 use crate::store::calls::CallStore;
+use crate::store::integrations::IntegrationStore;
 use crate::store::rate_limits::RateLimiter;
 use crate::store::restaurants::RestaurantStore;
 use crate::store::webhooks::WebhookStore;
@@ -31,6 +33,8 @@ pub struct AppState {
     pub limiter: RateLimiter,
     pub calls: CallStore,
     pub webhooks: WebhookStore,
+    pub integrations: IntegrationStore,
+    pub integration_cache: IntegrationCache,
     sdk: SdkConfig,
     mailer: OnceLock<Mailer>,
     email_queue: OnceLock<JobQueue>,
@@ -64,6 +68,10 @@ impl AppState {
                 t.webhooks.clone(),
                 t.webhook_deliveries.clone(),
             ),
+            integrations: IntegrationStore::new(ddb.clone(), t.integrations.clone()),
+            integration_cache: IntegrationCache::new(Duration::from_secs(
+                config.api_key_cache_seconds,
+            )),
             restaurants: RestaurantStore::new(ddb, t.restaurants.clone(), t.phone_numbers.clone()),
             api_keys,
             limiter,

@@ -23,6 +23,7 @@ pub struct Tables {
     pub calls: String,
     pub webhooks: String,
     pub webhook_deliveries: String,
+    pub integrations: String,
 }
 
 #[derive(Debug, Clone)]
@@ -74,6 +75,16 @@ pub struct Config {
     /// An endpoint failing continuously this long is disabled.
     pub webhook_disable_after_seconds: i64,
     pub webhook_timeout_ms: u64,
+    /// The ElevenLabs API (`ELEVENLABS_API_BASE`): Twilio calls are handed to
+    /// agents through its `register-call`; a local fake in tests.
+    pub elevenlabs_api_base: String,
+    /// How long a Twilio voice webhook waits for ElevenLabs before it
+    /// forwards the call instead (Twilio itself gives up after 15 s).
+    pub elevenlabs_timeout_ms: u64,
+    /// The API's public base URL (`PUBLIC_BASE_URL`, e.g. a custom domain),
+    /// for the URLs an integration is given and Twilio signs; when unset,
+    /// the one each request arrived at.
+    pub public_base_url: Option<String>,
 }
 
 pub const MAX_API_KEY_CACHE_SECONDS: u64 = 60;
@@ -139,6 +150,7 @@ impl Config {
                 calls: required("CALLS_TABLE")?,
                 webhooks: required("WEBHOOKS_TABLE")?,
                 webhook_deliveries: required("WEBHOOK_DELIVERIES_TABLE")?,
+                integrations: required("INTEGRATIONS_TABLE")?,
             },
             secrets_kms_key_arn: get("SECRETS_KMS_KEY_ARN").filter(|v| !v.trim().is_empty()),
             admin_token_ttl_seconds: number("ADMIN_TOKEN_TTL_SECONDS", 900, 86_400)? as i64,
@@ -178,6 +190,14 @@ impl Config {
                 90 * 86_400,
             )? as i64,
             webhook_timeout_ms: number("WEBHOOK_TIMEOUT_MS", 5_000, 30_000)?.max(100),
+            elevenlabs_api_base: get("ELEVENLABS_API_BASE")
+                .map(|v| v.trim().trim_end_matches('/').to_string())
+                .filter(|v| !v.is_empty())
+                .unwrap_or_else(|| "https://api.elevenlabs.io".into()),
+            elevenlabs_timeout_ms: number("ELEVENLABS_TIMEOUT_MS", 2_000, 10_000)?.max(100),
+            public_base_url: get("PUBLIC_BASE_URL")
+                .map(|v| v.trim().trim_end_matches('/').to_string())
+                .filter(|v| !v.is_empty()),
         })
     }
 }
@@ -229,6 +249,7 @@ mod tests {
         ("WEBHOOK_DELIVERIES_TABLE", "d"),
         ("WEBHOOK_QUEUE_URL", "http://wq"),
         ("WEBHOOK_DLQ_URL", "http://wdlq"),
+        ("INTEGRATIONS_TABLE", "i"),
     ];
 
     #[test]

@@ -78,14 +78,92 @@ pub struct ValidProcess {
     pub turns: Vec<Turn>,
     pub transcript_bytes: usize,
     pub audio_url: Option<String>,
+    /// What the voice platform reported, when a platform sent the call.
+    pub platform: Option<PlatformReport>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct ValidComplete {
     pub duration: u64,
     pub forwarded_to: Option<String>,
     pub turns: Option<(Vec<Turn>, usize)>,
     pub audio_url: Option<String>,
+    /// A summary the platform wrote (an LLM's): it replaces ours; our
+    /// analyzer still gives the reason and the sentiment.
+    pub summary: Option<String>,
+}
+
+/// What a voice platform said about a call beyond the transcript, kept on
+/// the call record as the platform sent it (bounded).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+pub struct PlatformReport {
+    /// `elevenlabs` or `twilio`.
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conversation_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call_sid: Option<String>,
+    /// How the call went, in our words: `answered_by_agent`, `forwarded`,
+    /// `missed`, `no_forwarding_number`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<String>,
+    /// ElevenLabs' own verdict: `success`, `failure` or `unknown`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call_successful: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub termination_reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_reason: Option<String>,
+    /// ElevenLabs' data collection results, by data collection id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_collection: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// The most of a platform's data-collection results a call record keeps
+/// (serialized bytes): the record is rewritten by every status change.
+pub const MAX_DATA_COLLECTION_BYTES: usize = 8 * 1024;
+
+impl PlatformReport {
+    pub fn new(name: &str) -> Self {
+        Self {
+            name: name.to_string(),
+            conversation_id: None,
+            call_sid: None,
+            outcome: None,
+            call_successful: None,
+            termination_reason: None,
+            failure_reason: None,
+            data_collection: None,
+        }
+    }
+
+    /// Keeps `results` if they fit in [`MAX_DATA_COLLECTION_BYTES`];
+    /// otherwise only each result's `value`, and if even that is too big,
+    /// nothing (the platform keeps the full results).
+    pub fn with_data_collection(
+        mut self,
+        results: Option<serde_json::Map<String, serde_json::Value>>,
+    ) -> Self {
+        let fits = |m: &serde_json::Map<String, serde_json::Value>| {
+            serde_json::to_vec(m).map_or(false, |b| b.len() <= MAX_DATA_COLLECTION_BYTES)
+        };
+        self.data_collection = results.and_then(|m| {
+            if fits(&m) {
+                return Some(m);
+            }
+            let values: serde_json::Map<String, serde_json::Value> = m
+                .into_iter()
+                .map(|(k, v)| {
+                    let value = v.get("value").cloned().unwrap_or(serde_json::Value::Null);
+                    (k, serde_json::json!({ "value": value }))
+                })
+                .collect();
+            fits(&values).then_some(values)
+        });
+        self
+    }
 }
 
 /// An https URL without credentials, at most 2 KB.
@@ -214,6 +292,7 @@ impl ProcessCallRequest {
             turns,
             transcript_bytes,
             audio_url,
+            platform: None,
         })
     }
 }
@@ -242,6 +321,7 @@ impl CompleteCallRequest {
             forwarded_to: forwarded_to.filter(|f| !f.is_empty()),
             turns,
             audio_url,
+            summary: None,
         })
     }
 }
@@ -504,6 +584,8 @@ pub struct CallRecord {
     pub expires_at: i64,
     /// Sort key of the by-restaurant index: start time, then id.
     pub list_key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<PlatformReport>,
 }
 
 /// A call as listed: exactly what the `byRestaurant` index projects (its
@@ -641,6 +723,7 @@ impl CallRecord {
             created_at: now,
             updated_at: now,
             expires_at: (now + Duration::days(retention_days)).timestamp(),
+            platform: v.platform,
         }
     }
 

@@ -105,7 +105,7 @@ macro_rules! id_type {
 }
 
 #[cfg(test)]
-crate::string_schema!(RestaurantId, CallId, WebhookId, DeliveryId, ApiKeyId);
+crate::string_schema!(RestaurantId, CallId, WebhookId, DeliveryId, ApiKeyId, IntegrationId);
 
 id_type!(
     /// `rst_` + 32 hex digits (a UUIDv7).
@@ -118,6 +118,10 @@ id_type!(
 id_type!(
     /// `wh_` + 32 hex digits (a UUIDv7).
     WebhookId, noun = "webhook", valid = |s| prefixed_hex(s, "wh_", &[32])
+);
+id_type!(
+    /// `int_` + 32 hex digits (a UUIDv7): a platform integration.
+    IntegrationId, noun = "integration", valid = |s| prefixed_hex(s, "int_", &[32])
 );
 id_type!(
     /// `msg_` + 24 hex digits (derived from a change) or 32 (a UUIDv7).
@@ -154,7 +158,12 @@ macro_rules! time_ordered_ids {
 }
 
 // Deliveries nothing else could cause (a test event, a replay) are minted too.
-time_ordered_ids!(RestaurantId => "rst_", WebhookId => "wh_", DeliveryId => "msg_");
+time_ordered_ids!(
+    RestaurantId => "rst_",
+    WebhookId => "wh_",
+    DeliveryId => "msg_",
+    IntegrationId => "int_"
+);
 
 impl DeliveryId {
     /// The delivery of one source event to one webhook: a stream record

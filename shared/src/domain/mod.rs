@@ -1,5 +1,6 @@
 //! Pure domain logic: no I/O, deterministic given its inputs (time is passed in).
 
+pub mod agent_context;
 pub mod analysis;
 pub mod api_key;
 pub mod call;
@@ -9,6 +10,7 @@ pub mod email_address;
 pub mod hashing;
 pub mod hours;
 pub mod ids;
+pub mod integration;
 pub mod phone;
 pub mod rate_limit;
 pub mod restaurant;

@@ -16,7 +16,7 @@ use crate::domain::analysis::analyze;
 use crate::domain::call::{
     after_send, email_step, exhausted, needs_job, without_suppressed, CallRecord, CallRow,
     CompleteCallRequest, Completion, EmailNext, EmailState, EmailStatus, EmailStep, ListRange,
-    Poster, ProcessCallRequest, SendFailure, ValidProcess,
+    Poster, ProcessCallRequest, SendFailure, ValidComplete, ValidProcess,
 };
 use crate::domain::ids::{CallId, RestaurantId};
 use crate::domain::restaurant::Restaurant;
@@ -200,6 +200,19 @@ pub async fn complete_call(
 ) -> Result<CallRecord, ApiError> {
     let valid = body.validate()?;
     let call = own_call(state, caller, call_id, now).await?;
+    complete_record(state, call, valid, now).await
+}
+
+/// Completes `call` (already checked to be the caller's) unless it is
+/// completed: the final transcript, the analysis, and the e-mail, sent at
+/// once when it can be. A completed call comes back as it is.
+pub async fn complete_record(
+    state: &AppState,
+    call: CallRecord,
+    valid: ValidComplete,
+    now: DateTime<Utc>,
+) -> Result<CallRecord, ApiError> {
+    let call_id = &call.call_id.clone();
     if call.completion.is_some() {
         return Ok(call);
     }
@@ -221,12 +234,16 @@ pub async fn complete_call(
         faults::point("call.final.after", &[call_id.as_str()])?;
         Some(tag)
     };
-    let final_analysis = (!final_turns.is_empty()).then(|| {
+    let mut final_analysis = (!final_turns.is_empty()).then(|| {
         (
             analyze(&final_turns),
             call.transcript_bytes.max(final_bytes),
         )
     });
+    if let Some(summary) = valid.summary {
+        let (analysis, _) = final_analysis.get_or_insert_with(|| (call.analysis.clone(), call.transcript_bytes));
+        analysis.summary = summary;
+    }
     let completion = Completion {
         duration: valid.duration,
         forwarded_to: valid.forwarded_to,

@@ -6,6 +6,8 @@ pub mod api_keys;
 pub mod auth;
 pub mod calls;
 pub mod email_events;
+pub mod integrations;
+pub mod platform_calls;
 pub mod restaurants;
 pub mod webhooks;
 

@@ -4,6 +4,7 @@
 pub mod admins;
 pub mod api_keys;
 pub mod calls;
+pub mod integrations;
 // Only the storage tests measure items (the bench measures them from moto, in Python).
 #[cfg(test)]
 mod item_size;
