@@ -7,6 +7,8 @@
 #   MOTO_PORT               moto port (default 4566)
 #   FAULT_PROXY_PORT        fault proxy port, the functions' AWS endpoint (default 4567)
 #   API_PORT                local API port (default 5000)
+#   FAKE_ELEVENLABS_PORT    the local fake of the ElevenLabs API (default 4570)
+#   FAKE_ELEVENLABS_API_KEY the API key it accepts (default xi-local-dev-key-0123456789)
 #   PULSARA_ADMIN_EMAIL     seeded admin user (default admin@pulsara.local)
 #   PULSARA_ADMIN_PASSWORD  its password (default pulsara-local-admin)
 set -euo pipefail
@@ -16,6 +18,8 @@ cd "$REPO_ROOT"
 MOTO_PORT="${MOTO_PORT:-4566}"
 FAULT_PROXY_PORT="${FAULT_PROXY_PORT:-4567}"
 API_PORT="${API_PORT:-5000}"
+FAKE_ELEVENLABS_PORT="${FAKE_ELEVENLABS_PORT:-4570}"
+FAKE_ELEVENLABS_API_KEY="${FAKE_ELEVENLABS_API_KEY:-xi-local-dev-key-0123456789}"
 MOTO_URL="http://127.0.0.1:$MOTO_PORT"
 ENV_FILE="$REPO_ROOT/.local/env"
 export PULSARA_ADMIN_EMAIL="${PULSARA_ADMIN_EMAIL:-admin@pulsara.local}"
@@ -33,6 +37,11 @@ section "AWS fault proxy (127.0.0.1:$FAULT_PROXY_PORT -> moto)"
 start_fault_proxy "$FAULT_PROXY_PORT" "$MOTO_URL" "$REPO_ROOT/.local/fault_proxy.log"
 echo "fault proxy running (log: .local/fault_proxy.log)"
 
+section "Fake ElevenLabs API (127.0.0.1:$FAKE_ELEVENLABS_PORT; Twilio calls are handed to agents through it)"
+start_bg "$REPO_ROOT/.local/fake_elevenlabs.log" "$VENV/bin/python" "$INFRA_DIR/fake_elevenlabs.py" \
+  --port "$FAKE_ELEVENLABS_PORT" --api-key "$FAKE_ELEVENLABS_API_KEY"
+echo "fake ElevenLabs running (API key: $FAKE_ELEVENLABS_API_KEY)"
+
 section "Tables, queues, SES domain identity and configuration set from template.yaml"
 AWS_ENDPOINT_URL="$MOTO_URL" \
 AWS_REGION="${AWS_REGION:-us-east-1}" \
@@ -43,6 +52,7 @@ AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-testing}" \
     --param WebhookAllowLoopbackHttp=true \
     --param SenderDomain=pulsara.example \
     --param SenderEmail=notifications@pulsara.example \
+    --param "ElevenLabsApiBase=http://127.0.0.1:$FAKE_ELEVENLABS_PORT" \
     --set PULSARA_STAGE=local \
     --set "AWS_ENDPOINT_URL=http://127.0.0.1:$FAULT_PROXY_PORT"
 
@@ -58,6 +68,7 @@ cat <<EOF
   Env file     $ENV_FILE
   moto         http://127.0.0.1:$MOTO_PORT  (sent mail: /moto-api/data.json -> ses)
   Fault proxy  http://127.0.0.1:$FAULT_PROXY_PORT/__faults__/  (the functions' AWS endpoint)
+  ElevenLabs   http://127.0.0.1:$FAKE_ELEVENLABS_PORT  (a fake; API key $FAKE_ELEVENLABS_API_KEY)
   Stop         Ctrl-C
 EOF
 echo

@@ -45,6 +45,18 @@ section "AWS fault proxy (127.0.0.1:$PROXY_PORT -> moto; the functions' AWS endp
 start_fault_proxy "$PROXY_PORT" "$MOTO_URL" "$WORK_DIR/fault_proxy.log"
 echo "fault proxy running"
 
+section "Fake ElevenLabs API (register-call for the Twilio hand-over; infra/fake_elevenlabs.py)"
+FAKE_ELEVENLABS_PORT="$(free_port)"
+FAKE_ELEVENLABS_URL="http://127.0.0.1:$FAKE_ELEVENLABS_PORT"
+FAKE_ELEVENLABS_API_KEY="xi-local-test-key-$("$VENV/bin/python" -c 'import secrets; print(secrets.token_hex(8))')"
+start_bg "$WORK_DIR/fake_elevenlabs.log" "$VENV/bin/python" "$INFRA_DIR/fake_elevenlabs.py" \
+  --port "$FAKE_ELEVENLABS_PORT" --api-key "$FAKE_ELEVENLABS_API_KEY"
+if ! wait_http "$FAKE_ELEVENLABS_URL/__fake__/requests" 30 "$BG_PID"; then
+  tail -n 30 "$WORK_DIR/fake_elevenlabs.log" >&2 || true
+  exit 1
+fi
+echo "fake ElevenLabs running"
+
 section "Tables, queues, SES domain identity and configuration set from template.yaml"
 # The functions reach AWS through the fault proxy (AWS_ENDPOINT_URL in the env file);
 # local_stack.py, the event sources and the tests talk to moto directly.
@@ -62,6 +74,8 @@ AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-testing}" \
     --param WebhookAllowLoopbackHttp=true \
     --param SenderDomain=pulsara.example \
     --param SenderEmail=notifications@pulsara.example \
+    --param "ElevenLabsApiBase=$FAKE_ELEVENLABS_URL" \
+    --param TranscriptWaitSeconds=4 \
     --set PULSARA_STAGE=local \
     --set API_KEY_CACHE_SECONDS=1 \
     --set WEBHOOK_TIMEOUT_MS=2000 \
@@ -110,7 +124,7 @@ echo "event sources running"
 
 section "End-to-end tests (pytest infra/tests)"
 export PULSARA_API="http://127.0.0.1:$API_PORT/api"
-export MOTO_URL FAULT_PROXY_URL
+export MOTO_URL FAULT_PROXY_URL FAKE_ELEVENLABS_URL FAKE_ELEVENLABS_API_KEY
 export PULSARA_ENV_FILE="$ENV_FILE"  # the stack's .local/env (test_readme.py sources it)
 export PULSARA_FAULT_DIR="$FAULT_DIR"
 export WATCH_LOG  # the security tests check what the functions logged

@@ -141,11 +141,16 @@ def route_world(api, admin_token):
     call_id = r.json()["data"]["callId"]
     wid = register(api, key["apiKey"], receiver.url("/ok/world"))["webhookId"]
     delivery_id = send_test(api, key["apiKey"], wid)
+    r = api.post("/ivr/integrations", key["apiKey"],
+                 json={"platform": "elevenlabs", "secret": "wsec_" + uuid.uuid4().hex})
+    assert r.status_code == 201, r.text
+    iid = r.json()["data"]["integrationId"]
     yield {
         "key": key["apiKey"],
         "params": {"keyId": key["keyId"], "restaurantId": rid, "callId": call_id, "webhookId": wid,
-                   "deliveryId": delivery_id},
+                   "deliveryId": delivery_id, "integrationId": iid},
     }
+    api.delete(f"/ivr/integrations/{iid}", key["apiKey"])
     api.delete(f"/ivr/webhooks/{wid}", key["apiKey"])
     receiver.close()
 

@@ -620,9 +620,18 @@ def is_admin_path(path: str) -> bool:
     return path.startswith(("/ivr/auth/api-key", "/ivr/restaurants", "/ivr/calls/"))
 
 
+def is_signed_path(path: str) -> bool:
+    """The routes voice platforms call with their own signatures instead of a key:
+    ElevenLabs' post-call webhook and Twilio's voice and status webhooks."""
+    return path.endswith(("/elevenlabs/post-call", "/twilio/voice", "/twilio/status"))
+
+
 ADMIN_ROUTES = [r for r in ROUTES if is_admin_path(r[1])]
-IVR_ROUTES = [r for r in ROUTES if not is_admin_path(r[1]) and r != LOGIN]
-PROTECTED_ROUTES = ADMIN_ROUTES + IVR_ROUTES
+SIGNED_ROUTES = [r for r in ROUTES if is_signed_path(r[1])]
+IVR_ROUTES = [
+    r for r in ROUTES if not is_admin_path(r[1]) and not is_signed_path(r[1]) and r != LOGIN
+]
+PROTECTED_ROUTES = ADMIN_ROUTES + IVR_ROUTES + SIGNED_ROUTES
 
 
 def route_id(route) -> str:

@@ -13,6 +13,7 @@ from helpers import (
     LOGIN,
     PROTECTED_ROUTES,
     ROUTES,
+    SIGNED_ROUTES,
     assert_error,
     body_kw,
     config_path,
@@ -35,7 +36,7 @@ class TestAPI5FunctionLevelAuthorization:
     def test_every_route_is_classified(self):
         assert LOGIN in ROUTES
         assert ADMIN_ROUTES and IVR_ROUTES
-        assert set(ADMIN_ROUTES) | set(IVR_ROUTES) | {LOGIN} == set(ROUTES)
+        assert set(ADMIN_ROUTES) | set(IVR_ROUTES) | set(SIGNED_ROUTES) | {LOGIN} == set(ROUTES)
         assert ("GET", "/ivr/restaurant/{restaurantId}/config") in IVR_ROUTES
         assert ("GET", "/ivr/restaurants/{restaurantId}/calls") in ADMIN_ROUTES
 

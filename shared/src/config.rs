@@ -85,6 +85,9 @@ pub struct Config {
     /// for the URLs an integration is given and Twilio signs; when unset,
     /// the one each request arrived at.
     pub public_base_url: Option<String>,
+    /// How long a Twilio call handed to an ElevenLabs agent waits for the
+    /// agent's post-call transcript before it is completed without one.
+    pub transcript_wait_seconds: u64,
 }
 
 pub const MAX_API_KEY_CACHE_SECONDS: u64 = 60;
@@ -195,6 +198,7 @@ impl Config {
                 .filter(|v| !v.is_empty())
                 .unwrap_or_else(|| "https://api.elevenlabs.io".into()),
             elevenlabs_timeout_ms: number("ELEVENLABS_TIMEOUT_MS", 2_000, 10_000)?.max(100),
+            transcript_wait_seconds: number("TRANSCRIPT_WAIT_SECONDS", 300, 900)?,
             public_base_url: get("PUBLIC_BASE_URL")
                 .map(|v| v.trim().trim_end_matches('/').to_string())
                 .filter(|v| !v.is_empty()),

@@ -26,6 +26,9 @@ pub struct ApiResponse {
     /// Only ever a `Payload` type, serialized.
     data: Value,
     headers: Vec<(&'static str, String)>,
+    /// A body in a platform's own format (TwiML, ElevenLabs' JSON) instead
+    /// of the envelope: its content type and text.
+    raw: Option<(&'static str, String)>,
 }
 
 /// A response body type: only types that say so can be a response's `data`,
@@ -52,7 +55,28 @@ impl ApiResponse {
             message: None,
             data: serde_json::to_value(data).unwrap_or(Value::Null),
             headers: Vec::new(),
+            raw: None,
         }
+    }
+
+    /// A 200 whose body is a platform's format, not our envelope: the
+    /// platforms that call us parse their own shapes only.
+    pub fn platform(content_type: &'static str, body: String) -> Self {
+        Self {
+            status: 200,
+            message: None,
+            data: Value::Null,
+            headers: Vec::new(),
+            raw: Some((content_type, body)),
+        }
+    }
+
+    /// A platform JSON answer (`value` serialized as it is).
+    pub fn platform_json(value: &impl Serialize) -> Self {
+        Self::platform(
+            "application/json; charset=utf-8",
+            serde_json::to_string(value).unwrap_or_default(),
+        )
     }
 
     /// `304 Not Modified`: no body; the caller's copy is still the answer.
@@ -62,6 +86,7 @@ impl ApiResponse {
             message: None,
             data: Value::Null,
             headers: Vec::new(),
+            raw: None,
         }
     }
 
@@ -123,6 +148,20 @@ pub fn into_response(result: Result<ApiResponse, ApiError>, request_id: &str) ->
             let mut resp = json_response(304, &Value::Null, &headers);
             resp.headers_mut().remove("content-type");
             *resp.body_mut() = Body::Empty;
+            resp
+        }
+        Ok(ApiResponse {
+            status,
+            raw: Some((content_type, text)),
+            mut headers,
+            ..
+        }) => {
+            headers.push(id_header);
+            let mut resp = json_response(status, &Value::Null, &headers);
+            *resp.body_mut() = Body::Text(text);
+            if let Ok(v) = HeaderValue::from_str(content_type) {
+                resp.headers_mut().insert("content-type", v);
+            }
             resp
         }
         Ok(ok) => {
@@ -337,6 +376,45 @@ where
         Ok::<_, std::convert::Infallible>(response)
     }))
     .await
+}
+
+/// The API's public base URL as the caller reached it: `PUBLIC_BASE_URL`
+/// when configured (a custom domain), else the request's scheme (API
+/// Gateway's `X-Forwarded-Proto`), its `Host` and whatever precedes `route`
+/// in the raw path (a stage name, a local prefix).
+pub fn public_base_url(config: &crate::config::Config, req: &Request, route: &str) -> String {
+    if let Some(base) = &config.public_base_url {
+        return base.clone();
+    }
+    let header = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.split(',').next().unwrap_or("").trim().to_string())
+            .filter(|v| !v.is_empty())
+    };
+    // API Gateway always says; only the local runner serves plain http.
+    let scheme = header("x-forwarded-proto").unwrap_or_else(|| {
+        if config.stage == "local" { "http" } else { "https" }.into()
+    });
+    let host = header("host")
+        .or_else(|| req.uri().host().map(str::to_string))
+        .unwrap_or_default();
+    crate::domain::integration::base_url(&scheme, &host, &req.raw_http_path(), route)
+}
+
+/// The full URL of this request as its sender addressed it (what Twilio
+/// signs): the public base, the path from `route` on, and the query.
+pub fn public_url(config: &crate::config::Config, req: &Request, route: &str) -> String {
+    let raw = req.raw_http_path();
+    let path: &str = &raw;
+    let tail = path.find(route).map_or(path, |i| &path[i..]);
+    let mut url = format!("{}{tail}", public_base_url(config, req, route));
+    if let Some(q) = req.uri().query().filter(|q| !q.is_empty()) {
+        url.push('?');
+        url.push_str(q);
+    }
+    url
 }
 
 /// Records the authenticated key id on the current request span.

@@ -84,7 +84,7 @@ async fn on_job(state: &AppState, record: &SqsMessage) -> bool {
         tracing::error!("e-mail job is not {{\"callId\": ...}}");
         return false;
     };
-    let come_back_in = match email_job_step(state, &job.call_id).await {
+    let come_back_in = match email_job_step(state, &job).await {
         Ok(EmailOutcome::Finished(_) | EmailOutcome::GaveUp(_)) => return true,
         Ok(EmailOutcome::Busy { secs }) => secs,
         Ok(EmailOutcome::Retry { delay, .. }) => delay,

@@ -5,7 +5,9 @@ use serde::Serialize;
 
 use crate::domain::analysis::transcript::Turn;
 use crate::domain::analysis::{Analysis, Reason, SentimentLabel};
-use crate::domain::call::{CallRecord, CallRow, CallStatus, Completion, EmailState, EmailStatus};
+use crate::domain::call::{
+    CallRecord, CallRow, CallStatus, Completion, EmailState, EmailStatus, PlatformReport,
+};
 use crate::domain::email_address::EmailAddress;
 use crate::domain::ids::{ApiKeyId, CallId, RestaurantId};
 use crate::domain::phone::E164;
@@ -167,6 +169,9 @@ pub struct CallDetailOut {
     pub completion: Option<Completion>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub email: Option<EmailOut>,
+    /// What the voice platform reported, for a call a platform sent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub platform: Option<PlatformReport>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub expires_at: i64,
@@ -191,6 +196,7 @@ impl CallDetailOut {
                 x
             }),
             email: c.email.as_ref().map(EmailOut::new),
+            platform: c.platform.clone(),
             created_at: c.created_at,
             updated_at: c.updated_at,
             expires_at: c.expires_at,

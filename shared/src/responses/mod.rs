@@ -5,6 +5,7 @@
 
 mod auth;
 mod calls;
+mod integrations;
 mod restaurants;
 mod webhooks;
 
@@ -12,6 +13,7 @@ pub use auth::{
     ApiKeyIssuedOut, ApiKeyListOut, ApiKeyOut, ApiKeyRevokedOut, ApiKeyRotatedOut, LoginOut,
 };
 pub use calls::{CallDetailOut, CallListOut, CallResultOut, CallRowOut, ProcessCallOut};
+pub use integrations::{IntegrationDeletedOut, IntegrationListOut, IntegrationOut};
 pub use restaurants::{RestaurantOut, SuppressionOut};
 pub use webhooks::{
     DeliveryListOut, DeliveryOut, DeliveryQueuedOut, SecretRotatedOut, WebhookDeletedOut,
@@ -36,6 +38,9 @@ payloads!(
     CallListOut,
     CallDetailOut,
     WebhookRegisteredOut,
+    IntegrationOut,
+    IntegrationListOut,
+    IntegrationDeletedOut,
     WebhookListOut,
     WebhookDeletedOut,
     DeliveryQueuedOut,

@@ -354,13 +354,48 @@ impl EmailOutcome {
 #[serde(rename_all = "camelCase")]
 pub struct EmailJob {
     pub call_id: CallId,
+    /// Set on a call a platform ended without its transcript source having
+    /// reported (a Twilio call handed to an ElevenLabs agent): if it is
+    /// still not completed when the job runs, the job completes it so, and
+    /// the owner still gets the call's e-mail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub complete_if_open: Option<DeferredEnd>,
+}
+
+/// How a call ended, as far as its first source knew.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeferredEnd {
+    pub duration: u64,
 }
 
 fn email_job(call_id: &CallId) -> String {
     let job = EmailJob {
         call_id: call_id.clone(),
+        complete_if_open: None,
     };
     serde_json::to_string(&job).expect("a job serializes")
+}
+
+/// Queues the completion of a call that is waiting for its transcript, in
+/// `wait_seconds` (at most SQS's 15 minutes): the transcript source usually
+/// completes it first, and then the job only finds its e-mail handled.
+pub async fn complete_later(
+    state: &AppState,
+    call_id: &CallId,
+    end: DeferredEnd,
+    wait_seconds: u64,
+) -> Result<(), ApiError> {
+    let job = EmailJob {
+        call_id: call_id.clone(),
+        complete_if_open: Some(end),
+    };
+    let body = serde_json::to_string(&job).expect("a job serializes");
+    state
+        .email_queue()
+        .send(&body, wait_seconds)
+        .await
+        .map_err(ApiError::internal)
 }
 
 /// The e-mail job a completion causes (from the calls table's stream). Its
@@ -393,10 +428,21 @@ pub async fn follow_up_completion(state: &AppState, call_id: &CallId) -> Result<
 }
 
 /// One e-mail job: the call's e-mail, as far as it has got.
-pub async fn email_job_step(state: &AppState, call_id: &CallId) -> Result<EmailOutcome, ApiError> {
-    match state.calls.get(call_id).await? {
+pub async fn email_job_step(state: &AppState, job: &EmailJob) -> Result<EmailOutcome, ApiError> {
+    match state.calls.get(&job.call_id).await? {
         Some(call) => {
             record_restaurant_id(&call.restaurant_id);
+            let call = match &job.complete_if_open {
+                Some(end) if call.completion.is_none() => {
+                    tracing::info!("no transcript came for the call in time: completing it without");
+                    let valid = ValidComplete {
+                        duration: end.duration,
+                        ..ValidComplete::default()
+                    };
+                    complete_record(state, call, valid, Utc::now()).await?
+                }
+                _ => call,
+            };
             attempt_email(state, call, true).await
         }
         None => Ok(EmailOutcome::Finished(None)), // gone (retention): nothing to send
