@@ -139,6 +139,8 @@ def test_memory_sizes_are_template_parameters():
     assert own == {
         "AuthLoginFunction": "LoginMemorySize",
         "RestaurantConfigFunction": "RingPathMemorySize",
+        # Twilio's voice webhook and ElevenLabs' conversation-init are ring-time too.
+        "PlatformHooksFunction": "RingPathMemorySize",
     }
     assert int(params["LoginMemorySize"]["Default"]) >= 1024
     assert int(params["RingPathMemorySize"]["Default"]) == 128
@@ -272,8 +274,12 @@ def test_every_consumer_and_the_api_have_alarms():
 ADMIN_TOKEN_FUNCTIONS = {"AuthLoginFunction", "CreateApiKeyFunction", "ApiKeysFunction",
                          "RestaurantsFunction", "CallsFunction"}
 # Who seals webhook signing secrets (register, rotate) and who opens them (signs deliveries).
-SEALING_FUNCTIONS = {"RegisterWebhookFunction", "WebhooksFunction"}
-OPENING_FUNCTIONS = {"WebhookDispatcherFunction"}
+SEALING_FUNCTIONS = {"RegisterWebhookFunction", "WebhooksFunction", "IntegrationsFunction"}
+OPENING_FUNCTIONS = {"WebhookDispatcherFunction", "PlatformHooksFunction"}
+# What each may seal or open: webhook signing secrets, or an integration's two secrets.
+INTEGRATION_PURPOSES = ["integration-platform-secret", "integration-elevenlabs-api-key"]
+PURPOSES = {"IntegrationsFunction": INTEGRATION_PURPOSES,
+            "PlatformHooksFunction": INTEGRATION_PURPOSES}
 
 
 def statements_of(fn: dict) -> list[dict]:
@@ -323,10 +329,10 @@ def test_only_the_admin_token_functions_can_read_the_secret():
 
 
 def test_the_secrets_key_rotates_and_only_sealers_and_signers_may_use_it():
-    """The webhook secrets' KMS key rotates yearly, the account administers it (so IAM
-    policies decide who uses it), and exactly: the registering and rotating functions may
-    GenerateDataKey, the dispatcher may Decrypt, each only for webhook signing secrets
-    (encryption context); no function gets any other KMS action or key."""
+    """The secrets' KMS key rotates yearly, the account administers it (so IAM policies
+    decide who uses it), and exactly: the registering and rotating functions may
+    GenerateDataKey, the dispatcher and the platform hooks may Decrypt, each only for its own
+    kind of secret (encryption context); no function gets any other KMS action or key."""
     res = resources()
     key = res["SecretsKey"]
     assert key["Type"] == "AWS::KMS::Key"
@@ -346,8 +352,9 @@ def test_the_secrets_key_rotates_and_only_sealers_and_signers_may_use_it():
         assert kms == [(expected, arn)], lid
         assert env["SECRETS_KMS_KEY_ARN"] == arn, lid
         (stmt,) = [s for s in statements_of(fn) if s["Action"] == [expected]]
+        purpose = PURPOSES.get(lid, "webhook-signing-secret")
         assert stmt["Condition"] == {
-            "StringEquals": {"kms:EncryptionContext:purpose": "webhook-signing-secret"}}, lid
+            "StringEquals": {"kms:EncryptionContext:purpose": purpose}}, lid
 
 
 def test_the_template_passes_cfn_lint():
@@ -447,7 +454,8 @@ def test_the_senders_may_send_only_from_the_domain_through_the_configuration_set
         ses = grants(fn, "ses:")
         if ses:
             senders[lid] = ses
-    assert set(senders) == {"EmailSenderFunction", "CompleteCallFunction"}, senders
+    expected = {"EmailSenderFunction", "CompleteCallFunction", "PlatformHooksFunction"}
+    assert set(senders) == expected, senders
     for lid, ses in senders.items():
         assert sorted(ses, key=json.dumps) == sorted(
             [("ses:SendEmail", r) for r in exact], key=json.dumps), lid

@@ -185,9 +185,10 @@ def test_register_list_delete_and_secrets_never_returned(api, world, make_key, d
     el = world["integrate"]("elevenlabs", secret, description="Front desk agent")
     tw = world["integrate"]("twilio", token, elevenlabsApiKey="sk_" + uuid.uuid4().hex)
     assert el["integrationId"].startswith("int_") and el["platform"] == "elevenlabs"
+    base = f"{API}/ivr/integrations/{el['integrationId']}/elevenlabs"
     assert el["urls"] == {
-        "conversationInit": f"{API}/ivr/integrations/{el['integrationId']}/elevenlabs/conversation-init",
-        "postCall": f"{API}/ivr/integrations/{el['integrationId']}/elevenlabs/post-call",
+        "conversationInit": f"{base}/conversation-init",
+        "postCall": f"{base}/post-call",
     }
     assert set(tw["urls"]) == {"voice", "status"} and tw["hasElevenlabsApiKey"] is True
     listed = api.get("/ivr/integrations", world["key"]).json()["data"]["integrations"]
