@@ -48,7 +48,7 @@ echo "fault proxy running"
 section "Fake ElevenLabs API (register-call for the Twilio hand-over; infra/fake_elevenlabs.py)"
 FAKE_ELEVENLABS_PORT="$(free_port)"
 FAKE_ELEVENLABS_URL="http://127.0.0.1:$FAKE_ELEVENLABS_PORT"
-FAKE_ELEVENLABS_API_KEY="xi-local-test-key-$("$VENV/bin/python" -c 'import secrets; print(secrets.token_hex(8))')"
+FAKE_ELEVENLABS_API_KEY="xi-local-dev-key-0123456789"  # the one the README uses, as dev.sh
 start_bg "$WORK_DIR/fake_elevenlabs.log" "$VENV/bin/python" "$INFRA_DIR/fake_elevenlabs.py" \
   --port "$FAKE_ELEVENLABS_PORT" --api-key "$FAKE_ELEVENLABS_API_KEY"
 if ! wait_http "$FAKE_ELEVENLABS_URL/__fake__/requests" 30 "$BG_PID"; then
