@@ -395,7 +395,12 @@ pub fn public_base_url(config: &crate::config::Config, req: &Request, route: &st
     };
     // API Gateway always says; only the local runner serves plain http.
     let scheme = header("x-forwarded-proto").unwrap_or_else(|| {
-        if config.stage == "local" { "http" } else { "https" }.into()
+        if config.stage == "local" {
+            "http"
+        } else {
+            "https"
+        }
+        .into()
     });
     let host = header("host")
         .or_else(|| req.uri().host().map(str::to_string))

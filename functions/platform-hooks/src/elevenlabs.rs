@@ -56,7 +56,9 @@ pub async fn conversation_init(
         return Err(ApiError::Unauthorized);
     }
     let restaurant = restaurant.ok_or(ApiError::NotFound("restaurant"))?;
-    integration.caller().ensure_access(&restaurant.restaurant_id)?;
+    integration
+        .caller()
+        .ensure_access(&restaurant.restaurant_id)?;
     caller.ensure_access(&restaurant.restaurant_id)?;
     record_restaurant_id(&restaurant.restaurant_id);
     let ctx = ring_context(&restaurant, now, state.config.default_phone_region);
@@ -200,17 +202,26 @@ fn restaurant_ident(number: Option<&str>, init_data: Option<&serde_json::Value>)
 /// A transcription event as our call: keyed on Twilio's CallSid when there
 /// is one (so a Twilio integration's status callback finds the same call),
 /// else on the conversation id.
-fn transcription(t: Transcription, now: DateTime<Utc>) -> Result<(PlatformCall, PlatformEnd), ApiError> {
+fn transcription(
+    t: Transcription,
+    now: DateTime<Utc>,
+) -> Result<(PlatformCall, PlatformEnd), ApiError> {
     let phone = t.metadata.phone_call.clone();
     let number = phone.as_ref().and_then(|p| p.agent_number.clone());
-    let restaurant = restaurant_ident(number.as_deref(), t.conversation_initiation_client_data.as_ref())
-        .ok_or_else(|| {
-            ApiError::validation(
-                "data.metadata.phone_call.agent_number",
-                "is required to know the restaurant (or the restaurant_id dynamic variable)",
-            )
-        })?;
-    let call_sid = phone.as_ref().and_then(|p| p.call_sid.clone()).filter(|s| !s.is_empty());
+    let restaurant = restaurant_ident(
+        number.as_deref(),
+        t.conversation_initiation_client_data.as_ref(),
+    )
+    .ok_or_else(|| {
+        ApiError::validation(
+            "data.metadata.phone_call.agent_number",
+            "is required to know the restaurant (or the restaurant_id dynamic variable)",
+        )
+    })?;
+    let call_sid = phone
+        .as_ref()
+        .and_then(|p| p.call_sid.clone())
+        .filter(|s| !s.is_empty());
     let analysis = t.analysis.unwrap_or_default();
     let mut report = PlatformReport::new("elevenlabs")
         .with_data_collection(analysis.data_collection_results.clone());
@@ -219,7 +230,12 @@ fn transcription(t: Transcription, now: DateTime<Utc>) -> Result<(PlatformCall, 
     report.outcome = Some("answered_by_agent".into());
     report.call_successful = analysis.call_successful.clone();
     report.termination_reason = t.metadata.termination_reason.clone();
-    let duration = t.metadata.call_duration_secs.unwrap_or(0.0).max(0.0).round() as u64;
+    let duration = t
+        .metadata
+        .call_duration_secs
+        .unwrap_or(0.0)
+        .max(0.0)
+        .round() as u64;
     let started_at = unix(t.metadata.start_time_unix_secs).unwrap_or(now);
     let turns = t
         .transcript
@@ -254,7 +270,10 @@ fn initiation_failure(
     now: DateTime<Utc>,
 ) -> Result<(PlatformCall, PlatformEnd), ApiError> {
     let restaurant = restaurant_ident(f.agent_number.as_deref(), None).ok_or_else(|| {
-        ApiError::validation("data.metadata", "names no called number to know the restaurant")
+        ApiError::validation(
+            "data.metadata",
+            "names no called number to know the restaurant",
+        )
     })?;
     let external = f
         .call_sid

@@ -71,7 +71,8 @@ pub async fn voice(state: &AppState, req: &Request, id: &str) -> Result<ApiRespo
     let now = Utc::now();
     let integration = active(state, id, Platform::Twilio).await?;
     let params = verified(state, req, &integration).await?;
-    let call = VoiceRequest::from_params(&params).map_err(|e| ApiError::validation("body", e.to_string()))?;
+    let call = VoiceRequest::from_params(&params)
+        .map_err(|e| ApiError::validation("body", e.to_string()))?;
     let caller = integration.caller();
     let restaurant = find_restaurant(state, &call.to)
         .await?
@@ -87,27 +88,32 @@ pub async fn voice(state: &AppState, req: &Request, id: &str) -> Result<ApiRespo
         None => (twiml_say_hangup(SORRY), NOBODY),
     };
     let (twiml, outcome) = match &ctx.decision {
-        RingDecision::Agent(agent) => match integration.elevenlabs_api_key(state).await? {
-            Some(key) => {
-                let register = RegisterCall {
-                    agent_id: &agent.elevenlabs_agent_id,
-                    from_number: call.from.as_deref().unwrap_or(""),
-                    to_number: &call.to,
-                    dynamic_variables: &ctx.variables,
-                };
-                match elevenlabs(state).register_call(key.expose(), &register).await {
-                    Ok(twiml) => (twiml, AGENT),
-                    Err(e) => {
-                        tracing::warn!(error = %Chain(&e), "ElevenLabs register-call failed: forwarding the call instead");
-                        forward(FORWARDED)
+        RingDecision::Agent(agent) => {
+            match integration.elevenlabs_api_key(state).await? {
+                Some(key) => {
+                    let register = RegisterCall {
+                        agent_id: &agent.elevenlabs_agent_id,
+                        from_number: call.from.as_deref().unwrap_or(""),
+                        to_number: &call.to,
+                        dynamic_variables: &ctx.variables,
+                    };
+                    match elevenlabs(state)
+                        .register_call(key.expose(), &register)
+                        .await
+                    {
+                        Ok(twiml) => (twiml, AGENT),
+                        Err(e) => {
+                            tracing::warn!(error = %Chain(&e), "ElevenLabs register-call failed: forwarding the call instead");
+                            forward(FORWARDED)
+                        }
                     }
                 }
+                None => {
+                    tracing::warn!("AI should answer but the integration has no ElevenLabs API key: forwarding");
+                    forward(FORWARDED)
+                }
             }
-            None => {
-                tracing::warn!("AI should answer but the integration has no ElevenLabs API key: forwarding");
-                forward(FORWARDED)
-            }
-        },
+        }
         RingDecision::Forward(_) => forward(FORWARDED),
         RingDecision::NoForward => (twiml_say_hangup(SORRY), NOBODY),
     };
@@ -139,7 +145,8 @@ pub async fn status(state: &AppState, req: &Request, id: &str) -> Result<ApiResp
     let now = Utc::now();
     let integration = active(state, id, Platform::Twilio).await?;
     let params = verified(state, req, &integration).await?;
-    let cb = StatusCallback::from_params(&params).map_err(|e| ApiError::validation("body", e.to_string()))?;
+    let cb = StatusCallback::from_params(&params)
+        .map_err(|e| ApiError::validation("body", e.to_string()))?;
     let empty = || ApiResponse::platform(TWIML, "<Response/>".into());
     if !ENDED.contains(&cb.call_status.as_str()) {
         return Ok(empty());
@@ -150,7 +157,14 @@ pub async fn status(state: &AppState, req: &Request, id: &str) -> Result<ApiResp
     let caller = integration.caller();
     let mut report = PlatformReport::new("twilio");
     report.call_sid = Some(cb.call_sid.clone());
-    report.outcome = Some(if cb.call_status == "completed" { FORWARDED } else { "missed" }.into());
+    report.outcome = Some(
+        if cb.call_status == "completed" {
+            FORWARDED
+        } else {
+            "missed"
+        }
+        .into(),
+    );
     let record = start(
         state,
         &caller,
@@ -181,8 +195,12 @@ pub async fn status(state: &AppState, req: &Request, id: &str) -> Result<ApiResp
             .and_then(|r| r.forwarding_number.map(|n| n.as_str().to_string())),
         _ => None,
     };
-    let summary = (cb.call_status != "completed")
-        .then(|| format!("Missed call: Twilio reported it {}.", cb.call_status.replace('-', " ")));
+    let summary = (cb.call_status != "completed").then(|| {
+        format!(
+            "Missed call: Twilio reported it {}.",
+            cb.call_status.replace('-', " ")
+        )
+    });
     finish(
         state,
         record,

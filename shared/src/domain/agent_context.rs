@@ -186,7 +186,9 @@ mod tests {
     fn open_restaurant_hands_the_call_to_its_agent() {
         let r = demo();
         let c = ring_context(&r, ny(12, 30), US);
-        assert!(matches!(&c.decision, RingDecision::Agent(a) if a.elevenlabs_agent_id == "agent_1"));
+        assert!(
+            matches!(&c.decision, RingDecision::Agent(a) if a.elevenlabs_agent_id == "agent_1")
+        );
         assert_eq!(c.variables["is_open_now"], "true");
         assert_eq!(c.variables["next_open"], "now");
         assert_eq!(c.variables["hours_today"], "9 AM to 9 PM");
@@ -199,7 +201,10 @@ mod tests {
     fn closed_or_ai_off_forwards_and_says_when_it_opens() {
         let mut r = demo();
         let late = ring_context(&r, ny(22, 0), US);
-        assert_eq!(late.decision, RingDecision::Forward(r.forwarding_number.clone().unwrap()));
+        assert_eq!(
+            late.decision,
+            RingDecision::Forward(r.forwarding_number.clone().unwrap())
+        );
         assert_eq!(late.variables["is_open_now"], "false");
         assert_eq!(late.variables["next_open"], "tomorrow at 9 AM");
         let early = ring_context(&r, ny(7, 15), US);
@@ -228,7 +233,11 @@ mod tests {
             end: TimeOfDay::parse(b).unwrap(),
         };
         assert_eq!(
-            spoken_windows(&[w("11:00", "14:30"), w("17:00", "22:00"), w("23:00", "24:00")]),
+            spoken_windows(&[
+                w("11:00", "14:30"),
+                w("17:00", "22:00"),
+                w("23:00", "24:00")
+            ]),
             "11 AM to 2:30 PM, 5 PM to 10 PM and 11 PM to midnight"
         );
     }

@@ -105,7 +105,14 @@ macro_rules! id_type {
 }
 
 #[cfg(test)]
-crate::string_schema!(RestaurantId, CallId, WebhookId, DeliveryId, ApiKeyId, IntegrationId);
+crate::string_schema!(
+    RestaurantId,
+    CallId,
+    WebhookId,
+    DeliveryId,
+    ApiKeyId,
+    IntegrationId
+);
 
 id_type!(
     /// `rst_` + 32 hex digits (a UUIDv7).

@@ -112,7 +112,10 @@ impl CreateIntegrationRequest {
             ),
             _ => {}
         }
-        let elevenlabs_api_key = match (self.elevenlabs_api_key.map(|k| k.trim().to_string()), platform) {
+        let elevenlabs_api_key = match (
+            self.elevenlabs_api_key.map(|k| k.trim().to_string()),
+            platform,
+        ) {
             (None, _) => None,
             (Some(k), _) if k.is_empty() => None,
             (Some(_), Some(Platform::Elevenlabs)) => {
@@ -205,6 +208,7 @@ pub fn base_url(scheme: &str, host: &str, path: &str, route_tail: &str) -> Strin
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::ids::Id;
 
     fn req(platform: &str, secret: &str, key: Option<&str>) -> CreateIntegrationRequest {
         CreateIntegrationRequest {
@@ -223,26 +227,52 @@ mod tests {
 
     #[test]
     fn each_platform_takes_its_own_secret() {
-        let ok = req("twilio", TOKEN, Some("sk_0123456789abcdef0123")).validate().unwrap();
+        let ok = req("twilio", TOKEN, Some("sk_0123456789abcdef0123"))
+            .validate()
+            .unwrap();
         assert_eq!(ok.platform, Platform::Twilio);
         assert_eq!(ok.description.as_deref(), Some("front desk"));
         assert!(ok.elevenlabs_api_key.is_some());
-        let el = req("elevenlabs", "wsec_abcdefghijklmnopqrstu", None).validate().unwrap();
+        let el = req("elevenlabs", "wsec_abcdefghijklmnopqrstu", None)
+            .validate()
+            .unwrap();
         assert_eq!(el.platform, Platform::Elevenlabs);
-        assert!(!format!("{el:?}").contains("wsec_"), "Debug never shows a secret");
+        assert!(
+            !format!("{el:?}").contains("wsec_"),
+            "Debug never shows a secret"
+        );
     }
 
     #[test]
     fn wrong_secrets_are_refused_with_the_reason() {
-        assert_eq!(fields(req("twilio", "AC0123456789abcdef0123456789abcdef", None).validate()), ["secret"]);
-        assert_eq!(fields(req("elevenlabs", "short", None).validate()), ["secret"]);
-        assert_eq!(fields(req("elevenlabs", "has a space in it ok", None).validate()), ["secret"]);
         assert_eq!(
-            fields(req("elevenlabs", "wsec_abcdefghijklmnopqrstu", Some("sk_0123456789abcdef")).validate()),
+            fields(req("twilio", "AC0123456789abcdef0123456789abcdef", None).validate()),
+            ["secret"]
+        );
+        assert_eq!(
+            fields(req("elevenlabs", "short", None).validate()),
+            ["secret"]
+        );
+        assert_eq!(
+            fields(req("elevenlabs", "has a space in it ok", None).validate()),
+            ["secret"]
+        );
+        assert_eq!(
+            fields(
+                req(
+                    "elevenlabs",
+                    "wsec_abcdefghijklmnopqrstu",
+                    Some("sk_0123456789abcdef")
+                )
+                .validate()
+            ),
             ["elevenlabsApiKey"]
         );
         assert_eq!(fields(req("vonage", TOKEN, None).validate()), ["platform"]);
-        assert_eq!(fields(req("twilio", TOKEN, Some("short")).validate()), ["elevenlabsApiKey"]);
+        assert_eq!(
+            fields(req("twilio", TOKEN, Some("short")).validate()),
+            ["elevenlabsApiKey"]
+        );
     }
 
     #[test]
@@ -251,14 +281,27 @@ mod tests {
         let u = urls("https://api.example/", &id, Platform::Twilio);
         assert_eq!(
             u[0],
-            ("voice", format!("https://api.example/ivr/integrations/{id}/twilio/voice"))
+            (
+                "voice",
+                format!("https://api.example/ivr/integrations/{id}/twilio/voice")
+            )
         );
         assert_eq!(
-            base_url("http", "localhost:5000", "/api/ivr/integrations", "/ivr/integrations"),
+            base_url(
+                "http",
+                "localhost:5000",
+                "/api/ivr/integrations",
+                "/ivr/integrations"
+            ),
             "http://localhost:5000/api"
         );
         assert_eq!(
-            base_url("https", "x.example", "/ivr/integrations", "/ivr/integrations"),
+            base_url(
+                "https",
+                "x.example",
+                "/ivr/integrations",
+                "/ivr/integrations"
+            ),
             "https://x.example"
         );
     }
@@ -267,7 +310,10 @@ mod tests {
     fn contexts_differ_by_integration_and_kind() {
         let a = IntegrationId::generate();
         let b = IntegrationId::generate();
-        assert_ne!(secret_context(&a, SecretKind::Platform), secret_context(&b, SecretKind::Platform));
+        assert_ne!(
+            secret_context(&a, SecretKind::Platform),
+            secret_context(&b, SecretKind::Platform)
+        );
         assert_ne!(
             secret_context(&a, SecretKind::Platform),
             secret_context(&a, SecretKind::ElevenlabsApiKey)

@@ -241,7 +241,8 @@ pub async fn complete_record(
         )
     });
     if let Some(summary) = valid.summary {
-        let (analysis, _) = final_analysis.get_or_insert_with(|| (call.analysis.clone(), call.transcript_bytes));
+        let (analysis, _) =
+            final_analysis.get_or_insert_with(|| (call.analysis.clone(), call.transcript_bytes));
         analysis.summary = summary;
     }
     let completion = Completion {
@@ -434,7 +435,9 @@ pub async fn email_job_step(state: &AppState, job: &EmailJob) -> Result<EmailOut
             record_restaurant_id(&call.restaurant_id);
             let call = match &job.complete_if_open {
                 Some(end) if call.completion.is_none() => {
-                    tracing::info!("no transcript came for the call in time: completing it without");
+                    tracing::info!(
+                        "no transcript came for the call in time: completing it without"
+                    );
                     let valid = ValidComplete {
                         duration: end.duration,
                         ..ValidComplete::default()

@@ -80,7 +80,10 @@ pub async fn create(
 }
 
 /// The caller's key family's integrations.
-pub async fn list(state: &AppState, caller: &IvrCaller) -> Result<Vec<IntegrationRecord>, ApiError> {
+pub async fn list(
+    state: &AppState,
+    caller: &IvrCaller,
+) -> Result<Vec<IntegrationRecord>, ApiError> {
     Ok(state.integrations.by_owner(caller.key.owner()).await?)
 }
 
@@ -132,12 +135,18 @@ impl Active {
         let id = &self.record.integration_id;
         Ok(state
             .sealer()?
-            .open(&secret_context(id, SecretKind::Platform), &self.record.secret)
+            .open(
+                &secret_context(id, SecretKind::Platform),
+                &self.record.secret,
+            )
             .await?)
     }
 
     /// The ElevenLabs API key for the Twilio hand-over, if one was given.
-    pub async fn elevenlabs_api_key(&self, state: &AppState) -> Result<Option<Plaintext>, ApiError> {
+    pub async fn elevenlabs_api_key(
+        &self,
+        state: &AppState,
+    ) -> Result<Option<Plaintext>, ApiError> {
         let Some(sealed) = &self.record.elevenlabs_api_key else {
             return Ok(None);
         };
@@ -156,7 +165,11 @@ const MAX_ROTATION_HOPS: usize = 16;
 
 /// The integration `raw_id` names, for `platform`, with its family's usable
 /// key; 401 for anything else.
-pub async fn active(state: &AppState, raw_id: &str, platform: Platform) -> Result<Arc<Active>, ApiError> {
+pub async fn active(
+    state: &AppState,
+    raw_id: &str,
+    platform: Platform,
+) -> Result<Arc<Active>, ApiError> {
     let id = IntegrationId::parse(raw_id).ok_or(ApiError::Unauthorized)?;
     if let Some(hit) = state.integration_cache.get(&id) {
         return check_platform(hit, platform);

@@ -120,7 +120,9 @@ pub async fn finish(
     let input = TranscriptInput::Turns(turns);
     let parsed = input.turns();
     let valid = ValidComplete {
-        duration: end.duration_secs.min(crate::domain::call::MAX_DURATION_SECONDS),
+        duration: end
+            .duration_secs
+            .min(crate::domain::call::MAX_DURATION_SECONDS),
         forwarded_to: end.forwarded_to,
         turns: (!parsed.is_empty()).then(|| (parsed, input.byte_len())),
         audio_url: None,
@@ -130,7 +132,10 @@ pub async fn finish(
             .filter(|s| !s.is_empty()),
     };
     let done = complete_record(state, record, valid, now).await?;
-    let ours = done.completion.as_ref().is_some_and(|c| c.completed_at == now);
+    let ours = done
+        .completion
+        .as_ref()
+        .is_some_and(|c| c.completed_at == now);
     Ok((done, ours))
 }
 
