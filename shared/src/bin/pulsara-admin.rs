@@ -7,10 +7,14 @@
 //!       out of shell history and `ps`). Needs ADMIN_USERS_TABLE.
 //!   pulsara-admin seed-demo
 //!       Local demo data: the admin above (password reset), a demo restaurant,
-//!       and a fresh API key, printed once. Needs the full function environment.
+//!       and a fresh API key, printed once; with SECRETS_KMS_KEY_ARN also an
+//!       ElevenLabs and a Twilio integration of that key (their secrets printed
+//!       once). Needs the full function environment.
 
 use chrono::Utc;
-use pulsara_shared::domain::api_key::ApiKeyRequest;
+use pulsara_shared::auth::IvrCaller;
+use pulsara_shared::domain::api_key::{ApiKeyRecord, ApiKeyRequest};
+use pulsara_shared::domain::rate_limit::RateStatus;
 use pulsara_shared::domain::email_address::EmailAddress;
 use pulsara_shared::domain::hashing;
 use pulsara_shared::domain::restaurant::RestaurantInput;
@@ -128,5 +132,53 @@ async fn seed_demo() -> Result<()> {
         restaurant.restaurant_id
     );
     println!("demo api key:    {plaintext}   (key id {})", record.key_id);
+    if state.config.secrets_kms_key_arn.is_some() {
+        seed_integrations(&state, record, now).await?;
+    }
+    Ok(())
+}
+
+/// With `SECRETS_KMS_KEY_ARN` set: an ElevenLabs and a Twilio integration of the demo key,
+/// with fresh secrets printed once (the bench signs its platform requests with them).
+async fn seed_integrations(
+    state: &AppState,
+    key: ApiKeyRecord,
+    now: chrono::DateTime<Utc>,
+) -> Result<()> {
+    use pulsara_shared::domain::hashing::random_bytes;
+    use pulsara_shared::domain::integration::CreateIntegrationRequest;
+    use pulsara_shared::services::integrations::create;
+    let caller = IvrCaller {
+        key,
+        rate: RateStatus {
+            limit: 0,
+            remaining: 0,
+            reset_secs: 0,
+            allowed: true,
+        },
+    };
+    let hex = |n: usize| {
+        let mut b = vec![0u8; n];
+        random_bytes(&mut b);
+        b.iter().map(|x| format!("{x:02x}")).collect::<String>()
+    };
+    for (platform, secret) in [
+        ("elevenlabs", format!("wsec_{}", hex(16))),
+        ("twilio", hex(16)),
+    ] {
+        let body = CreateIntegrationRequest {
+            platform: platform.into(),
+            secret: secret.clone(),
+            elevenlabs_api_key: None,
+            description: Some("created by pulsara-admin seed-demo".into()),
+        };
+        let i = create(state, &caller, body, now)
+            .await
+            .map_err(|e| format!("could not register the demo {platform} integration: {e}"))?;
+        println!(
+            "demo {platform} integration: {}   secret {secret}",
+            i.integration_id
+        );
+    }
     Ok(())
 }
