@@ -31,6 +31,7 @@ pub mod auth;
 pub mod config;
 pub mod crypto;
 pub mod domain;
+pub mod elevenlabs_client;
 pub mod error;
 pub mod faults;
 pub mod http;

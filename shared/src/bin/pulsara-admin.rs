@@ -14,9 +14,9 @@
 use chrono::Utc;
 use pulsara_shared::auth::IvrCaller;
 use pulsara_shared::domain::api_key::{ApiKeyRecord, ApiKeyRequest};
-use pulsara_shared::domain::rate_limit::RateStatus;
 use pulsara_shared::domain::email_address::EmailAddress;
 use pulsara_shared::domain::hashing;
+use pulsara_shared::domain::rate_limit::RateStatus;
 use pulsara_shared::domain::restaurant::RestaurantInput;
 use pulsara_shared::services;
 use pulsara_shared::store::admins::{AdminStore, AdminUser};

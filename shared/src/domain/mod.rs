@@ -12,6 +12,7 @@ pub mod hours;
 pub mod ids;
 pub mod integration;
 pub mod phone;
+pub mod platform;
 pub mod rate_limit;
 pub mod restaurant;
 pub mod ses_event;
