@@ -405,14 +405,13 @@ pub fn public_base_url(config: &crate::config::Config, req: &Request, route: &st
     let host = header("host")
         .or_else(|| req.uri().host().map(str::to_string))
         .unwrap_or_default();
-    crate::domain::integration::base_url(&scheme, &host, &req.raw_http_path(), route)
+    crate::domain::integration::base_url(&scheme, &host, req.raw_http_path(), route)
 }
 
 /// The full URL of this request as its sender addressed it (what Twilio
 /// signs): the public base, the path from `route` on, and the query.
 pub fn public_url(config: &crate::config::Config, req: &Request, route: &str) -> String {
-    let raw = req.raw_http_path();
-    let path: &str = &raw;
+    let path = req.raw_http_path();
     let tail = path.find(route).map_or(path, |i| &path[i..]);
     let mut url = format!("{}{tail}", public_base_url(config, req, route));
     if let Some(q) = req.uri().query().filter(|q| !q.is_empty()) {

@@ -154,7 +154,7 @@ pub async fn post_call(state: &AppState, req: &Request, id: &str) -> Result<ApiR
     let event = parse_post_call(body).map_err(|e| ApiError::validation("body", e.to_string()))?;
     let caller = integration.caller();
     let (call, end) = match event {
-        PostCallEvent::Transcription(t) => transcription(t, now)?,
+        PostCallEvent::Transcription(t) => transcription(*t, now)?,
         PostCallEvent::InitiationFailure(f) => initiation_failure(f, now)?,
         PostCallEvent::Audio { .. } => return Ok(ignored("post_call_audio is not stored")),
         PostCallEvent::Other(_) => return Ok(ignored("unknown event type")),

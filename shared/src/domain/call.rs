@@ -147,7 +147,7 @@ impl PlatformReport {
         results: Option<serde_json::Map<String, serde_json::Value>>,
     ) -> Self {
         let fits = |m: &serde_json::Map<String, serde_json::Value>| {
-            serde_json::to_vec(m).map_or(false, |b| b.len() <= MAX_DATA_COLLECTION_BYTES)
+            serde_json::to_vec(m).is_ok_and(|b| b.len() <= MAX_DATA_COLLECTION_BYTES)
         };
         self.data_collection = results.and_then(|m| {
             if fits(&m) {

@@ -164,7 +164,7 @@ pub struct TtsOverride {
 
 #[derive(Debug)]
 pub enum PostCallEvent {
-    Transcription(Transcription),
+    Transcription(Box<Transcription>),
     InitiationFailure(InitiationFailure),
     /// `post_call_audio`: acknowledged, never held in memory.
     Audio {
@@ -376,7 +376,7 @@ pub fn parse_post_call(body: &[u8]) -> Result<PostCallEvent, PostCallError> {
         _ => PostCallError::NotJson(e.to_string()),
     })?;
     Ok(match kind.kind.as_str() {
-        "post_call_transcription" => PostCallEvent::Transcription(typed(text)?),
+        "post_call_transcription" => PostCallEvent::Transcription(Box::new(typed(text)?)),
         "call_initiation_failure" => {
             PostCallEvent::InitiationFailure(typed::<RawFailure>(text)?.into())
         }
