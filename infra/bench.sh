@@ -6,8 +6,8 @@
 # Starts its own moto; needs nothing set up beforehand. Takes ~15 min on 2 cores
 # (two release builds).
 #
-# Ring path (infra/bench/ring.py): every ring-time function (restaurant-config;
-# the list is RING_FUNCTIONS there) beside two minimal baselines built with the
+# Ring path (infra/bench/ring.py): every ring-time function (restaurant-config, and
+# platform-hooks' four endpoints; the lists are RING_FUNCTIONS/RING_CASES there) beside two minimal baselines built with the
 # same release profile (infra/bench/baseline: baseline-config = SHA-256 key check
 # + 2 GetItems, baseline-getitem = one GetItem), at full CPU and with only the
 # bootstrap process in a cgroup whose CPU quota is MemorySize/1769 of one CPU
@@ -53,6 +53,8 @@ load_env_file "$WORK_DIR/env"
 # The bench runs every function with one environment: the admin functions need the token
 # secret's ARN (their own variable in the template); run_all.py signs tokens with its value.
 export ADMIN_TOKEN_SECRET_ARN="$(sed -n 's/^ADMIN_TOKEN_SECRET_ARN=//p' "$PULSARA_FUNCTION_ENV_DIR/auth-login.env")"
+# The platform hooks open integration secrets (and seed-demo seals them) with the secrets key.
+export SECRETS_KMS_KEY_ARN="$(sed -n 's/^SECRETS_KMS_KEY_ARN=//p' "$PULSARA_FUNCTION_ENV_DIR/platform-hooks.env")"
 
 TARGET_DIR="${CARGO_TARGET_DIR:-target}"
 RING_BINS="$("$VENV/bin/python" "$INFRA_DIR/bench/ring.py" --print-binaries)"
@@ -72,7 +74,11 @@ SEED="$(PULSARA_ADMIN_EMAIL=$BENCH_ADMIN_EMAIL PULSARA_ADMIN_PASSWORD=$BENCH_ADM
 echo "$SEED"
 BENCH_RESTAURANT_ID="$(sed -n 's/^demo restaurant: \(rst_[0-9a-f]*\).*/\1/p' <<<"$SEED")"
 BENCH_API_KEY="$(sed -n 's/^demo api key: *\(psk_live_[A-Za-z0-9]*\).*/\1/p' <<<"$SEED")"
-export BENCH_RESTAURANT_ID BENCH_API_KEY
+BENCH_EL_INTEGRATION="$(sed -n 's/^demo elevenlabs integration: \(int_[0-9a-f]*\) .*/\1/p' <<<"$SEED")"
+BENCH_EL_SECRET="$(sed -n 's/^demo elevenlabs integration: .* secret \(.*\)$/\1/p' <<<"$SEED")"
+BENCH_TW_INTEGRATION="$(sed -n 's/^demo twilio integration: \(int_[0-9a-f]*\) .*/\1/p' <<<"$SEED")"
+BENCH_TW_TOKEN="$(sed -n 's/^demo twilio integration: .* secret \(.*\)$/\1/p' <<<"$SEED")"
+export BENCH_RESTAURANT_ID BENCH_API_KEY BENCH_EL_INTEGRATION BENCH_EL_SECRET BENCH_TW_INTEGRATION BENCH_TW_TOKEN
 
 ring_path() {
   section "Ring path at Lambda's CPU share (cgroup quota = MemorySize/1769 of a CPU)"

@@ -335,7 +335,17 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             .to_string();
         match inner.classify() {
             serde_json::error::Category::Data => {
-                let field = if path == "." { "body".into() } else { path };
+                // A missing field is named by the message; the path is its parent's.
+                let missing = sentence
+                    .strip_prefix("missing field `")
+                    .and_then(|rest| rest.split('`').next())
+                    .map(str::to_string);
+                let field = match (path.as_str(), missing) {
+                    (".", Some(name)) => name,
+                    (_, Some(name)) => format!("{path}.{name}"),
+                    (".", None) => "body".into(),
+                    _ => path,
+                };
                 ApiError::validation(field, sentence)
             }
             _ => ApiError::BadRequest(format!("request body is not valid JSON: {sentence}")),
@@ -463,6 +473,10 @@ mod tests {
         assert_eq!((status, fields), (422, vec!["nested.count".to_string()]));
         let (status, _) = code(parse_json::<Body>(br#"{"name":"x","admin":true}"#).unwrap_err());
         assert_eq!(status, 422);
+        let missing = code(parse_json::<Body>(br#"{"nested":{"count":1}}"#).unwrap_err());
+        assert_eq!(missing, (422, vec!["name".to_string()]));
+        let nested = code(parse_json::<Body>(br#"{"name":"x","nested":{}}"#).unwrap_err());
+        assert_eq!(nested, (422, vec!["nested.count".to_string()]));
     }
 
     #[test]
