@@ -107,9 +107,12 @@ pub struct ConversationInitRequest {
 
 /// Our answer: `conversation_initiation_client_data`.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 pub struct ConversationInitResponse {
     #[serde(rename = "type")]
     pub kind: &'static str,
+    /// Always every name of `agent_context::VARIABLES` (the schema says so).
+    #[cfg_attr(test, schemars(with = "VariablesSchema"))]
     pub dynamic_variables: BTreeMap<String, String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub conversation_config_override: Option<ConfigOverride>,
@@ -128,8 +131,25 @@ impl ConversationInitResponse {
     }
 }
 
+/// The variables as the OpenAPI document names them (`agent_context::VARIABLES`).
+#[cfg(test)]
+#[derive(schemars::JsonSchema)]
+#[allow(dead_code)]
+struct VariablesSchema {
+    restaurant_name: String,
+    restaurant_id: String,
+    is_open_now: String,
+    hours_today: String,
+    next_open: String,
+    forwarding_number: String,
+    timezone: String,
+    local_time: String,
+    ai_enabled: String,
+}
+
 /// Overrides ElevenLabs applies when the agent's Security tab allows them.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 pub struct ConfigOverride {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub agent: Option<AgentOverride>,
@@ -138,6 +158,7 @@ pub struct ConfigOverride {
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 pub struct AgentOverride {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub first_message: Option<String>,
@@ -149,11 +170,13 @@ pub struct AgentOverride {
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 pub struct PromptOverride {
     pub prompt: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 pub struct TtsOverride {
     pub voice_id: String,
 }
