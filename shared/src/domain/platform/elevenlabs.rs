@@ -582,6 +582,21 @@ mod tests {
     }
 
     #[test]
+    fn the_documented_variables_are_the_ones_sent() {
+        let schema = serde_json::to_value(schemars::schema_for!(VariablesSchema)).unwrap();
+        let mut documented: Vec<&str> = schema["properties"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        let mut sent = crate::domain::agent_context::VARIABLES.to_vec();
+        documented.sort_unstable();
+        sent.sort_unstable();
+        assert_eq!(documented, sent);
+    }
+
+    #[test]
     fn the_initiation_answer_has_the_documented_shape() {
         let vars = BTreeMap::from([("restaurant_name".to_string(), "Luigi's".to_string())]);
         let answer = ConversationInitResponse::new(
