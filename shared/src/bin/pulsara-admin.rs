@@ -16,7 +16,6 @@ use pulsara_shared::auth::IvrCaller;
 use pulsara_shared::domain::api_key::{ApiKeyRecord, ApiKeyRequest};
 use pulsara_shared::domain::email_address::EmailAddress;
 use pulsara_shared::domain::hashing;
-use pulsara_shared::domain::rate_limit::RateStatus;
 use pulsara_shared::domain::restaurant::RestaurantInput;
 use pulsara_shared::services;
 use pulsara_shared::store::admins::{AdminStore, AdminUser};
@@ -145,22 +144,14 @@ async fn seed_integrations(
     key: ApiKeyRecord,
     now: chrono::DateTime<Utc>,
 ) -> Result<()> {
-    use pulsara_shared::domain::hashing::random_bytes;
+    use pulsara_shared::domain::hashing::{hex_lower, random_bytes};
     use pulsara_shared::domain::integration::CreateIntegrationRequest;
     use pulsara_shared::services::integrations::create;
-    let caller = IvrCaller {
-        key,
-        rate: RateStatus {
-            limit: 0,
-            remaining: 0,
-            reset_secs: 0,
-            allowed: true,
-        },
-    };
+    let caller = IvrCaller::acting_as(key);
     let hex = |n: usize| {
         let mut b = vec![0u8; n];
         random_bytes(&mut b);
-        b.iter().map(|x| format!("{x:02x}")).collect::<String>()
+        hex_lower(&b)
     };
     for (platform, secret) in [
         ("elevenlabs", format!("wsec_{}", hex(16))),

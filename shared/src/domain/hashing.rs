@@ -84,10 +84,15 @@ pub fn sha256(data: &[u8]) -> [u8; 32] {
 /// SHA-256 as 64 lowercase hex digits: stable, non-reversible names for ids
 /// and rate-limit buckets.
 pub fn sha256_hex(data: &[u8]) -> String {
+    hex_lower(&sha256(data))
+}
+
+/// Bytes as lowercase hex digits.
+pub fn hex_lower(bytes: &[u8]) -> String {
     use std::fmt::Write;
-    sha256(data)
+    bytes
         .iter()
-        .fold(String::with_capacity(64), |mut s, b| {
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
             let _ = write!(s, "{b:02x}");
             s
         })

@@ -21,7 +21,6 @@ use crate::domain::integration::{
     secret_context, CreateIntegrationRequest, IntegrationRecord, Platform, SecretKind,
     MAX_INTEGRATIONS_PER_OWNER,
 };
-use crate::domain::rate_limit::RateStatus;
 use crate::error::ApiError;
 
 /// Registers an integration for the caller's key family.
@@ -119,15 +118,7 @@ impl Active {
         if key.restaurant_ids.is_none() {
             key.restaurant_ids = self.record.restaurant_ids.clone();
         }
-        IvrCaller {
-            key,
-            rate: RateStatus {
-                limit: 0,
-                remaining: 0,
-                reset_secs: 0,
-                allowed: true,
-            },
-        }
+        IvrCaller::acting_as(key)
     }
 
     /// The platform secret (ElevenLabs webhook secret, Twilio auth token).

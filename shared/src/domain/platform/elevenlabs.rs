@@ -40,11 +40,7 @@ fn mac_hex(secret: &str, t: i64, body: &[u8]) -> String {
     mac.update(t.to_string().as_bytes());
     mac.update(b".");
     mac.update(body);
-    mac.finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::domain::hashing::hex_lower(&mac.finalize().into_bytes())
 }
 
 /// The `ElevenLabs-Signature` value for `body` at `t`:
