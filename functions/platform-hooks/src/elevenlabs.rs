@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use pulsara_shared::domain::agent_context::{ring_context, RingContext, RingDecision};
 use pulsara_shared::domain::analysis::transcript::RawTurn;
+use pulsara_shared::domain::analysis::{Producer, WrittenSummary};
 use pulsara_shared::domain::call::PlatformReport;
 use pulsara_shared::domain::integration::Platform;
 use pulsara_shared::domain::platform::elevenlabs::{
@@ -258,7 +259,10 @@ fn transcription(
         PlatformEnd {
             duration_secs: duration,
             turns,
-            summary: analysis.transcript_summary,
+            summary: analysis.transcript_summary.map(|text| WrittenSummary {
+                by: Producer::Elevenlabs,
+                text,
+            }),
             forwarded_to: None,
         },
     ))
@@ -295,10 +299,13 @@ fn initiation_failure(
             report,
         },
         PlatformEnd {
-            summary: Some(format!(
-                "Missed call: the AI agent could not take it ({}).",
-                reason.replace('_', " ")
-            )),
+            summary: Some(WrittenSummary {
+                by: Producer::Pulsara,
+                text: format!(
+                    "Missed call: the AI agent could not take it ({}).",
+                    reason.replace('_', " ")
+                ),
+            }),
             ..PlatformEnd::default()
         },
     ))

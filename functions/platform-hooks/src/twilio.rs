@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use pulsara_shared::domain::agent_context::{ring_context, RingDecision};
+use pulsara_shared::domain::analysis::{Producer, WrittenSummary};
 use pulsara_shared::domain::call::PlatformReport;
 use pulsara_shared::domain::integration::Platform;
 use pulsara_shared::domain::platform::twilio::{
@@ -195,11 +196,12 @@ pub async fn status(state: &AppState, req: &Request, id: &str) -> Result<ApiResp
             .and_then(|r| r.forwarding_number.map(|n| n.as_str().to_string())),
         _ => None,
     };
-    let summary = (cb.call_status != "completed").then(|| {
-        format!(
+    let summary = (cb.call_status != "completed").then(|| WrittenSummary {
+        by: Producer::Pulsara,
+        text: format!(
             "Missed call: Twilio reported it {}.",
             cb.call_status.replace('-', " ")
-        )
+        ),
     });
     finish(
         state,

@@ -6,7 +6,7 @@ use phonenumber::country;
 use serde::{Deserialize, Serialize};
 
 use super::analysis::transcript::{TranscriptInput, Turn};
-use super::analysis::{analyze, Analysis};
+use super::analysis::{analyze, Analysis, WrittenSummary};
 use super::email_address::EmailAddress;
 use super::ids::{ApiKeyId, CallId, RestaurantId};
 use super::phone::{self, E164};
@@ -88,9 +88,10 @@ pub struct ValidComplete {
     pub forwarded_to: Option<String>,
     pub turns: Option<(Vec<Turn>, usize)>,
     pub audio_url: Option<String>,
-    /// A summary the platform wrote (an LLM's): it replaces ours; our
-    /// analyzer still gives the reason and the sentiment.
-    pub summary: Option<String>,
+    /// A summary written elsewhere (a platform's LLM, or a platform outcome
+    /// such as a missed call): it replaces ours; our analyzer still gives the
+    /// reason and the sentiment.
+    pub summary: Option<WrittenSummary>,
 }
 
 /// What a voice platform said about a call beyond the transcript, kept on

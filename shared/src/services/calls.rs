@@ -243,7 +243,8 @@ pub async fn complete_record(
     if let Some(summary) = valid.summary {
         let (analysis, _) =
             final_analysis.get_or_insert_with(|| (call.analysis.clone(), call.transcript_bytes));
-        analysis.summary = summary;
+        analysis.summary = summary.text;
+        analysis.produced_by.summary = summary.by;
     }
     let completion = Completion {
         duration: valid.duration,

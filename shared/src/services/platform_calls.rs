@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 
 use crate::auth::IvrCaller;
 use crate::domain::analysis::transcript::{RawTurn, TranscriptInput};
+use crate::domain::analysis::WrittenSummary;
 use crate::domain::call::{
     CallRecord, PlatformReport, ValidComplete, ValidProcess, MAX_TRANSCRIPT_BYTES, MAX_TURNS,
 };
@@ -35,7 +36,7 @@ pub struct PlatformCall {
 pub struct PlatformEnd {
     pub duration_secs: u64,
     pub turns: Vec<RawTurn>,
-    pub summary: Option<String>,
+    pub summary: Option<WrittenSummary>,
     pub forwarded_to: Option<String>,
 }
 
@@ -131,8 +132,11 @@ pub async fn finish(
         audio_url: None,
         summary: end
             .summary
-            .map(|s| s.trim().chars().take(MAX_SUMMARY_CHARS).collect::<String>())
-            .filter(|s| !s.is_empty()),
+            .map(|s| WrittenSummary {
+                by: s.by,
+                text: s.text.trim().chars().take(MAX_SUMMARY_CHARS).collect(),
+            })
+            .filter(|s| !s.text.is_empty()),
     };
     let done = complete_record(state, record, valid, now).await?;
     let ours = done

@@ -140,5 +140,50 @@ pub fn render(r: &Report) -> String {
         }
         out.push('\n');
     }
+    let _ = writeln!(out, "\nreason per class");
+    per_class(&mut out, &Reason::ALL, &r.reason_confusion, |x| x.as_str());
+    let _ = writeln!(out, "\nsentiment per class");
+    per_class(&mut out, &labels, &r.sentiment_confusion, |x| x.as_str());
     out
+}
+
+/// Precision, recall and support of every class from a confusion table.
+fn per_class<T: Copy + Eq + std::hash::Hash>(
+    out: &mut String,
+    classes: &[T],
+    confusion: &HashMap<(T, T), usize>,
+    name: impl Fn(T) -> &'static str,
+) {
+    let _ = writeln!(
+        out,
+        "{:>12}{:>11}{:>8}{:>9}",
+        "", "precision", "recall", "support"
+    );
+    let count = |f: &dyn Fn(T, T) -> bool| -> usize {
+        confusion
+            .iter()
+            .filter(|((e, g), _)| f(*e, *g))
+            .map(|(_, n)| n)
+            .sum()
+    };
+    let pct = |num: usize, den: usize| {
+        if den == 0 {
+            "-".to_string()
+        } else {
+            format!("{:.0} %", 100.0 * num as f64 / den as f64)
+        }
+    };
+    for &c in classes {
+        let hit = count(&|e, g| e == c && g == c);
+        let predicted = count(&|_, g| g == c);
+        let support = count(&|e, _| e == c);
+        let _ = writeln!(
+            out,
+            "{:>12}{:>11}{:>8}{:>9}",
+            name(c),
+            pct(hit, predicted),
+            pct(hit, support),
+            support
+        );
+    }
 }

@@ -18,6 +18,9 @@ pub struct Details {
     pub time: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub items: Vec<String>,
+    /// A money amount the caller named ("$45.20"), for charges and refunds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amount: Option<String>,
 }
 
 const UNITS: [&str; 20] = [
@@ -447,7 +450,37 @@ fn find_items(tokens: &[&Token]) -> Vec<String> {
     items
 }
 
-pub fn extract(caller_tokens: &[&Token], reason: Reason) -> Details {
+/// The first money amount in the caller's words: "$45.20", "$12", "45 dollars",
+/// "twenty bucks" is left alone (a number word amount is rarely exact).
+pub fn find_amount(caller_text: &[&str]) -> Option<String> {
+    for text in caller_text {
+        let b = text.as_bytes();
+        for (i, c) in b.iter().enumerate() {
+            if *c == b'$' {
+                let digits: String = text[i + 1..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ',')
+                    .collect();
+                let digits = digits.trim_end_matches(['.', ',']);
+                if digits.starts_with(|c: char| c.is_ascii_digit()) {
+                    return Some(format!("${digits}"));
+                }
+            }
+        }
+        let words: Vec<&str> = text.split_whitespace().collect();
+        for w in words.windows(2) {
+            let unit = w[1]
+                .trim_matches(|c: char| !c.is_alphabetic())
+                .to_lowercase();
+            if (unit == "dollars" || unit == "bucks") && w[0].parse::<f64>().is_ok() {
+                return Some(format!("${}", w[0]));
+            }
+        }
+    }
+    None
+}
+
+pub fn extract(caller_tokens: &[&Token], caller_text: &[&str], reason: Reason) -> Details {
     let time = find_time(caller_tokens);
     let span = time.as_ref().map(|(_, s, n)| (*s, *n));
     Details {
@@ -458,6 +491,14 @@ pub fn extract(caller_tokens: &[&Token], reason: Reason) -> Details {
             find_items(caller_tokens)
         } else {
             Vec::new()
+        },
+        amount: if matches!(
+            reason,
+            Reason::Billing | Reason::Complaint | Reason::Order | Reason::Delivery
+        ) {
+            find_amount(caller_text)
+        } else {
+            None
         },
     }
 }

@@ -96,27 +96,78 @@ pub struct Analysis {
     pub reason: Reason,
     #[serde(default)]
     pub details: Details,
+    /// Who wrote each part: a platform's own summary replaces ours, while the
+    /// reason and sentiment stay ours so every call is scored alike.
+    #[serde(default)]
+    pub produced_by: ProducedBy,
+}
+
+/// The author of a part of the analysis.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+pub enum Producer {
+    /// This analyzer.
+    #[default]
+    Pulsara,
+    /// ElevenLabs' post-call analysis (`transcript_summary`).
+    Elevenlabs,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+pub struct ProducedBy {
+    pub summary: Producer,
+    pub reason: Producer,
+    pub sentiment: Producer,
+}
+
+/// A summary written elsewhere that replaces ours.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WrittenSummary {
+    pub by: Producer,
+    pub text: String,
 }
 
 /// Below this much evidence no reason is claimed.
 const MIN_REASON_SCORE: f32 = 2.0;
-/// Scores at or above are positive, at or below negative.
-const POSITIVE_AT: u8 = 64;
-const NEGATIVE_AT: u8 = 38;
+/// The sentiment score is `50 + 50·tanh(evidence / 4)`, where evidence is the
+/// caller's weighted sentiment words (the end of the call weighs up to 3× the
+/// start). Scores at or above `POSITIVE_AT` are positive (evidence ≥ +1.15,
+/// about one clearly warm phrase near the end); at or below `NEGATIVE_AT`
+/// negative (evidence ≤ −1.0, one plain statement of a problem); between,
+/// neutral.
+pub const POSITIVE_AT: u8 = 64;
+pub const NEGATIVE_AT: u8 = 38;
+/// An agent turn naming this many reasons is a list of services (a
+/// greeting), not a restatement of the caller's request.
+const SERVICE_LIST_REASONS: usize = 3;
 
 fn speaker_weight(s: Speaker, for_sentiment: bool) -> f32 {
     match (s, for_sentiment) {
         (Speaker::Caller, _) => 1.0,
         (Speaker::Unknown, _) => 0.9,
-        (Speaker::Agent, false) => 0.25,
+        (Speaker::Agent, false) => 0.15,
         (Speaker::Agent, true) => 0.05,
     }
+}
+
+/// What a caller's phrase says about the point of the call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Intent {
+    /// Something is to be done: a booking changed, an order remade.
+    Fix,
+    /// The caller wants to be heard: the complaint is the point.
+    Complain,
 }
 
 struct Matchers {
     reasons: PhraseMatcher<Reason>,
     /// The value says whether the phrase is routine politeness.
     sentiment: PhraseMatcher<bool>,
+    intents: PhraseMatcher<Intent>,
+    /// An agent's greeting at the start of unlabeled speech.
+    greeting: PhraseMatcher<()>,
 }
 
 fn matchers() -> &'static Matchers {
@@ -128,15 +179,27 @@ fn matchers() -> &'static Matchers {
                 .iter()
                 .map(|(p, w)| (lexicon::ROUTINE.contains(p), *p, *w)),
         ),
+        intents: PhraseMatcher::new(lexicon::INTENT_PHRASES.iter().map(|(i, p)| (*i, *p, 1.0))),
+        greeting: PhraseMatcher::new(lexicon::GREETING_ENDS.iter().map(|p| ((), *p, 1.0))),
     })
 }
 
 pub fn analyze(turns: &[Turn]) -> Analysis {
     let m = matchers();
-    let tokenized: Vec<(Speaker, Vec<Token>)> = turns
-        .iter()
-        .map(|t| (t.role, tokenize(&t.message)))
-        .collect();
+    let mut tokenized: Vec<(Speaker, Vec<Token>)> = Vec::with_capacity(turns.len() + 1);
+    for t in turns {
+        let tokens = tokenize(&t.message);
+        match t.role {
+            Speaker::Unknown => {
+                let (greeting, rest) = split_greeting(m, tokens);
+                if !greeting.is_empty() {
+                    tokenized.push((Speaker::Agent, greeting));
+                }
+                tokenized.push((Speaker::Unknown, rest));
+            }
+            role => tokenized.push((role, tokens)),
+        }
+    }
 
     let score = sentiment_score(m, &tokenized);
     let reason = classify(m, &tokenized, score);
@@ -152,7 +215,12 @@ pub fn analyze(turns: &[Turn]) -> Analysis {
         .filter(|(s, _)| *s != Speaker::Agent)
         .flat_map(|(_, t)| t.iter())
         .collect();
-    let details = details::extract(&caller_tokens, reason);
+    let caller_text: Vec<&str> = turns
+        .iter()
+        .filter(|t| t.role != Speaker::Agent)
+        .map(|t| t.message.as_str())
+        .collect();
+    let details = details::extract(&caller_tokens, &caller_text, reason);
     let summary = summary::summarize(reason, label, &details, turns);
     Analysis {
         sentiment_score: score,
@@ -160,24 +228,62 @@ pub fn analyze(turns: &[Turn]) -> Analysis {
         summary,
         reason,
         details,
+        produced_by: ProducedBy::default(),
+    }
+}
+
+/// Unlabeled speech-to-text often starts with the restaurant's greeting
+/// ("thank you for calling Marco's how can I help you"): the words up to the
+/// end of a greeting near the start are the agent's.
+fn split_greeting(m: &Matchers, tokens: Vec<Token>) -> (Vec<Token>, Vec<Token>) {
+    const WITHIN: usize = 40;
+    let head = &tokens[..tokens.len().min(WITHIN)];
+    let mut end = None;
+    m.greeting.for_each_match(head, |(), _, start, id| {
+        let len = lexicon::GREETING_ENDS[id].split_whitespace().count();
+        end = Some(start + len);
+    });
+    match end {
+        Some(e) if e < tokens.len() => {
+            let mut tokens = tokens;
+            let rest = tokens.split_off(e);
+            (tokens, rest)
+        }
+        _ => (Vec::new(), tokens),
     }
 }
 
 fn classify(m: &Matchers, turns: &[(Speaker, Vec<Token>)], sentiment: u8) -> Reason {
     let mut scores = [0f32; 11];
+    let mut fix = 0usize;
+    let mut complain = 0usize;
     let mut caller_turn = 0usize;
     for (speaker, tokens) in turns {
         let mut w = speaker_weight(*speaker, false);
-        if *speaker != Speaker::Agent {
+        let mut turn = [0f32; 11];
+        m.reasons.for_each_match(tokens, |reason, weight, _, _| {
+            turn[reason.index()] += weight;
+        });
+        if *speaker == Speaker::Agent {
+            // A greeting listing the services says nothing about this call.
+            if turn.iter().filter(|s| **s >= 1.5).count() >= SERVICE_LIST_REASONS {
+                w = 0.0;
+            }
+        } else {
             // Callers state their purpose early.
             if caller_turn < 2 {
                 w *= 1.4;
             }
             caller_turn += 1;
+            m.intents
+                .for_each_match(tokens, |intent, _, _, _| match intent {
+                    Intent::Fix => fix += 1,
+                    Intent::Complain => complain += 1,
+                });
         }
-        m.reasons.for_each_match(tokens, |reason, weight, _, _| {
-            scores[reason.index()] += weight * w;
-        });
+        for (total, s) in scores.iter_mut().zip(turn) {
+            *total += s * w;
+        }
     }
     // A large headcount is catering unless the caller is booking a table.
     let caller_tokens: Vec<&Token> = turns
@@ -198,52 +304,84 @@ fn classify(m: &Matchers, turns: &[(Speaker, Vec<Token>)], sentiment: u8) -> Rea
     } else if sentiment >= POSITIVE_AT {
         scores[Reason::Complaint.index()] *= 0.3;
     }
-    let (mut best, mut best_score) = (Reason::Other, 0f32);
-    for r in Reason::ALL {
-        if scores[r.index()] > best_score {
-            best = r;
-            best_score = scores[r.index()];
-        }
+    // Wanting to be heard makes the complaint the point; asking for a fix
+    // makes the thing to fix the point.
+    if complain > 0 && fix == 0 && sentiment <= NEGATIVE_AT {
+        scores[Reason::Complaint.index()] += 2.5;
     }
+    let best = best_of(&scores, &Reason::ALL);
+    let best_score = scores[best.index()];
     if best_score < MIN_REASON_SCORE {
         return Reason::Other;
     }
-    // The taxonomy files a complaint about a delivery under Delivery and one
-    // about a charge under Billing.
     if best == Reason::Complaint {
+        // The taxonomy files a complaint about a delivery under Delivery and
+        // one about a charge under Billing.
         for specific in [Reason::Delivery, Reason::Billing] {
             if scores[specific.index()] >= 0.6 * best_score {
                 return specific;
+            }
+        }
+        if fix > complain {
+            let topics = [Reason::Reservation, Reason::Order, Reason::Menu];
+            let topic = best_of(&scores, &topics);
+            if scores[topic.index()] >= 0.4 * best_score {
+                return topic;
             }
         }
     }
     best
 }
 
+/// The highest-scoring of `among` (the first on ties).
+fn best_of(scores: &[f32; 11], among: &[Reason]) -> Reason {
+    let mut best = among[0];
+    for &r in among {
+        if scores[r.index()] > scores[best.index()] {
+            best = r;
+        }
+    }
+    best
+}
+
 fn sentiment_score(m: &Matchers, turns: &[(Speaker, Vec<Token>)]) -> u8 {
-    let listened: Vec<usize> = (0..turns.len())
-        .filter(|&i| turns[i].0 != Speaker::Agent)
-        .collect();
+    // Where a word falls in everything the caller said: the caller's state
+    // at the end of the call is what counts, also within one unlabeled block.
+    let caller_words: usize = turns
+        .iter()
+        .filter(|(s, _)| *s != Speaker::Agent)
+        .map(|(_, t)| t.len())
+        .sum();
     let mut seen: std::collections::HashMap<usize, u32> = std::collections::HashMap::new();
-    let mut total = 0f32;
+    let mut felt = 0f32;
+    let mut negative = 0f32;
+    let mut routine = 0f32;
     let mut routine_total = 0f32;
-    for (i, (speaker, tokens)) in turns.iter().enumerate() {
-        // How the call ends says most about how the caller feels.
-        let position = listened.iter().position(|&j| j == i).map_or(0.5, |p| {
-            if listened.len() <= 1 {
+    let mut offset = 0usize;
+    for (speaker, tokens) in turns {
+        let base = speaker_weight(*speaker, true);
+        let turn_offset = offset;
+        if *speaker != Speaker::Agent {
+            offset += tokens.len();
+        }
+        let position_weight = |start: usize| {
+            if *speaker == Speaker::Agent || caller_words <= 1 {
                 1.0
             } else {
-                p as f32 / (listened.len() - 1) as f32
+                let at = (turn_offset + start) as f32 / (caller_words - 1) as f32;
+                0.5 + at.min(1.0)
             }
-        });
-        let w = speaker_weight(*speaker, true) * (0.7 + 0.6 * position);
+        };
         let but_at = tokens
             .iter()
             .rposition(|t| t.text == "but" || t.text == "however");
-        let exclaim = tokens.iter().any(|t| t.exclaim);
-        let mut turn_sum = 0f32;
+        let exclaim = if tokens.iter().any(|t| t.exclaim) {
+            1.15
+        } else {
+            1.0
+        };
         m.sentiment
-            .for_each_match(tokens, |routine, weight, start, id| {
+            .for_each_match(tokens, |is_routine, weight, start, id| {
                 if weight == 0.0 {
                     return;
                 }
@@ -259,17 +397,21 @@ fn sentiment_score(m: &Matchers, turns: &[(Speaker, Vec<Token>)]) -> u8 {
                 if let Some(b) = but_at {
                     v *= if start > b { 1.3 } else { 0.5 };
                 }
-                if routine && v > 0.0 {
-                    v = v.min((lexicon::ROUTINE_CAP - routine_total).max(0.0));
-                    routine_total += v;
+                let v = v * exclaim * base * position_weight(start);
+                if is_routine && v > 0.0 {
+                    let capped = v.min((lexicon::ROUTINE_CAP - routine_total).max(0.0));
+                    routine_total += capped;
+                    routine += capped;
+                } else if v < 0.0 {
+                    negative += v;
+                } else {
+                    felt += v;
                 }
-                turn_sum += v;
             });
-        if exclaim {
-            turn_sum *= 1.15;
-        }
-        total += turn_sum * w;
     }
+    // Routine thanks after a problem is politeness, not satisfaction.
+    let routine = if negative <= -0.8 { 0.0 } else { routine };
+    let total = felt + negative + routine;
     let score = 50.0 + 50.0 * (total / 4.0).tanh();
     score.round().clamp(0.0, 100.0) as u8
 }
@@ -376,5 +518,80 @@ mod tests {
             text.summary,
             "Caller wanted to book a table for 6 tomorrow at 7:30 pm."
         );
+    }
+
+    #[test]
+    fn calm_dissatisfaction_and_sarcasm_are_negative() {
+        for text in [
+            "Caller: hi, I was charged twice for my order last night, I'd like that fixed please. ok thanks, bye",
+            "Caller: the order was missing the naan. ok. fine.",
+            "Caller: it's been an hour and the food isn't here. oh great, just great. thanks I guess",
+            "Caller: yeah sure you will call me back",
+        ] {
+            let a = run(text);
+            assert_eq!(a.sentiment_label, SentimentLabel::Negative, "{text}: {}", a.sentiment_score);
+        }
+    }
+
+    #[test]
+    fn warmth_and_a_good_ending_are_positive() {
+        let a = run("Caller: just picked up, you guys are always so fast, thanks");
+        assert_eq!(
+            a.sentiment_label,
+            SentimentLabel::Positive,
+            "{}",
+            a.sentiment_score
+        );
+        let a = run("Customer: my order was wrong and I'm annoyed\nAgent: I'm so sorry, we'll remake it now and it's on us\nCustomer: oh wow, that's so kind, you saved my night, thank you so much!");
+        assert_eq!(
+            a.sentiment_label,
+            SentimentLabel::Positive,
+            "{}",
+            a.sentiment_score
+        );
+    }
+
+    #[test]
+    fn greetings_that_list_services_do_not_decide_the_reason() {
+        let a = run("thank you for calling luigis you can book a table order pickup or delivery or ask about catering how can i help you hi um is the lasagna glutton free");
+        assert_eq!(a.reason, Reason::Menu);
+        let a = run("Bot: Welcome to Sakura! I can book a table, take a pickup or delivery order, or answer questions about catering and our hours.\nUser: hi did anyone find a black wallet, I think I left it at the bar");
+        assert_eq!(a.reason, Reason::Other);
+    }
+
+    #[test]
+    fn callers_who_are_not_customers_are_other() {
+        for text in [
+            "Caller: hi I live next door and your delivery trucks block my driveway every morning",
+            "Caller: hello we offer restaurants a new reservation and online ordering software, is the owner or manager available",
+            "Caller: is this the pharmacy? I'm trying to reach the pharmacy about my order",
+        ] {
+            assert_eq!(run(text).reason, Reason::Other, "{text}");
+        }
+    }
+
+    #[test]
+    fn complaint_or_its_topic() {
+        let a = run("Caller: our server was rude to us last night and the food was cold, I want the manager to know");
+        assert_eq!(a.reason, Reason::Complaint);
+        let a = run("Caller: ugh your system messed up my booking, it says 4 people for saturday but we're 6, can I change it to 6");
+        assert_eq!(a.reason, Reason::Reservation);
+    }
+
+    #[test]
+    fn summaries_never_quote_the_caller() {
+        let a = run("Caller: hi um yeah i was wondering whether the guy who played guitar on friday plays again");
+        assert_eq!(a.reason, Reason::Other);
+        assert!(!a.summary.contains('"'), "{}", a.summary);
+        assert!(!a.summary.contains("guitar"), "{}", a.summary);
+        let a = run("Caller: I was charged $45.20 twice on my card for one dinner");
+        assert!(
+            a.summary
+                .starts_with("Caller reported being charged twice ($45.20)"),
+            "{}",
+            a.summary
+        );
+        assert_eq!(a.details.amount.as_deref(), Some("$45.20"));
+        assert_eq!(a.produced_by, ProducedBy::default());
     }
 }

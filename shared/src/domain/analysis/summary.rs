@@ -26,6 +26,78 @@ fn when(d: &Details) -> String {
     s
 }
 
+/// A call outside the taxonomy, said in the owner's words, never the
+/// caller's (their words are in the transcript).
+fn other_summary(says: impl Fn(&[&str]) -> bool) -> &'static str {
+    if says(&[
+        "left my",
+        "lost my",
+        "forgot my",
+        "lost and found",
+        "left it",
+        "left a",
+    ]) {
+        "Caller asked about an item left behind"
+    } else if says(&[
+        "wrong number",
+        "trying to reach",
+        "is this not",
+        "isn't this",
+    ]) {
+        "Wrong number: the caller was trying to reach someone else"
+    } else if says(&[
+        "neighbor",
+        "neighbour",
+        "next door",
+        "live behind",
+        "live across",
+    ]) {
+        "A neighbour called about a problem near the restaurant"
+    } else if says(&["donat", "sponsor", "fundrais", "charity", "raffle"]) {
+        "Caller asked for a donation or sponsorship"
+    } else if says(&[
+        "reporter",
+        "journalist",
+        "newspaper",
+        "magazine",
+        "podcast",
+        "article",
+    ]) {
+        "A reporter or media outlet called"
+    } else if says(&[
+        "we offer",
+        "we provide",
+        "calling from",
+        "our company",
+        "our service",
+        "software",
+        "marketing",
+        "advertis",
+        "partnership",
+        "free trial",
+        "vendor",
+        "supplier",
+    ]) {
+        "A vendor or salesperson called"
+    } else if says(&[
+        "compliment",
+        "wanted to thank",
+        "wanted to say thank",
+        "shout out",
+    ]) {
+        "Caller called to pass on a compliment"
+    } else if turns_are_empty(&says) {
+        "Caller did not say why they called"
+    } else {
+        "Caller's request did not fit a usual category; see the transcript"
+    }
+}
+
+/// No caller words at all (a silent or agent-only call).
+fn turns_are_empty(says: &impl Fn(&[&str]) -> bool) -> bool {
+    !says(&[""])
+}
+
 fn caller_says(turns: &[Turn], words: &[&str]) -> bool {
     turns.iter().filter(|t| t.role != Speaker::Agent).any(|t| {
         let lower = t.message.to_lowercase();
@@ -37,13 +109,19 @@ fn caller_says(turns: &[Turn], words: &[&str]) -> bool {
 pub fn summarize(reason: Reason, label: SentimentLabel, d: &Details, turns: &[Turn]) -> String {
     let says = |words: &[&str]| caller_says(turns, words);
     let mut s = match reason {
-        Reason::Hours => format!(
-            "Caller asked about opening hours{}",
-            d.date
-                .as_deref()
-                .map(|x| format!(" {x}"))
-                .unwrap_or_default()
-        ),
+        Reason::Hours => match (&d.time, &d.date) {
+            (Some(time), date) => {
+                let past = if says(&["past", "after", "until", "till", "late"]) {
+                    "past"
+                } else {
+                    "at"
+                };
+                let date = date.as_deref().map(|x| format!(" {x}")).unwrap_or_default();
+                format!("Caller asked whether you are open {past} {time}{date}")
+            }
+            (None, Some(date)) => format!("Caller asked about opening hours {date}"),
+            (None, None) => "Caller asked about opening hours".to_string(),
+        },
         Reason::Reservation => {
             let action = if says(&["cancel"]) {
                 "cancel a reservation"
@@ -140,39 +218,24 @@ pub fn summarize(reason: Reason, label: SentimentLabel, d: &Details, turns: &[Tu
             format!("Caller complained about {topic}")
         }
         Reason::Billing => {
-            if says(&["twice", "double"]) {
-                "Caller reported being charged twice".to_string()
-            } else if says(&["refund"]) {
-                "Caller asked about a refund".to_string()
+            let what = if says(&["twice", "double"]) {
+                "Caller reported being charged twice"
+            } else if says(&["refund", "money back"]) {
+                "Caller asked about a refund"
             } else if says(&["gift card", "gift certificate"]) {
-                "Caller asked about a gift card".to_string()
+                "Caller asked about a gift card"
+            } else if says(&["receipt", "reciept", "invoice"]) {
+                "Caller asked for a receipt or invoice"
             } else {
-                "Caller had a question about a bill or charge".to_string()
+                "Caller had a question about a bill or charge"
+            };
+            match &d.amount {
+                Some(amount) => format!("{what} ({amount})"),
+                None => what.to_string(),
             }
         }
         Reason::Employment => "Caller asked about job openings".to_string(),
-        Reason::Other => {
-            if says(&["left my", "lost", "forgot my"]) {
-                "Caller asked about an item left behind".to_string()
-            } else {
-                let first = turns
-                    .iter()
-                    .find(|t| t.role != Speaker::Agent)
-                    .map(|t| t.message.as_str())
-                    .unwrap_or("");
-                if first.is_empty() {
-                    "Caller did not say why they called".to_string()
-                } else {
-                    let snippet: String = first.chars().take(80).collect();
-                    let ellipsis = if first.chars().count() > 80 {
-                        "…"
-                    } else {
-                        ""
-                    };
-                    format!("Caller called about something else: \"{snippet}{ellipsis}\"")
-                }
-            }
-        }
+        Reason::Other => other_summary(says).to_string(),
     };
     if label == SentimentLabel::Negative && !matches!(reason, Reason::Complaint) {
         s.push_str(" and sounded unhappy");

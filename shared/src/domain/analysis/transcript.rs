@@ -40,8 +40,13 @@ pub enum TranscriptInput {
 pub fn speaker_for_role(role: &str) -> Option<Speaker> {
     match role.trim().to_ascii_lowercase().as_str() {
         "agent" | "assistant" | "ai" | "bot" | "ivr" | "system" | "restaurant" | "staff"
-        | "host" => Some(Speaker::Agent),
-        "customer" | "caller" | "user" | "human" | "guest" | "client" => Some(Speaker::Caller),
+        | "host" | "hostess" | "server" | "employee" | "operator" | "receptionist" | "rep"
+        | "representative" | "ai agent" | "voice agent" | "virtual assistant" => {
+            Some(Speaker::Agent)
+        }
+        "customer" | "caller" | "user" | "human" | "guest" | "client" | "diner" | "patron" => {
+            Some(Speaker::Caller)
+        }
         _ => None,
     }
 }
