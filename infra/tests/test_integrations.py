@@ -309,6 +309,9 @@ def test_post_call_becomes_one_completed_call_with_one_email(api, admin_token, w
     assert call["status"] == "completed" and call["completion"]["duration"] == 42
     assert call["analysis"]["summary"] == "The caller booked a table for four at 7 pm tonight."
     assert call["analysis"]["reason"] == "Reservation"
+    # ElevenLabs wrote the summary; the reason and sentiment are still ours.
+    assert call["analysis"]["producedBy"] == {
+        "summary": "elevenlabs", "reason": "pulsara", "sentiment": "pulsara"}
     assert call["callerNumber"] == "+15559871234"
     platform = call["platform"]
     assert platform["name"] == "elevenlabs" and platform["callSuccessful"] == "success"
@@ -366,6 +369,7 @@ def test_initiation_failure_is_a_missed_call_the_owner_sees(api, admin_token, wo
     assert call["status"] == "completed"
     assert call["platform"]["outcome"] == "missed"
     assert "Missed call" in call["analysis"]["summary"]
+    assert call["analysis"]["producedBy"]["summary"] == "pulsara"
     wait_mail(call["callId"])
 
 

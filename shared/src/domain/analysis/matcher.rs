@@ -71,13 +71,15 @@ struct Entry<T> {
 /// Finds lexicon phrases in token streams, longest match first, without overlaps.
 pub struct PhraseMatcher<T> {
     exact: HashMap<String, Vec<Entry<T>>>,
-    prefix: Vec<(String, Entry<T>)>,
+    /// Prefix entries by their first character, so a word only tries the few
+    /// that can match.
+    prefix: HashMap<char, Vec<(String, Entry<T>)>>,
 }
 
 impl<T: Copy> PhraseMatcher<T> {
     pub fn new<'a>(entries: impl Iterator<Item = (T, &'a str, f32)>) -> Self {
         let mut exact: HashMap<String, Vec<Entry<T>>> = HashMap::new();
-        let mut prefix = Vec::new();
+        let mut prefix: HashMap<char, Vec<(String, Entry<T>)>> = HashMap::new();
         for (id, (value, phrase, weight)) in entries.enumerate() {
             let mut pats = phrase
                 .split_whitespace()
@@ -94,13 +96,18 @@ impl<T: Copy> PhraseMatcher<T> {
             };
             match first {
                 Pat::Exact(w) => exact.entry(w).or_default().push(entry),
-                Pat::Prefix(p) => prefix.push((p, entry)),
+                Pat::Prefix(p) => {
+                    let first = p.chars().next().unwrap_or_default();
+                    prefix.entry(first).or_default().push((p, entry))
+                }
             }
         }
         for list in exact.values_mut() {
             list.sort_by_key(|e| std::cmp::Reverse(e.rest.len()));
         }
-        prefix.sort_by_key(|(_, e)| std::cmp::Reverse(e.rest.len()));
+        for list in prefix.values_mut() {
+            list.sort_by_key(|(_, e)| std::cmp::Reverse(e.rest.len()));
+        }
         Self { exact, prefix }
     }
 
@@ -120,10 +127,14 @@ impl<T: Copy> PhraseMatcher<T> {
                 .exact
                 .get(word)
                 .and_then(|list| list.iter().find(|e| fits(e)));
-            let by_prefix = self
-                .prefix
-                .iter()
-                .find(|(p, e)| word.starts_with(p.as_str()) && fits(e))
+            let by_prefix = word
+                .chars()
+                .next()
+                .and_then(|c| self.prefix.get(&c))
+                .and_then(|list| {
+                    list.iter()
+                        .find(|(p, e)| word.starts_with(p.as_str()) && fits(e))
+                })
                 .map(|(_, e)| e);
             let best = match (exact, by_prefix) {
                 (Some(a), Some(b)) => Some(if b.rest.len() > a.rest.len() { b } else { a }),

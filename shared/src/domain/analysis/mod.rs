@@ -306,7 +306,7 @@ fn classify(m: &Matchers, turns: &[(Speaker, Vec<Token>)], sentiment: u8) -> Rea
     }
     // Wanting to be heard makes the complaint the point; asking for a fix
     // makes the thing to fix the point.
-    if complain > 0 && fix == 0 && sentiment <= NEGATIVE_AT {
+    if complain > 0 && fix == 0 && sentiment < 56 {
         scores[Reason::Complaint.index()] += 2.5;
     }
     let best = best_of(&scores, &Reason::ALL);
@@ -331,6 +331,16 @@ fn classify(m: &Matchers, turns: &[(Speaker, Vec<Token>)], sentiment: u8) -> Rea
         }
     }
     best
+}
+
+/// Whether any token is one of `words` (a trailing `*` matches a prefix).
+fn has_any(tokens: &[Token], words: &[&str]) -> bool {
+    tokens.iter().any(|t| {
+        words.iter().any(|w| match w.strip_suffix('*') {
+            Some(p) => t.text.starts_with(p),
+            None => t.text == *w,
+        })
+    })
 }
 
 /// The highest-scoring of `among` (the first on ties).
@@ -358,8 +368,22 @@ fn sentiment_score(m: &Matchers, turns: &[(Speaker, Vec<Token>)]) -> u8 {
     let mut routine = 0f32;
     let mut routine_total = 0f32;
     let mut offset = 0usize;
+    // An unresolved grievance: the agent apologized without a remedy, or the
+    // caller stated a problem. Praise then, without thanks, is sarcasm
+    // ("Wonderful. Ninety minutes. Really.").
+    let mut grievance = false;
     for (speaker, tokens) in turns {
         let base = speaker_weight(*speaker, true);
+        if *speaker == Speaker::Agent {
+            if has_any(tokens, lexicon::REMEDIES) {
+                grievance = false;
+            } else if has_any(tokens, &["sorry", "apolog*"]) {
+                grievance = true;
+            }
+        }
+        let sarcastic = grievance
+            && *speaker != Speaker::Agent
+            && !has_any(tokens, &["thank*", "appreciat*", "thx", "ty"]);
         let turn_offset = offset;
         if *speaker != Speaker::Agent {
             offset += tokens.len();
@@ -398,6 +422,11 @@ fn sentiment_score(m: &Matchers, turns: &[(Speaker, Vec<Token>)]) -> u8 {
                     v *= if start > b { 1.3 } else { 0.5 };
                 }
                 let v = v * exclaim * base * position_weight(start);
+                let v = if sarcastic && !is_routine && v > 0.0 {
+                    -0.7 * v
+                } else {
+                    v
+                };
                 if is_routine && v > 0.0 {
                     let capped = v.min((lexicon::ROUTINE_CAP - routine_total).max(0.0));
                     routine_total += capped;
@@ -408,6 +437,9 @@ fn sentiment_score(m: &Matchers, turns: &[(Speaker, Vec<Token>)]) -> u8 {
                     felt += v;
                 }
             });
+        if *speaker != Speaker::Agent && negative <= -1.5 {
+            grievance = true;
+        }
     }
     // Routine thanks after a problem is politeness, not satisfaction.
     let routine = if negative <= -0.8 { 0.0 } else { routine };

@@ -86,28 +86,23 @@ fn other_summary(says: impl Fn(&[&str]) -> bool) -> &'static str {
         "shout out",
     ]) {
         "Caller called to pass on a compliment"
-    } else if turns_are_empty(&says) {
+    } else if !says(&[""]) {
+        // No caller words at all (a silent or agent-only call).
         "Caller did not say why they called"
     } else {
         "Caller's request did not fit a usual category; see the transcript"
     }
 }
 
-/// No caller words at all (a silent or agent-only call).
-fn turns_are_empty(says: &impl Fn(&[&str]) -> bool) -> bool {
-    !says(&[""])
-}
-
-fn caller_says(turns: &[Turn], words: &[&str]) -> bool {
-    turns.iter().filter(|t| t.role != Speaker::Agent).any(|t| {
-        let lower = t.message.to_lowercase();
-        words.iter().any(|w| lower.contains(w))
-    })
-}
-
 /// One sentence for the owner's e-mail and the dashboard.
 pub fn summarize(reason: Reason, label: SentimentLabel, d: &Details, turns: &[Turn]) -> String {
-    let says = |words: &[&str]| caller_says(turns, words);
+    // The caller's words, lower-cased once for every question below.
+    let heard: Vec<String> = turns
+        .iter()
+        .filter(|t| t.role != Speaker::Agent)
+        .map(|t| t.message.to_lowercase())
+        .collect();
+    let says = |words: &[&str]| heard.iter().any(|t| words.iter().any(|w| t.contains(w)));
     let mut s = match reason {
         Reason::Hours => match (&d.time, &d.date) {
             (Some(time), date) => {
