@@ -381,6 +381,7 @@ fn sentiment_score(m: &Matchers, turns: &[(Speaker, Vec<Token>)]) -> u8 {
                 grievance = true;
             }
         }
+        let negative_before = negative;
         let sarcastic = grievance
             && *speaker != Speaker::Agent
             && !has_any(tokens, &["thank*", "appreciat*", "thx", "ty"]);
@@ -437,12 +438,16 @@ fn sentiment_score(m: &Matchers, turns: &[(Speaker, Vec<Token>)]) -> u8 {
                     felt += v;
                 }
             });
-        if *speaker != Speaker::Agent && negative <= -1.5 {
+        if *speaker != Speaker::Agent && negative - negative_before <= -1.5 {
             grievance = true;
         }
     }
     // Routine thanks after a problem is politeness, not satisfaction.
-    let routine = if negative <= -0.8 { 0.0 } else { routine };
+    let routine = if grievance && negative <= -0.8 {
+        0.0
+    } else {
+        routine
+    };
     let total = felt + negative + routine;
     let score = 50.0 + 50.0 * (total / 4.0).tanh();
     score.round().clamp(0.0, 100.0) as u8
