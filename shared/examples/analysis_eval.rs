@@ -1,7 +1,10 @@
 //! Prints reason and sentiment accuracy and confusion tables of the call
 //! analysis on the labeled set (or on a JSONL file given as argument).
 //!
-//!   cargo run -p pulsara-shared --example analysis_eval [-- path.jsonl] [--misses]
+//!   cargo run -p pulsara-shared --example analysis_eval [-- path.jsonl] [--misses] [--scores]
+//!
+//! `--scores` prints every call's expected label and sentiment score, to
+//! check the label thresholds against a set.
 
 #[path = "../tests/support/eval.rs"]
 mod eval;
@@ -19,6 +22,12 @@ fn main() {
     let set = eval::parse_jsonl(&text).unwrap_or_else(|e| panic!("{path}: {e}"));
     let report = eval::evaluate(&set);
     print!("{}", eval::render(&report));
+    if args.iter().any(|a| a == "--scores") {
+        println!("\nscores (id, expected sentiment, score)");
+        for (id, expected, score) in &report.scores {
+            println!("  {id} {expected} {score}");
+        }
+    }
     if args.iter().any(|a| a == "--misses") {
         println!("\nmisses (id, expected, got)");
         for (id, exp, got) in &report.misses {

@@ -26,6 +26,8 @@ pub struct Report {
     pub sentiment_confusion: HashMap<(SentimentLabel, SentimentLabel), usize>,
     /// (id, expected, got) of every miss, for inspection.
     pub misses: Vec<(String, String, String)>,
+    /// (id, expected sentiment, score) of every call.
+    pub scores: Vec<(String, &'static str, u8)>,
 }
 
 impl Report {
@@ -61,6 +63,8 @@ pub fn evaluate(set: &[Labeled]) -> Report {
         let sentiment_ok = a.sentiment_label == case.sentiment;
         r.reason_correct += usize::from(reason_ok);
         r.sentiment_correct += usize::from(sentiment_ok);
+        r.scores
+            .push((case.id.clone(), case.sentiment.as_str(), a.sentiment_score));
         let got_sentiment = format!("{} ({})", a.sentiment_label.as_str(), a.sentiment_score);
         for (ok, expected, got) in [
             (

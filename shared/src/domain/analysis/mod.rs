@@ -133,10 +133,12 @@ pub struct WrittenSummary {
 const MIN_REASON_SCORE: f32 = 2.0;
 /// The sentiment score is `50 + 50·tanh(evidence / 4)`, where evidence is the
 /// caller's weighted sentiment words (the end of the call weighs up to 3× the
-/// start). Scores at or above `POSITIVE_AT` are positive (evidence ≥ +1.15,
-/// about one clearly warm phrase near the end); at or below `NEGATIVE_AT`
-/// negative (evidence ≤ −1.0, one plain statement of a problem); between,
-/// neutral.
+/// start; routine thanks count little, and nothing after an unresolved
+/// problem). Scores at or above `POSITIVE_AT` are positive (evidence ≥ +1.15:
+/// one clearly warm phrase near the end, more than politeness); at or below
+/// `NEGATIVE_AT` negative (evidence ≤ −1.0: one plain statement of a
+/// problem); between, neutral. `analysis_eval --scores` shows where a set's
+/// labels fall.
 pub const POSITIVE_AT: u8 = 64;
 pub const NEGATIVE_AT: u8 = 38;
 /// An agent turn naming this many reasons is a list of services (a
