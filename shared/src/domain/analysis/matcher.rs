@@ -11,6 +11,9 @@ pub struct Token {
     pub exclaim: bool,
     /// Followed directly by ':' (as in "7:30").
     pub colon_next: bool,
+    /// Followed by a clause break (`.`, `,`, `?`, `;`): negation and
+    /// intensity do not reach across it.
+    pub clause_end: bool,
 }
 
 pub fn tokenize(text: &str) -> Vec<Token> {
@@ -23,6 +26,7 @@ pub fn tokenize(text: &str) -> Vec<Token> {
                 text: word.to_string(),
                 exclaim: false,
                 colon_next: false,
+                clause_end: false,
             });
         }
         current.clear();
@@ -36,8 +40,15 @@ pub fn tokenize(text: &str) -> Vec<Token> {
         flush(&mut current, &mut tokens);
         if let Some(last) = tokens.last_mut() {
             match c {
-                '!' => last.exclaim = true,
+                '!' => {
+                    last.exclaim = true;
+                    last.clause_end = true;
+                }
                 ':' => last.colon_next = true,
+                '.' | ',' | '?' | ';' | '\n' => {
+                    last.colon_next = false;
+                    last.clause_end = true;
+                }
                 _ => last.colon_next = false,
             }
         }

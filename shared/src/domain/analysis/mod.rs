@@ -458,7 +458,11 @@ fn sentiment_score(m: &Matchers, turns: &[(Speaker, Vec<Token>)]) -> u8 {
 /// Negation and intensity from the few words before a match.
 fn modifier(tokens: &[Token], start: usize, positive: bool) -> f32 {
     let mut factor = 1.0f32;
-    let from = start.saturating_sub(3);
+    let mut from = start.saturating_sub(3);
+    // Only the words of the same clause ("no problem, still love it").
+    if let Some(end) = tokens[from..start].iter().rposition(|t| t.clause_end) {
+        from += end + 1;
+    }
     let window = &tokens[from..start];
     let negated = window
         .iter()
