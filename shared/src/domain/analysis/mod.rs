@@ -205,6 +205,13 @@ pub fn analyze(turns: &[Turn]) -> Analysis {
 
     let score = sentiment_score(m, &tokenized);
     let reason = classify(m, &tokenized, score);
+    // A complaint with no clear feeling either way is an unhappy call: people
+    // rarely call to complain contentedly.
+    let score = if reason == Reason::Complaint && score > NEGATIVE_AT && score < 56 {
+        NEGATIVE_AT
+    } else {
+        score
+    };
     let label = if score >= POSITIVE_AT {
         SentimentLabel::Positive
     } else if score <= NEGATIVE_AT {
