@@ -634,6 +634,11 @@ mod tests {
         assert_eq!(a.reason, Reason::Other);
         assert!(!a.summary.contains('"'), "{}", a.summary);
         assert!(!a.summary.contains("guitar"), "{}", a.summary);
+        let a = run("Caller: hi, are you open past 11 pm on Saturday?");
+        assert_eq!(
+            a.summary,
+            "Caller asked whether you are open past 11 pm on Saturday."
+        );
         let a = run("Caller: I was charged $45.20 twice on my card for one dinner");
         assert!(
             a.summary
