@@ -402,9 +402,20 @@ fn find_party(tokens: &[&Token], time_span: Option<(usize, usize)>, reason: Reas
                 return Some(n);
             }
             let after_for = i > 0 && is(tokens, i - 1, &["for"]);
+            // "for twenty minutes", "for 15 dollars" are not headcounts.
+            let measure = is(
+                tokens,
+                next,
+                &[
+                    "minute", "minutes", "min", "mins", "hour", "hours", "second", "seconds",
+                    "day", "days", "week", "weeks", "month", "months", "year", "years", "dollars",
+                    "bucks", "percent", "miles", "blocks", "inches",
+                ],
+            );
             if after_for
                 && matches!(reason, Reason::Reservation | Reason::Catering)
                 && n <= 40
+                && !measure
                 && meridiem(tokens, next).is_none()
                 && !tokens[i].colon_next
             {
