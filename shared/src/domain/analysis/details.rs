@@ -374,7 +374,15 @@ fn find_party(tokens: &[&Token], time_span: Option<(usize, usize)>, reason: Reas
         let lead = is(
             tokens,
             i,
-            &["party", "group", "table", "reservation", "res", "booking"],
+            &[
+                "party",
+                "group",
+                "table",
+                "reservation",
+                "res",
+                "booking",
+                "team",
+            ],
         ) && is(tokens, i + 1, &["of", "for"]);
         if lead && !in_time(i + 2) {
             if let Some((n, u)) = number_at(tokens, i + 2) {
