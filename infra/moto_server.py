@@ -12,12 +12,21 @@ ses -> Message as `configuration_set_name` and `tags` ({name: [value]}, as SES e
 carry them). `GET /moto-api/data.json?only=ses.Message` answers just that model, in the same
 shape: the full document holds every model of every service (every DynamoDB item), takes
 seconds once a test run has filled the tables, and the event sources poll sent mail twice a
-second. Everything else is moto's own server: same arguments (-H HOST -p PORT).
+second.
+
+- DynamoDB writes are atomic, as on AWS: moto checks a ConditionExpression and then writes, with
+  nothing between them, in a threaded server, so two concurrent conditional writes to one item
+  could both pass (two completions of one call, both claiming its e-mail). Each write operation
+  runs under one lock here; reads are left concurrent.
+
+Everything else is moto's own server: same arguments (-H HOST -p PORT).
 """
 from __future__ import annotations
 
+import functools
 import json
 import sys
+import threading
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
@@ -79,6 +88,24 @@ MotoAPIResponse.model_data = model_data  # type: ignore[method-assign]
 from moto.moto_api._internal import urls as _api_urls  # noqa: E402
 
 _api_urls.url_paths["{0}/moto-api/data.json"] = _api_urls.response_instance.model_data
+
+
+from moto.dynamodb.models import DynamoDBBackend  # noqa: E402
+
+_dynamodb_writes = threading.RLock()
+
+
+def _atomic(write: Any) -> Any:
+    @functools.wraps(write)
+    def locked(*args: Any, **kwargs: Any) -> Any:
+        with _dynamodb_writes:
+            return write(*args, **kwargs)
+
+    return locked
+
+
+for _name in ("put_item", "update_item", "delete_item", "transact_write_items", "batch_write_item"):
+    setattr(DynamoDBBackend, _name, _atomic(getattr(DynamoDBBackend, _name)))
 
 
 if __name__ == "__main__":
