@@ -141,6 +141,9 @@ const MIN_REASON_SCORE: f32 = 2.0;
 /// labels fall.
 pub const POSITIVE_AT: u8 = 64;
 pub const NEGATIVE_AT: u8 = 38;
+/// Below this score a call shows no clear pleasure: a complaint there is an
+/// unhappy call, and a caller's wish to be heard makes it a Complaint.
+const NOT_CLEARLY_HAPPY_BELOW: u8 = 56;
 /// An agent turn naming this many reasons is a list of services (a
 /// greeting), not a restatement of the caller's request.
 const SERVICE_LIST_REASONS: usize = 3;
@@ -207,11 +210,12 @@ pub fn analyze(turns: &[Turn]) -> Analysis {
     let reason = classify(m, &tokenized, score);
     // A complaint with no clear feeling either way is an unhappy call: people
     // rarely call to complain contentedly.
-    let score = if reason == Reason::Complaint && score > NEGATIVE_AT && score < 56 {
-        NEGATIVE_AT
-    } else {
-        score
-    };
+    let score =
+        if reason == Reason::Complaint && score > NEGATIVE_AT && score < NOT_CLEARLY_HAPPY_BELOW {
+            NEGATIVE_AT
+        } else {
+            score
+        };
     let label = if score >= POSITIVE_AT {
         SentimentLabel::Positive
     } else if score <= NEGATIVE_AT {
@@ -315,7 +319,7 @@ fn classify(m: &Matchers, turns: &[(Speaker, Vec<Token>)], sentiment: u8) -> Rea
     }
     // Wanting to be heard makes the complaint the point; asking for a fix
     // makes the thing to fix the point.
-    if complain > 0 && fix == 0 && sentiment < 56 {
+    if complain > 0 && fix == 0 && sentiment < NOT_CLEARLY_HAPPY_BELOW {
         scores[Reason::Complaint.index()] += 2.5;
     }
     let best = best_of(&scores, &Reason::ALL);
