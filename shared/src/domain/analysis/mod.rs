@@ -206,8 +206,13 @@ pub fn analyze(turns: &[Turn]) -> Analysis {
         }
     }
 
+    let caller_tokens: Vec<&Token> = tokenized
+        .iter()
+        .filter(|(s, _)| *s != Speaker::Agent)
+        .flat_map(|(_, t)| t.iter())
+        .collect();
     let score = sentiment_score(m, &tokenized);
-    let reason = classify(m, &tokenized, score);
+    let reason = classify(m, &tokenized, &caller_tokens, score);
     // A complaint with no clear feeling either way is an unhappy call: people
     // rarely call to complain contentedly.
     let score =
@@ -223,11 +228,6 @@ pub fn analyze(turns: &[Turn]) -> Analysis {
     } else {
         SentimentLabel::Neutral
     };
-    let caller_tokens: Vec<&Token> = tokenized
-        .iter()
-        .filter(|(s, _)| *s != Speaker::Agent)
-        .flat_map(|(_, t)| t.iter())
-        .collect();
     let caller_text: Vec<&str> = turns
         .iter()
         .filter(|t| t.role != Speaker::Agent)
@@ -266,7 +266,12 @@ fn split_greeting(m: &Matchers, tokens: Vec<Token>) -> (Vec<Token>, Vec<Token>) 
     }
 }
 
-fn classify(m: &Matchers, turns: &[(Speaker, Vec<Token>)], sentiment: u8) -> Reason {
+fn classify(
+    m: &Matchers,
+    turns: &[(Speaker, Vec<Token>)],
+    caller_tokens: &[&Token],
+    sentiment: u8,
+) -> Reason {
     let mut scores = [0f32; 11];
     let mut fix = 0usize;
     let mut complain = 0usize;
@@ -299,12 +304,7 @@ fn classify(m: &Matchers, turns: &[(Speaker, Vec<Token>)], sentiment: u8) -> Rea
         }
     }
     // A large headcount is catering unless the caller is booking a table.
-    let caller_tokens: Vec<&Token> = turns
-        .iter()
-        .filter(|(s, _)| *s != Speaker::Agent)
-        .flat_map(|(_, t)| t.iter())
-        .collect();
-    match details::headcount(&caller_tokens) {
+    match details::headcount(caller_tokens) {
         Some(n) if n >= 15 => scores[Reason::Catering.index()] += 3.0,
         // A small party is usually a table being booked.
         Some(_) => scores[Reason::Reservation.index()] += 2.0,
