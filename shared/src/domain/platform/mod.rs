@@ -7,4 +7,6 @@
 //! check matches the platform's own SDK, with vectors from that SDK in tests.
 
 pub mod elevenlabs;
+pub mod retell;
 pub mod twilio;
+pub mod vapi;
