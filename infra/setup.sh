@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Idempotent set-up of the local tooling; fast when everything is already in place.
 #   - .venv (python3 -m venv) with the pinned packages of infra/requirements.txt
-#     (skipped when .venv/.requirements.sha256 matches the requirements file)
+#     and infra/requirements-nodeps.txt (skipped when .venv/.requirements.sha256 matches them)
 #   - the aarch64-unknown-linux-gnu Rust target (for `sam build` / arm64 release builds)
 set -euo pipefail
 
@@ -15,10 +15,12 @@ if [[ ! -x "$VENV/bin/python" ]]; then
   python3 -m venv "$VENV"
 fi
 
-want="$(sha256sum "$REQS" | cut -d' ' -f1)"
+NODEPS="$REPO_ROOT/infra/requirements-nodeps.txt"
+want="$(cat "$REQS" "$NODEPS" | sha256sum | cut -d' ' -f1)"
 if [[ "$(cat "$STAMP" 2>/dev/null || true)" != "$want" ]]; then
   echo "setup: installing Python tooling from infra/requirements.txt"
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$REQS"
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps -r "$NODEPS"
   echo "$want" >"$STAMP"
 fi
 

@@ -622,8 +622,18 @@ def is_admin_path(path: str) -> bool:
 
 def is_signed_path(path: str) -> bool:
     """The routes voice platforms call with their own signatures instead of a key:
-    ElevenLabs' post-call webhook and Twilio's voice and status webhooks."""
-    return path.endswith(("/elevenlabs/post-call", "/twilio/voice", "/twilio/status"))
+    ElevenLabs' post-call webhook, Twilio's voice and status webhooks, Vapi's server URL and
+    Retell's inbound and event webhooks."""
+    return path.endswith(
+        (
+            "/elevenlabs/post-call",
+            "/twilio/voice",
+            "/twilio/status",
+            "/vapi",
+            "/retell/inbound",
+            "/retell/events",
+        )
+    )
 
 
 ADMIN_ROUTES = [r for r in ROUTES if is_admin_path(r[1])]

@@ -20,7 +20,14 @@ SPEC = OPENAPI
 LOCAL_PREFIX = "/api"
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 SERVERS = {"https://api.pulsara.ai/v1", "http://localhost:5000/api"}
-SCHEMES = {"ivrApiKey", "adminToken", "elevenlabsSignature", "twilioSignature"}
+SCHEMES = {
+    "ivrApiKey",
+    "adminToken",
+    "elevenlabsSignature",
+    "twilioSignature",
+    "vapiCredential",
+    "retellSignature",
+}
 BEARER_SCHEMES = {"ivrApiKey", "adminToken"}
 # The routes voice platforms call: their 2xx body is the platform's own format (ElevenLabs'
 # JSON, TwiML), not our envelope, and their request bodies are the platforms' (fields they add
@@ -30,6 +37,9 @@ PLATFORM_PATHS = {
     "/ivr/integrations/{integrationId}/elevenlabs/post-call": "application/json",
     "/ivr/integrations/{integrationId}/twilio/voice": "text/xml",
     "/ivr/integrations/{integrationId}/twilio/status": "text/xml",
+    "/ivr/integrations/{integrationId}/vapi": "application/json",
+    "/ivr/integrations/{integrationId}/retell/inbound": "application/json",
+    "/ivr/integrations/{integrationId}/retell/events": "application/json",
 }
 ANY = "ANY"
 

@@ -108,14 +108,18 @@ fn platform_routes() -> Vec<(&'static str, &'static str, Value)> {
 }
 
 /// Platform routes whose 2xx body has no Rust type to hold it to: TwiML
-/// (text), and the post-call acknowledgement, built in the function.
-const UNTYPED_PLATFORM_ROUTES: [(&str, &str); 3] = [
+/// (text), the acknowledgements built in the function, and Vapi's and
+/// Retell's answers (held to the platforms' own SDK models in the e2e tests).
+const UNTYPED_PLATFORM_ROUTES: [(&str, &str); 6] = [
     (
         "POST",
         "/ivr/integrations/{integrationId}/elevenlabs/post-call",
     ),
     ("POST", "/ivr/integrations/{integrationId}/twilio/voice"),
     ("POST", "/ivr/integrations/{integrationId}/twilio/status"),
+    ("POST", "/ivr/integrations/{integrationId}/vapi"),
+    ("POST", "/ivr/integrations/{integrationId}/retell/inbound"),
+    ("POST", "/ivr/integrations/{integrationId}/retell/events"),
 ];
 
 /// The documented 2xx JSON body of an operation (a platform route's).

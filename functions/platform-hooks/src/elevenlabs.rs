@@ -264,6 +264,7 @@ fn transcription(
                 text,
             }),
             forwarded_to: None,
+            report: None,
         },
     ))
 }

@@ -6,13 +6,29 @@
 //! - `twilio/voice` (X-Twilio-Signature): TwiML that forwards the call or
 //!   hands it to the restaurant's ElevenLabs agent;
 //! - `twilio/status` (X-Twilio-Signature): completes the call if no
-//!   transcript source does.
+//!   transcript source does;
+//! - `vapi` (X-Vapi-Secret, a bearer credential or an HMAC plan): every
+//!   Vapi server message; the assistant or a forward while the phone
+//!   rings, the call completed from its end-of-call report;
+//! - `retell/inbound` and `retell/events` (x-retell-signature): the agent
+//!   and its variables while the phone rings; the call's events, completed
+//!   once analysed.
 //!
 //! Each module only translates: the calls go through the same workflows as
 //! `POST /ivr/call` and its completion.
 
 mod elevenlabs;
+mod retell;
 mod twilio;
+mod vapi;
+
+/// Outcome names on the call record (`platform.outcome`).
+pub(crate) mod outcome {
+    pub const AGENT: &str = "answered_by_agent";
+    pub const FORWARDED: &str = "forwarded";
+    pub const MISSED: &str = "missed";
+    pub const NOBODY: &str = "no_forwarding_number";
+}
 
 use pulsara_shared::http::path_param;
 use pulsara_shared::{ApiError, ApiResponse, AppState, Request};
@@ -26,14 +42,18 @@ pub async fn handle(state: &AppState, req: Request) -> Result<ApiResponse, ApiEr
     }
     let id = path_param(&req, "integrationId")?;
     let path = lambda_http::RequestExt::raw_http_path(&req);
-    let tail = path.rsplit('/').take(2).collect::<Vec<_>>();
-    match (tail.get(1).copied(), tail.first().copied()) {
-        (Some("elevenlabs"), Some("conversation-init")) => {
-            elevenlabs::conversation_init(state, &req, &id).await
-        }
-        (Some("elevenlabs"), Some("post-call")) => elevenlabs::post_call(state, &req, &id).await,
-        (Some("twilio"), Some("voice")) => twilio::voice(state, &req, &id).await,
-        (Some("twilio"), Some("status")) => twilio::status(state, &req, &id).await,
+    // What follows `/ivr/integrations/{integrationId}/`.
+    let hook = path
+        .rsplit_once(&format!("/{id}/"))
+        .map_or("", |(_, hook)| hook.trim_end_matches('/'));
+    match hook {
+        "elevenlabs/conversation-init" => elevenlabs::conversation_init(state, &req, &id).await,
+        "elevenlabs/post-call" => elevenlabs::post_call(state, &req, &id).await,
+        "twilio/voice" => twilio::voice(state, &req, &id).await,
+        "twilio/status" => twilio::status(state, &req, &id).await,
+        "vapi" => vapi::server_message(state, &req, &id).await,
+        "retell/inbound" => retell::inbound(state, &req, &id).await,
+        "retell/events" => retell::events(state, &req, &id).await,
         _ => Err(ApiError::NotFound("route")),
     }
 }

@@ -23,11 +23,9 @@ use pulsara_shared::{ApiError, ApiResponse, AppState, Request};
 
 use crate::ROUTE;
 
+use crate::outcome::{AGENT, FORWARDED, MISSED, NOBODY};
+
 const TWIML: &str = "text/xml; charset=utf-8";
-/// Outcome names on the call record (`platform.outcome`).
-const AGENT: &str = "answered_by_agent";
-const FORWARDED: &str = "forwarded";
-const NOBODY: &str = "no_forwarding_number";
 
 /// The parameters of a request Twilio signed; 401 unless the signature is
 /// the integration's auth token's over the URL Twilio called.
@@ -162,7 +160,7 @@ pub async fn status(state: &AppState, req: &Request, id: &str) -> Result<ApiResp
         if cb.call_status == "completed" {
             FORWARDED
         } else {
-            "missed"
+            MISSED
         }
         .into(),
     );

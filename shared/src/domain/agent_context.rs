@@ -45,10 +45,29 @@ pub struct RingContext {
     pub open_now: bool,
 }
 
+/// What Vapi and Retell agents get beside [`VARIABLES`]: `transfer_number`,
+/// what their transfer tools dial (`{{transfer_number}}`: the forwarding
+/// number, or empty without one), and `ai_should_answer`, `false` when the
+/// agent must not take the call but hand it over at once (closed, AI off),
+/// or, with no number to hand it to, say when to call back.
+pub const TRANSFER_VARIABLES: [&str; 2] = ["transfer_number", "ai_should_answer"];
+
 impl RingContext {
     /// The forwarding number, if the restaurant has one.
     pub fn forwarding_number(&self) -> Option<&str> {
         Some(self.variables["forwarding_number"].as_str()).filter(|n| !n.is_empty())
+    }
+
+    /// [`VARIABLES`] and [`TRANSFER_VARIABLES`], all strings.
+    pub fn variables_with_transfer(&self) -> BTreeMap<String, String> {
+        let mut v = self.variables.clone();
+        v.insert(
+            "transfer_number".into(),
+            self.forwarding_number().unwrap_or_default().to_string(),
+        );
+        let answer = matches!(self.decision, RingDecision::Agent(_));
+        v.insert("ai_should_answer".into(), answer.to_string());
+        v
     }
 }
 
@@ -180,6 +199,28 @@ mod tests {
             expected.sort_unstable();
             assert_eq!(names, expected);
         }
+    }
+
+    #[test]
+    fn vapi_and_retell_also_get_the_transfer_variables() {
+        let open = ring_context(&demo(), ny(12, 30), US).variables_with_transfer();
+        assert_eq!(open.len(), VARIABLES.len() + TRANSFER_VARIABLES.len());
+        assert_eq!(open["transfer_number"], "+15559876543");
+        assert_eq!(open["ai_should_answer"], "true");
+        let closed = ring_context(&demo(), ny(22, 0), US).variables_with_transfer();
+        assert_eq!(closed["ai_should_answer"], "false");
+        assert_eq!(closed["transfer_number"], "+15559876543");
+        let mut r = demo();
+        r.forwarding_number = None;
+        r.ai_enabled = false;
+        let nobody = ring_context(&r, ny(12, 30), US).variables_with_transfer();
+        assert_eq!(
+            (
+                nobody["transfer_number"].as_str(),
+                nobody["ai_should_answer"].as_str()
+            ),
+            ("", "false")
+        );
     }
 
     #[test]

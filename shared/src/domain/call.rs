@@ -92,6 +92,8 @@ pub struct ValidComplete {
     /// such as a missed call): it replaces ours; our analyzer still gives the
     /// reason and the sentiment.
     pub summary: Option<WrittenSummary>,
+    /// What the platform said at the end, replacing what it said at the start.
+    pub platform: Option<PlatformReport>,
 }
 
 /// What a voice platform said about a call beyond the transcript, kept on
@@ -100,19 +102,26 @@ pub struct ValidComplete {
 #[serde(rename_all = "camelCase")]
 #[cfg_attr(test, derive(schemars::JsonSchema))]
 pub struct PlatformReport {
-    /// `elevenlabs` or `twilio`.
+    /// `elevenlabs`, `twilio`, `vapi` or `retell`.
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conversation_id: Option<String>,
+    /// The Vapi or Retell call id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform_call_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub call_sid: Option<String>,
     /// How the call went, in our words: `answered_by_agent`, `forwarded`,
     /// `missed`, `no_forwarding_number`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outcome: Option<String>,
-    /// ElevenLabs' own verdict: `success`, `failure` or `unknown`.
+    /// The platform's own verdict: `success`, `failure` or `unknown`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub call_successful: Option<String>,
+    /// Retell's own reading of the caller's sentiment (`Positive`,
+    /// `Negative`, `Neutral`, `Unknown`), kept beside ours.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_sentiment: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub termination_reason: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -131,12 +140,33 @@ impl PlatformReport {
         Self {
             name: name.to_string(),
             conversation_id: None,
+            platform_call_id: None,
             call_sid: None,
             outcome: None,
             call_successful: None,
+            user_sentiment: None,
             termination_reason: None,
             failure_reason: None,
             data_collection: None,
+        }
+    }
+
+    /// This report, with what `earlier` said where this one says nothing
+    /// (a call recorded at ring time keeps its ring-time facts).
+    pub fn over(self, earlier: Option<&PlatformReport>) -> PlatformReport {
+        let Some(e) = earlier else { return self };
+        let pick = |now: Option<String>, then: &Option<String>| now.or_else(|| then.clone());
+        PlatformReport {
+            conversation_id: pick(self.conversation_id, &e.conversation_id),
+            platform_call_id: pick(self.platform_call_id, &e.platform_call_id),
+            call_sid: pick(self.call_sid, &e.call_sid),
+            outcome: pick(self.outcome, &e.outcome),
+            call_successful: pick(self.call_successful, &e.call_successful),
+            user_sentiment: pick(self.user_sentiment, &e.user_sentiment),
+            termination_reason: pick(self.termination_reason, &e.termination_reason),
+            failure_reason: pick(self.failure_reason, &e.failure_reason),
+            data_collection: self.data_collection.or_else(|| e.data_collection.clone()),
+            name: self.name,
         }
     }
 
@@ -323,6 +353,7 @@ impl CompleteCallRequest {
             turns,
             audio_url,
             summary: None,
+            platform: None,
         })
     }
 }

@@ -1,4 +1,4 @@
-//! Platform integrations: a voice platform (ElevenLabs, Twilio) pointed at
+//! Platform integrations: a voice platform (ElevenLabs, Twilio, Vapi, Retell) pointed at
 //! us as it is, with the secret we verify its requests with. An integration
 //! belongs to the key family that registered it, as a webhook does, and acts
 //! for that family: the calls it records are the family's, and it sees only
@@ -20,15 +20,24 @@ pub const MAX_INTEGRATIONS_PER_OWNER: usize = 20;
 pub enum Platform {
     Elevenlabs,
     Twilio,
+    Vapi,
+    Retell,
 }
 
 impl Platform {
-    pub const ALL: [Platform; 2] = [Platform::Elevenlabs, Platform::Twilio];
+    pub const ALL: [Platform; 4] = [
+        Platform::Elevenlabs,
+        Platform::Twilio,
+        Platform::Vapi,
+        Platform::Retell,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Platform::Elevenlabs => "elevenlabs",
             Platform::Twilio => "twilio",
+            Platform::Vapi => "vapi",
+            Platform::Retell => "retell",
         }
     }
 
@@ -44,6 +53,11 @@ impl Platform {
                 ("postCall", "elevenlabs/post-call"),
             ],
             Platform::Twilio => &[("voice", "twilio/voice"), ("status", "twilio/status")],
+            Platform::Vapi => &[("serverUrl", "vapi")],
+            Platform::Retell => &[
+                ("inboundWebhook", "retell/inbound"),
+                ("events", "retell/events"),
+            ],
         }
     }
 }
@@ -110,6 +124,23 @@ impl CreateIntegrationRequest {
                 "secret",
                 "must be the webhook's HMAC secret from ElevenLabs (at least 16 characters)",
             ),
+            // The Vapi credential's secret is chosen by the user: a short one
+            // is guessable, and it is all that guards the ring path.
+            Some(Platform::Vapi) if secret.len() < 16 => e.add(
+                "secret",
+                "must be the Vapi server credential's secret (at least 16 characters)",
+            ),
+            // Retell signs webhooks with an API key (`key_…`, the one with the
+            // webhook badge); its public key or an agent id here would fail
+            // every signature check.
+            Some(Platform::Retell)
+                if secret.len() < 20 || secret.starts_with("agent_") || secret.starts_with("public_key_") =>
+            {
+                e.add(
+                    "secret",
+                    "must be the Retell API key that signs webhooks (the one with the webhook badge)",
+                )
+            }
             _ => {}
         }
         let elevenlabs_api_key = match (
@@ -118,7 +149,7 @@ impl CreateIntegrationRequest {
         ) {
             (None, _) => None,
             (Some(k), _) if k.is_empty() => None,
-            (Some(_), Some(Platform::Elevenlabs)) => {
+            (Some(_), Some(p)) if p != Platform::Twilio => {
                 e.add(
                     "elevenlabsApiKey",
                     "is only for twilio integrations (the hand-over to an ElevenLabs agent)",
@@ -155,7 +186,8 @@ pub struct IntegrationRecord {
     /// The key that registered it: the family's current key is found from it.
     pub key_id: ApiKeyId,
     pub platform: Platform,
-    /// The ElevenLabs webhook secret or the Twilio auth token.
+    /// The ElevenLabs webhook secret, the Twilio auth token, the Vapi server
+    /// credential's secret or the Retell API key.
     pub secret: Sealed,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub elevenlabs_api_key: Option<Sealed>,
@@ -237,6 +269,13 @@ mod tests {
             .validate()
             .unwrap();
         assert_eq!(el.platform, Platform::Elevenlabs);
+        for (platform, secret) in [
+            ("vapi", "vapi-server-secret-0123"),
+            ("retell", "key_0123456789abcdef0123456789"),
+        ] {
+            let ok = req(platform, secret, None).validate().unwrap();
+            assert_eq!(ok.platform.as_str(), platform);
+        }
         assert!(
             !format!("{el:?}").contains("wsec_"),
             "Debug never shows a secret"
@@ -270,6 +309,25 @@ mod tests {
         );
         assert_eq!(fields(req("vonage", TOKEN, None).validate()), ["platform"]);
         assert_eq!(
+            fields(req("vapi", "short-secret", None).validate()),
+            ["secret"]
+        );
+        assert_eq!(
+            fields(req("retell", "agent_0123456789abcdef0123", None).validate()),
+            ["secret"]
+        );
+        assert_eq!(
+            fields(
+                req(
+                    "retell",
+                    "key_0123456789abcdef0123",
+                    Some("sk_0123456789abcdef")
+                )
+                .validate()
+            ),
+            ["elevenlabsApiKey"]
+        );
+        assert_eq!(
             fields(req("twilio", TOKEN, Some("short")).validate()),
             ["elevenlabsApiKey"]
         );
@@ -286,6 +344,14 @@ mod tests {
                 format!("https://api.example/ivr/integrations/{id}/twilio/voice")
             )
         );
+        let v = urls("https://api.example", &id, Platform::Retell);
+        assert_eq!(
+            v.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
+            ["inboundWebhook", "events"]
+        );
+        assert!(urls("https://api.example", &id, Platform::Vapi)[0]
+            .1
+            .ends_with(&format!("/ivr/integrations/{id}/vapi")));
         assert_eq!(
             base_url(
                 "http",

@@ -24,7 +24,7 @@ use crate::domain::{claim, email};
 use crate::error::ApiError;
 use crate::faults;
 use crate::http::record_restaurant_id;
-use crate::store::calls::Transcripts;
+use crate::store::calls::{CompletionChanges, Transcripts};
 use crate::store::{persist, StoreError};
 
 use super::find_restaurant;
@@ -285,8 +285,11 @@ pub async fn complete_record(
         .complete(
             call_id,
             &completion,
-            final_analysis.as_ref().map(|(a, b)| (a, *b)),
-            final_tag.as_deref(),
+            CompletionChanges {
+                final_analysis: final_analysis.as_ref().map(|(a, b)| (a, *b)),
+                final_tag: final_tag.as_deref(),
+                platform: valid.platform.as_ref(),
+            },
             Some(&email),
             now,
         )

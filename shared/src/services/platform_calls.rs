@@ -38,6 +38,9 @@ pub struct PlatformEnd {
     pub turns: Vec<RawTurn>,
     pub summary: Option<WrittenSummary>,
     pub forwarded_to: Option<String>,
+    /// What the platform reported at the end; merged over what the call was
+    /// recorded with (see [`PlatformReport::over`]).
+    pub report: Option<PlatformReport>,
 }
 
 /// The longest platform summary kept (characters).
@@ -137,6 +140,7 @@ pub async fn finish(
                 text: s.text.trim().chars().take(MAX_SUMMARY_CHARS).collect(),
             })
             .filter(|s| !s.text.is_empty()),
+        platform: end.report.map(|r| r.over(record.platform.as_ref())),
     };
     let done = complete_record(state, record, valid, now).await?;
     let ours = done

@@ -23,11 +23,25 @@ use super::{
 };
 use crate::domain::analysis::transcript::Turn;
 use crate::domain::analysis::Analysis;
-use crate::domain::call::{CallRecord, CallRow, CallStatus, Completion, EmailState, EmailStatus};
+use crate::domain::call::{
+    CallRecord, CallRow, CallStatus, Completion, EmailState, EmailStatus, PlatformReport,
+};
 use crate::domain::ids::{CallId, Id};
 use crate::domain::transcript_codec;
 
 pub const BY_RESTAURANT_INDEX: &str = "byRestaurant";
+
+/// What a completion rewrites beside the completion itself.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CompletionChanges<'a> {
+    /// The analysis of the final transcript, and the transcript's size.
+    pub final_analysis: Option<(&'a Analysis, usize)>,
+    /// The tag [`CallStore::put_final_transcript`] returned.
+    pub final_tag: Option<&'a str>,
+    /// The platform's report at the end.
+    pub platform: Option<&'a PlatformReport>,
+}
+
 /// Queries one list page may take to fill up to `limit` rows (expired
 /// records the index still holds are skipped).
 pub const MAX_LIST_QUERIES: usize = 4;
@@ -250,11 +264,15 @@ impl CallStore {
         &self,
         call_id: &str,
         completion: &Completion,
-        final_analysis: Option<(&Analysis, usize)>,
-        final_tag: Option<&str>,
+        changes: CompletionChanges<'_>,
         email: Option<&EmailState>,
         now: DateTime<Utc>,
     ) -> Result<Option<CallRecord>, StoreError> {
+        let CompletionChanges {
+            final_analysis,
+            final_tag,
+            platform,
+        } = changes;
         let mut set = vec![
             "completion = :c",
             "#st = :completed",
@@ -285,6 +303,10 @@ impl CallStore {
         if let Some(tag) = final_tag {
             set.push("finalTranscriptTag = :ft");
             req = req.expression_attribute_values(":ft", s(tag));
+        }
+        if let Some(p) = platform {
+            set.push("platform = :pf");
+            req = req.expression_attribute_values(":pf", value(p)?);
         }
         if let Some(email) = email {
             set.push("email = :e");

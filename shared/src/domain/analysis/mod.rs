@@ -112,6 +112,10 @@ pub enum Producer {
     Pulsara,
     /// ElevenLabs' post-call analysis (`transcript_summary`).
     Elevenlabs,
+    /// Vapi's end-of-call analysis (`analysis.summary`).
+    Vapi,
+    /// Retell's post-call analysis (`call_analysis.call_summary`).
+    Retell,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -14,6 +14,8 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
+use crate::domain::agent_context::{RingContext, RingDecision};
+
 /// The SDK's tolerance either way, in milliseconds.
 pub const MAX_SKEW_MS: i64 = 5 * 60 * 1000;
 
@@ -100,24 +102,57 @@ pub struct InboundResponse {
     pub call_inbound: InboundOverride,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct InboundOverride {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub override_agent_id: Option<String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub dynamic_variables: BTreeMap<String, String>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub metadata: BTreeMap<String, String>,
+}
+
+/// The inbound answer for a ringing call: the restaurant's Retell agent
+/// (else the number's own), every variable, and in the metadata (which
+/// Retell keeps on the call) the restaurant and what we decided. A closed
+/// restaurant's agent gets `ai_should_answer` = `false` and the number its
+/// transfer tool dials, `transfer_number`.
+pub fn inbound_answer(ctx: &RingContext) -> InboundResponse {
+    let decision = match ctx.decision {
+        RingDecision::Agent(_) => "agent",
+        RingDecision::Forward(_) => "transfer",
+        RingDecision::NoForward => "unavailable",
+    };
+    let agent = match &ctx.decision {
+        RingDecision::Agent(a) => a.retell_agent_id.clone(),
+        _ => None,
+    };
+    InboundResponse {
+        call_inbound: InboundOverride {
+            override_agent_id: agent,
+            dynamic_variables: ctx.variables_with_transfer(),
+            metadata: BTreeMap::from([
+                (
+                    "restaurant_id".to_string(),
+                    ctx.variables["restaurant_id"].clone(),
+                ),
+                ("decision".to_string(), decision.to_string()),
+            ]),
+        },
+    }
 }
 
 // ---------------------------------------------------------------------------
 // Call events
 // ---------------------------------------------------------------------------
 
-/// `{"event": "call_started" | "call_ended" | "call_analyzed" | …, "call": {…}}`.
+/// `{"event": "call_started" | "call_ended" | "call_analyzed" | …, "call": {…}}`
+/// (chat events carry `chat` instead of `call`).
 #[derive(Debug, Clone, Deserialize)]
 pub struct CallEvent {
     pub event: String,
-    pub call: RetellCall,
+    #[serde(default)]
+    pub call: Option<RetellCall>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -144,10 +179,14 @@ pub struct RetellCall {
     pub disconnection_reason: Option<String>,
     #[serde(default)]
     pub transcript_object: Vec<Utterance>,
+    /// A number, or (in newer payloads) `{"number": …}`.
     #[serde(default)]
-    pub transfer_destination: Option<String>,
+    pub transfer_destination: Option<serde_json::Value>,
     #[serde(default)]
     pub call_analysis: Option<CallAnalysis>,
+    /// The dynamic variables the call ran with (ours among them).
+    #[serde(default)]
+    pub retell_llm_dynamic_variables: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// One turn of `transcript_object` (its `words` timings are ignored).
@@ -171,6 +210,60 @@ pub struct CallAnalysis {
 }
 
 impl RetellCall {
+    /// The restaurant's number: the number called, or the caller id of an
+    /// outbound call.
+    pub fn restaurant_number(&self) -> Option<&str> {
+        let n = if self.direction.as_deref() == Some("outbound") {
+            &self.from_number
+        } else {
+            &self.to_number
+        };
+        n.as_deref().map(str::trim).filter(|n| !n.is_empty())
+    }
+
+    /// The other party's number.
+    pub fn caller_number(&self) -> Option<&str> {
+        if self.direction.as_deref() == Some("outbound") {
+            self.to_number.as_deref()
+        } else {
+            self.from_number.as_deref()
+        }
+    }
+
+    /// A dynamic variable the call ran with (e.g. our `restaurant_id`).
+    pub fn variable(&self, name: &str) -> Option<&str> {
+        self.retell_llm_dynamic_variables
+            .as_ref()?
+            .get(name)?
+            .as_str()
+    }
+
+    /// Retell transferred the call (its transfer tool, to our number).
+    pub fn was_transferred(&self) -> bool {
+        self.disconnection_reason
+            .as_deref()
+            .is_some_and(|r| r == "call_transfer")
+            || self.transfer_number().is_some()
+    }
+
+    /// The number the call was transferred to.
+    pub fn transfer_number(&self) -> Option<String> {
+        let d = self.transfer_destination.as_ref()?;
+        d.as_str()
+            .or_else(|| d.get("number")?.as_str())
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .map(str::to_string)
+    }
+
+    /// The call never reached a conversation.
+    pub fn was_missed(&self) -> bool {
+        matches!(
+            self.disconnection_reason.as_deref(),
+            Some("dial_busy" | "dial_failed" | "dial_no_answer" | "registered_call_timeout")
+        ) || self.call_status.as_deref() == Some("not_connected")
+    }
+
     /// Whole seconds the call lasted, from `duration_ms` or the timestamps.
     pub fn duration_secs(&self) -> u64 {
         let ms = self.duration_ms.or_else(|| {
@@ -267,15 +360,18 @@ mod tests {
         )
         .unwrap();
         assert_eq!(e.event, "call_analyzed");
-        assert_eq!(e.call.duration_secs(), 42);
+        let call = e.call.unwrap();
+        assert_eq!(call.duration_secs(), 42);
+        assert_eq!(call.restaurant_number(), Some("+15557654321"));
+        assert!(!call.was_transferred() && !call.was_missed());
         assert_eq!(
-            e.call.turns(),
+            call.turns(),
             vec![
                 ("agent".to_string(), "Hi!".to_string()),
                 ("user".to_string(), "A table for two at 7?".to_string())
             ]
         );
-        let a = e.call.call_analysis.unwrap();
+        let a = call.call_analysis.unwrap();
         assert_eq!(a.user_sentiment.as_deref(), Some("Positive"));
         assert_eq!(a.call_successful, Some(true));
     }

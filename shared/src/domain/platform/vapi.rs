@@ -8,9 +8,16 @@
 
 use std::collections::BTreeMap;
 
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
 use chrono::{DateTime, Utc};
+use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
+use sha2::Sha256;
 use subtle::ConstantTimeEq;
+
+use crate::domain::agent_context::{RingContext, RingDecision};
+use crate::domain::restaurant::Agent;
 
 /// Vapi's `assistant-request` deadline, end to end, in milliseconds: our
 /// answer must be back well within it.
@@ -30,6 +37,61 @@ pub fn secret_matches(expected: &str, presented: Option<&str>) -> bool {
     !expected.is_empty() && bool::from(presented.as_bytes().ct_eq(expected.as_bytes()))
 }
 
+/// How far a signed request's timestamp may be from our clock (seconds),
+/// as Standard Webhooks verifiers allow.
+pub const MAX_SKEW_SECS: i64 = 5 * 60;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SignatureError {
+    #[error("the webhook-timestamp header is not a unix time")]
+    Malformed,
+    #[error("the signature's timestamp is outside the accepted window")]
+    Stale,
+    #[error("no signature in webhook-signature matches the body")]
+    Mismatch,
+}
+
+/// Checks a request Vapi signed with an HMAC authentication plan set up the
+/// Standard Webhooks way (`webhook-id`, `webhook-timestamp`,
+/// `webhook-signature`; payload `{svix-id}.{timestamp}.{body}`; SHA-256;
+/// base64). The key is the secret's bytes as typed (the plan's
+/// `secretIsBase64: false`); each signature may carry the `v1,` prefix
+/// Standard Webhooks puts on it. The timestamp may be seconds or milliseconds.
+pub fn verify_hmac(
+    secret: &str,
+    msg_id: &str,
+    timestamp: &str,
+    signatures: &str,
+    body: &[u8],
+    now_secs: i64,
+) -> Result<(), SignatureError> {
+    let ts: i64 = timestamp
+        .trim()
+        .parse()
+        .map_err(|_| SignatureError::Malformed)?;
+    // Seconds until the year 5138; anything larger is milliseconds.
+    let ts_secs = if ts > 100_000_000_000 { ts / 1000 } else { ts };
+    if (now_secs - ts_secs).abs() > MAX_SKEW_SECS {
+        return Err(SignatureError::Stale);
+    }
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
+    mac.update(msg_id.as_bytes());
+    mac.update(b".");
+    mac.update(timestamp.trim().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    let expected = B64.encode(mac.finalize().into_bytes());
+    let matches = signatures.split_whitespace().any(|sig| {
+        let sig = sig.strip_prefix("v1,").unwrap_or(sig);
+        bool::from(sig.as_bytes().ct_eq(expected.as_bytes()))
+    });
+    if matches {
+        Ok(())
+    } else {
+        Err(SignatureError::Mismatch)
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct Envelope {
     pub message: Message,
@@ -43,7 +105,7 @@ pub enum Message {
     #[serde(rename = "transfer-destination-request")]
     TransferDestinationRequest(CallContext),
     #[serde(rename = "end-of-call-report")]
-    EndOfCallReport(EndOfCallReport),
+    EndOfCallReport(Box<EndOfCallReport>),
     #[serde(other)]
     Other,
 }
@@ -95,12 +157,25 @@ pub struct EndOfCallReport {
     pub artifact: Artifact,
     #[serde(default)]
     pub analysis: VapiAnalysis,
+    /// Where Vapi forwarded the call, when it did.
+    #[serde(default)]
+    pub destination: Option<ForwardedTo>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
+pub struct ForwardedTo {
+    #[serde(default)]
+    pub number: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Artifact {
     #[serde(default)]
     pub messages: Vec<ArtifactMessage>,
+    /// The variables the call ran with (ours among them).
+    #[serde(default)]
+    pub variable_values: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// One entry of `artifact.messages`: `bot` / `user` speech, plus `system`
@@ -118,6 +193,10 @@ pub struct ArtifactMessage {
 pub struct VapiAnalysis {
     #[serde(default)]
     pub summary: Option<String>,
+    /// Whatever the assistant's success rubric gives: `true`/`false`, a
+    /// score, a grade.
+    #[serde(default)]
+    pub success_evaluation: Option<serde_json::Value>,
 }
 
 impl EndOfCallReport {
@@ -148,9 +227,36 @@ impl EndOfCallReport {
 
     /// Vapi forwarded the call to a number (our destination, or a transfer).
     pub fn was_forwarded(&self) -> bool {
+        self.destination
+            .as_ref()
+            .is_some_and(|d| d.number.is_some())
+            || self.ended_reason.as_deref().is_some_and(|r| {
+                r.contains("forwarded") || r.contains("forwarding") || r.contains("transferred")
+            })
+    }
+
+    /// Vapi spoke our refusal (`assistant-request-returned-error`).
+    pub fn was_refused(&self) -> bool {
         self.ended_reason
             .as_deref()
-            .is_some_and(|r| r.contains("forwarded") || r.contains("transferred"))
+            .is_some_and(|r| r.starts_with("assistant-request-returned") && r.contains("error"))
+    }
+
+    /// The success evaluation as ours: `success`, `failure`, or nothing
+    /// when the rubric is a score or grade we can't read as either.
+    pub fn call_successful(&self) -> Option<&'static str> {
+        match self.analysis.success_evaluation.as_ref()? {
+            serde_json::Value::Bool(true) => Some("success"),
+            serde_json::Value::Bool(false) => Some("failure"),
+            serde_json::Value::String(s) if s.eq_ignore_ascii_case("true") => Some("success"),
+            serde_json::Value::String(s) if s.eq_ignore_ascii_case("false") => Some("failure"),
+            _ => None,
+        }
+    }
+
+    /// A variable the call ran with (e.g. our `restaurant_id`).
+    pub fn variable(&self, name: &str) -> Option<&str> {
+        self.artifact.variable_values.as_ref()?.get(name)?.as_str()
     }
 }
 
@@ -202,10 +308,70 @@ impl Destination {
     }
 }
 
-/// `transfer-destination-request` answer.
+/// `transfer-destination-request` answer: the number, or an error the
+/// assistant speaks when there is none.
 #[derive(Debug, Clone, Serialize)]
-pub struct TransferAnswer {
-    pub destination: Destination,
+#[serde(untagged)]
+pub enum TransferAnswer {
+    To { destination: Destination },
+    Refuse { error: String },
+}
+
+/// What the caller hears when nobody can take the call.
+pub fn unavailable_message(ctx: &RingContext) -> String {
+    let name = &ctx.variables["restaurant_name"];
+    match ctx.variables["next_open"].as_str() {
+        "" | "now" => format!("Thanks for calling {name}. Sorry, nobody can take your call right now. Please try again later."),
+        next => format!("Thanks for calling {name}. Sorry, we can't take your call right now; we're next available {next}."),
+    }
+}
+
+/// The `assistant-request` answer for a ringing call: the restaurant's
+/// assistant with every variable; a forward to the staff that skips the AI
+/// (closed, AI off, or no Vapi assistant configured); or, with no number to
+/// forward to, a spoken refusal.
+pub fn assistant_answer(ctx: &RingContext) -> AssistantAnswer {
+    let forward = |number: &str| AssistantAnswer::Forward {
+        destination: Destination::number(
+            number,
+            Some(format!(
+                "Thanks for calling {}. Connecting you now.",
+                ctx.variables["restaurant_name"]
+            )),
+        ),
+    };
+    match &ctx.decision {
+        RingDecision::Agent(Agent {
+            vapi_assistant_id: Some(id),
+            ..
+        }) => AssistantAnswer::Assistant {
+            assistant_id: id.clone(),
+            assistant_overrides: AssistantOverrides {
+                variable_values: ctx.variables_with_transfer(),
+            },
+        },
+        RingDecision::Agent(_) | RingDecision::Forward(_) => match ctx.forwarding_number() {
+            Some(n) => forward(n),
+            None => AssistantAnswer::Refuse {
+                error: unavailable_message(ctx),
+            },
+        },
+        RingDecision::NoForward => AssistantAnswer::Refuse {
+            error: unavailable_message(ctx),
+        },
+    }
+}
+
+/// The `transfer-destination-request` answer: the forwarding number.
+pub fn transfer_answer(ctx: &RingContext) -> TransferAnswer {
+    match ctx.forwarding_number() {
+        Some(n) => TransferAnswer::To {
+            destination: Destination::number(n, Some("Connecting you now.".into())),
+        },
+        None => TransferAnswer::Refuse {
+            error: unavailable_message(ctx),
+        },
+    }
 }
 
 #[cfg(test)]
@@ -220,6 +386,39 @@ mod tests {
         assert!(!secret_matches("s3cret-value", Some("")));
         assert!(!secret_matches("s3cret-value", None));
         assert!(!secret_matches("", Some("")));
+    }
+
+    #[test]
+    fn hmac_plans_sign_the_standard_webhooks_way() {
+        // The Standard Webhooks example, keyed with the raw bytes its base64
+        // secret decodes to (what a Vapi plan with that text as secret uses).
+        let key = B64.decode("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
+        let key = String::from_utf8_lossy(&key).into_owned();
+        let body = br#"{"test": 2432232314}"#;
+        let mut mac = Hmac::<Sha256>::new_from_slice(key.as_bytes()).unwrap();
+        mac.update(b"msg_p5jXN8AQM9LWM0D4loKWxJek.1614265330.");
+        mac.update(body);
+        let sig = format!("v1,{}", B64.encode(mac.finalize().into_bytes()));
+        let id = "msg_p5jXN8AQM9LWM0D4loKWxJek";
+        let ok = |s: &str, now| verify_hmac(&key, id, "1614265330", s, body, now);
+        assert_eq!(ok(&sig, 1614265330), Ok(()));
+        assert_eq!(ok(&format!("v1,bm9wZQ== {sig}"), 1614265400), Ok(()));
+        assert_eq!(ok(sig.trim_start_matches("v1,"), 1614265330), Ok(()));
+        assert_eq!(ok(&sig, 1614265330 + 301), Err(SignatureError::Stale));
+        assert_eq!(ok("v1,bm9wZQ==", 1614265330), Err(SignatureError::Mismatch));
+        assert_eq!(
+            verify_hmac(&key, id, "1614265330", &sig, b"{}", 1614265330),
+            Err(SignatureError::Mismatch)
+        );
+        assert_eq!(
+            verify_hmac(&key, id, "soon", &sig, body, 1614265330),
+            Err(SignatureError::Malformed)
+        );
+        // Milliseconds are read as such for the window (and signed as sent).
+        assert_eq!(
+            verify_hmac(&key, id, "1614265330000", &sig, body, 1614265330),
+            Err(SignatureError::Mismatch)
+        );
     }
 
     #[test]
@@ -273,6 +472,63 @@ mod tests {
             r.analysis.summary.as_deref(),
             Some("Caller booked a table.")
         );
+        assert_eq!(r.call_successful(), Some("success"));
+        assert!(!r.was_refused());
+    }
+
+    #[test]
+    fn ring_answers_follow_the_routing() {
+        use crate::domain::agent_context::ring_context;
+        use crate::domain::restaurant::fixtures::{demo, US};
+        use chrono::TimeZone;
+        let at = |h| {
+            chrono_tz::America::New_York
+                .with_ymd_and_hms(2025, 3, 4, h, 0, 0)
+                .unwrap()
+                .with_timezone(&Utc)
+        };
+        let mut r = demo();
+        // Open, but no Vapi assistant configured: straight to the staff.
+        let a = assistant_answer(&ring_context(&r, at(12), US));
+        assert!(
+            matches!(&a, AssistantAnswer::Forward { destination } if destination.number == "+15559876543")
+        );
+        r.agent.as_mut().unwrap().vapi_assistant_id = Some("asst-uuid-1".into());
+        let AssistantAnswer::Assistant {
+            assistant_id,
+            assistant_overrides,
+        } = assistant_answer(&ring_context(&r, at(12), US))
+        else {
+            panic!("open with an assistant: the assistant answers")
+        };
+        assert_eq!(assistant_id, "asst-uuid-1");
+        assert_eq!(
+            assistant_overrides.variable_values["ai_should_answer"],
+            "true"
+        );
+        assert_eq!(
+            assistant_overrides.variable_values["restaurant_name"],
+            "Luigi's"
+        );
+        // Closed: forwarded without the AI.
+        assert!(matches!(
+            assistant_answer(&ring_context(&r, at(22), US)),
+            AssistantAnswer::Forward { .. }
+        ));
+        // Closed with nobody to forward to: a refusal that says when to call.
+        r.forwarding_number = None;
+        let ctx = ring_context(&r, at(22), US);
+        let AssistantAnswer::Refuse { error } = assistant_answer(&ctx) else {
+            panic!("nobody to forward to: refused")
+        };
+        assert!(
+            error.contains("Luigi's") && error.contains("tomorrow at 9 AM"),
+            "{error}"
+        );
+        assert!(matches!(
+            transfer_answer(&ctx),
+            TransferAnswer::Refuse { .. }
+        ));
     }
 
     #[test]

@@ -285,6 +285,12 @@ fn exceptions(
 fn check_agent(e: &mut Errors, agent: &Agent) {
     e.token("agent.elevenlabs_agent_id", &agent.elevenlabs_agent_id, 128);
     e.token("agent.voice_id", &agent.voice_id, 128);
+    if let Some(id) = &agent.vapi_assistant_id {
+        e.token("agent.vapi_assistant_id", id, 128);
+    }
+    if let Some(id) = &agent.retell_agent_id {
+        e.token("agent.retell_agent_id", id, 128);
+    }
     if agent.tools.len() > MAX_TOOLS {
         e.add("agent.tools", format!("at most {MAX_TOOLS} tools"));
     }
@@ -422,6 +428,8 @@ mod tests {
         j["forwarding_number"] = "+1 555 123 4567".into();
         j["notificationEmails"] = serde_json::json!(["nope"]);
         j["agent"]["tools"] = serde_json::json!(["End Call"]);
+        j["agent"]["vapi_assistant_id"] = "not an id".into();
+        j["agent"]["retell_agent_id"] = "".into();
         let errs = fields(
             input(j)
                 .into_restaurant(RestaurantId::generate(), Utc::now(), US)
@@ -435,6 +443,8 @@ mod tests {
             "forwarding_number",
             "notificationEmails[0]",
             "agent.tools[0]",
+            "agent.vapi_assistant_id",
+            "agent.retell_agent_id",
         ] {
             assert!(errs.contains(&f.to_string()), "{f} missing from {errs:?}");
         }

@@ -35,6 +35,14 @@ pub struct Agent {
     pub voice_id: String,
     #[serde(default)]
     pub tools: Vec<String>,
+    /// The Vapi assistant that answers for the restaurant (a `vapi` integration's
+    /// `assistant-request` names it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vapi_assistant_id: Option<String>,
+    /// The Retell agent that answers (a `retell` integration's inbound webhook
+    /// overrides the number's agent with it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retell_agent_id: Option<String>,
 }
 
 /// A number formatted for people in `region`. Kept with the record because
