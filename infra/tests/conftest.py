@@ -178,3 +178,27 @@ def pytest_runtest_teardown(item, nextitem):
         used = getattr(item, "funcargs", {}).get(name)
         if isinstance(used, (Faults, Proxy)):
             used.clear()
+
+
+# --- voice platform integrations -------------------------------------------------------------
+
+
+@pytest.fixture
+def world(api, make_key, make_restaurant):
+    """An IVR key, an open restaurant with its own e-mail address, and integrations."""
+    key = make_key(rateLimitPerMinute=10000)["apiKey"]
+    owner = f"owner-{uuid.uuid4().hex[:8]}@luigis.example"
+    restaurant = make_restaurant(notificationEmails=[owner])
+    created = []
+
+    def integrate(platform: str, secret: str, **extra) -> dict:
+        r = api.post("/ivr/integrations", key, json={"platform": platform, "secret": secret,
+                                                     **extra})
+        assert r.status_code == 201, r.text
+        created.append(r.json()["data"]["integrationId"])
+        return r.json()["data"]
+
+    yield {"key": key, "restaurant": restaurant, "number": restaurant["phoneNumbers"][0],
+           "integrate": integrate}
+    for iid in created:
+        api.delete(f"/ivr/integrations/{iid}", key)

@@ -329,6 +329,21 @@ def wait_mail(call_id: str, timeout: float = 30) -> dict:
     return mails[0]
 
 
+# --- calls as the dashboard reads them -------------------------------------------------------
+
+
+def admin_call(api: Api, admin_token: str, call_id: str) -> dict:
+    r = api.get(f"/ivr/calls/{call_id}", admin_token)
+    assert r.status_code == 200, r.text
+    return r.json()["data"]
+
+
+def calls_of(api: Api, admin_token: str, restaurant_id: str) -> list[dict]:
+    r = api.get(f"/ivr/restaurants/{restaurant_id}/calls", admin_token)
+    assert r.status_code == 200, r.text
+    return r.json()["data"]["calls"]
+
+
 # --- SES feedback (bounces and complaints, through SNS) ----------------------------------------
 
 SIMULATOR_BOUNCE = "bounce@simulator.amazonses.com"

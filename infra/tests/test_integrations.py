@@ -21,7 +21,17 @@ import xml.etree.ElementTree as ET
 import pytest
 import requests
 from elevenlabs.client import ElevenLabs
-from helpers import API, assert_error, messages_for, scan_all, unique_phone, wait_for, wait_mail
+from helpers import (
+    API,
+    admin_call,
+    assert_error,
+    calls_of,
+    messages_for,
+    scan_all,
+    unique_phone,
+    wait_for,
+    wait_mail,
+)
 from twilio.request_validator import RequestValidator
 
 pytestmark = pytest.mark.e2e
@@ -130,39 +140,6 @@ def transcription(agent_number: str, conversation_id: str | None = None, sid: st
 
 
 # --- fixtures --------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def world(api, make_key, make_restaurant):
-    """An IVR key, an open restaurant with its own e-mail address, and integrations."""
-    key = make_key(rateLimitPerMinute=10000)["apiKey"]
-    owner = f"owner-{uuid.uuid4().hex[:8]}@luigis.example"
-    restaurant = make_restaurant(notificationEmails=[owner])
-    created = []
-
-    def integrate(platform: str, secret: str, **extra) -> dict:
-        r = api.post("/ivr/integrations", key, json={"platform": platform, "secret": secret,
-                                                     **extra})
-        assert r.status_code == 201, r.text
-        created.append(r.json()["data"]["integrationId"])
-        return r.json()["data"]
-
-    yield {"key": key, "restaurant": restaurant, "number": restaurant["phoneNumbers"][0],
-           "integrate": integrate}
-    for iid in created:
-        api.delete(f"/ivr/integrations/{iid}", key)
-
-
-def admin_call(api, admin_token, call_id: str) -> dict:
-    r = api.get(f"/ivr/calls/{call_id}", admin_token)
-    assert r.status_code == 200, r.text
-    return r.json()["data"]
-
-
-def calls_of(api, admin_token, restaurant_id: str) -> list[dict]:
-    r = api.get(f"/ivr/restaurants/{restaurant_id}/calls", admin_token)
-    assert r.status_code == 200, r.text
-    return r.json()["data"]["calls"]
 
 
 def fake(path: str, **kw) -> requests.Response:

@@ -324,33 +324,50 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         return Err(ApiError::BadRequest("request body is required".into()));
     }
     let de = &mut serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(de).map_err(|err| {
-        let path = err.path().to_string();
-        let inner = err.into_inner();
-        let text = inner.to_string();
-        // serde_json appends " at line L column C"; callers want the sentence.
-        let sentence = text
-            .rsplit_once(" at line ")
-            .map_or(text.as_str(), |(head, _)| head)
-            .to_string();
-        match inner.classify() {
-            serde_json::error::Category::Data => {
-                // A missing field is named by the message; the path is its parent's.
-                let missing = sentence
-                    .strip_prefix("missing field `")
-                    .and_then(|rest| rest.split('`').next())
-                    .map(str::to_string);
-                let field = match (path.as_str(), missing) {
-                    (".", Some(name)) => name,
-                    (_, Some(name)) => format!("{path}.{name}"),
-                    (".", None) => "body".into(),
-                    _ => path,
-                };
-                ApiError::validation(field, sentence)
-            }
-            _ => ApiError::BadRequest(format!("request body is not valid JSON: {sentence}")),
+    serde_path_to_error::deserialize(de).map_err(|err| json_error(err, ""))
+}
+
+/// Reads a part of a parsed body (at `at`, e.g. `message`) as `T`: a bad field
+/// is named by its whole path, which a tagged enum would lose.
+pub fn from_json_value<T: DeserializeOwned>(
+    value: serde_json::Value,
+    at: &str,
+) -> Result<T, ApiError> {
+    serde_path_to_error::deserialize(value).map_err(|err| json_error(err, at))
+}
+
+fn json_error(err: serde_path_to_error::Error<serde_json::Error>, at: &str) -> ApiError {
+    let path = err.path().to_string();
+    let inner = err.into_inner();
+    let text = inner.to_string();
+    // serde_json appends " at line L column C"; callers want the sentence.
+    let sentence = text
+        .rsplit_once(" at line ")
+        .map_or(text.as_str(), |(head, _)| head)
+        .to_string();
+    match inner.classify() {
+        serde_json::error::Category::Data => {
+            // A missing field is named by the message; the path is its parent's.
+            let missing = sentence
+                .strip_prefix("missing field `")
+                .and_then(|rest| rest.split('`').next())
+                .map(str::to_string);
+            let field = match (path.as_str(), missing) {
+                (".", Some(name)) => name,
+                (_, Some(name)) => format!("{path}.{name}"),
+                (".", None) if at.is_empty() => "body".into(),
+                (".", None) => at.to_string(),
+                _ => path,
+            };
+            let field = match at {
+                "" => field,
+                _ if field == at => field,
+                _ => format!("{at}.{field}"),
+            };
+            ApiError::validation(field, sentence)
         }
-    })
+        _ => ApiError::BadRequest(format!("request body is not valid JSON: {sentence}")),
+    }
 }
 
 /// Runs a handler as the Lambda's service: one span per request carrying the

@@ -15,7 +15,7 @@ use pulsara_shared::domain::platform::vapi::{
 };
 use pulsara_shared::domain::restaurant::Restaurant;
 use pulsara_shared::error::Chain;
-use pulsara_shared::http::{parse_json, record_restaurant_id};
+use pulsara_shared::http::{from_json_value, parse_json, record_restaurant_id};
 use pulsara_shared::services::find_restaurant;
 use pulsara_shared::services::integrations::{active, Active};
 use pulsara_shared::services::platform_calls::{record_ended, start, PlatformCall, PlatformEnd};
@@ -83,7 +83,8 @@ pub async fn server_message(
     let integration = active(state, id, Platform::Vapi).await?;
     verified(state, req, &integration).await?;
     let envelope: Envelope = parse_json(req.body().as_ref())?;
-    match envelope.message {
+    let message = Message::of(envelope.message, |v| from_json_value(v, "message"))?;
+    match message {
         Message::AssistantRequest(ctx) => assistant_request(state, &integration, ctx, now).await,
         Message::TransferDestinationRequest(ctx) => {
             let answer = match ring_for(state, &integration, &ctx, now).await? {
@@ -181,14 +182,12 @@ async fn end_of_call(
     now: DateTime<Utc>,
 ) -> Result<ApiResponse, ApiError> {
     let call_id = r
-        .context
         .call
         .as_ref()
         .map(|c| c.id.trim().to_string())
         .filter(|id| !id.is_empty())
         .ok_or_else(|| ApiError::validation("message.call.id", "is required"))?;
     let restaurant = r
-        .context
         .phone_number
         .as_ref()
         .and_then(|p| p.number.as_deref())
@@ -244,7 +243,7 @@ async fn end_of_call(
     let call = PlatformCall {
         external_call_id: call_id,
         restaurant_number: restaurant,
-        caller_number: r.context.customer.as_ref().and_then(|c| c.number.clone()),
+        caller_number: r.customer.as_ref().and_then(|c| c.number.clone()),
         started_at: r.started_at.unwrap_or(now),
         report: report.clone(),
     };

@@ -92,23 +92,60 @@ pub fn verify_hmac(
     }
 }
 
+/// `{"message": {"type": …, …}}`, the message left as JSON until its type
+/// says what to read it as (see [`Message::of`]).
 #[derive(Debug, Clone, Deserialize)]
 pub struct Envelope {
-    pub message: Message,
+    pub message: RawMessage,
 }
 
 #[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "type")]
+pub struct RawMessage {
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(flatten)]
+    pub fields: serde_json::Map<String, serde_json::Value>,
+}
+
+#[derive(Debug, Clone)]
 pub enum Message {
-    #[serde(rename = "assistant-request")]
     AssistantRequest(CallContext),
-    #[serde(rename = "transfer-destination-request")]
     TransferDestinationRequest(CallContext),
-    #[serde(rename = "end-of-call-report")]
     EndOfCallReport(Box<EndOfCallReport>),
-    #[serde(other)]
     Other,
 }
+
+impl Message {
+    /// The message as its type reads; `read` deserializes the fields (so
+    /// that the caller's error names the field's whole path).
+    pub fn of<E>(
+        raw: RawMessage,
+        read: impl FnOnce(serde_json::Value) -> Result<MessageBody, E>,
+    ) -> Result<Message, E> {
+        let wanted = matches!(
+            raw.kind.as_str(),
+            "assistant-request" | "transfer-destination-request" | "end-of-call-report"
+        );
+        if !wanted {
+            return Ok(Message::Other);
+        }
+        let kind = raw.kind;
+        let body = read(serde_json::Value::Object(raw.fields))?;
+        Ok(match (kind.as_str(), body) {
+            ("assistant-request", MessageBody(r)) => Message::AssistantRequest(r.context()),
+            ("transfer-destination-request", MessageBody(r)) => {
+                Message::TransferDestinationRequest(r.context())
+            }
+            (_, MessageBody(r)) => Message::EndOfCallReport(Box::new(r)),
+        })
+    }
+}
+
+/// The fields of a message we act on: every type's are a subset of the
+/// end-of-call report's (all optional), so one shape reads them all.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(transparent)]
+pub struct MessageBody(pub EndOfCallReport);
 
 /// Who called whom: the number called names the restaurant.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -145,8 +182,13 @@ pub struct Customer {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EndOfCallReport {
-    #[serde(flatten)]
-    pub context: CallContext,
+    // Not `#[serde(flatten)] CallContext`: a flattened field's errors lose their path.
+    #[serde(default)]
+    pub call: Option<VapiCall>,
+    #[serde(default)]
+    pub phone_number: Option<PhoneNumber>,
+    #[serde(default)]
+    pub customer: Option<Customer>,
     #[serde(default)]
     pub ended_reason: Option<String>,
     #[serde(default)]
@@ -200,6 +242,15 @@ pub struct VapiAnalysis {
 }
 
 impl EndOfCallReport {
+    /// Who called whom.
+    pub fn context(self) -> CallContext {
+        CallContext {
+            call: self.call,
+            phone_number: self.phone_number,
+            customer: self.customer,
+        }
+    }
+
     pub fn duration_secs(&self) -> u64 {
         match (self.started_at, self.ended_at) {
             (Some(s), Some(e)) => (e - s).num_seconds().max(0) as u64,
@@ -421,30 +472,32 @@ mod tests {
         );
     }
 
+    fn parse(text: &str) -> Message {
+        let e: Envelope = serde_json::from_str(text).unwrap();
+        Message::of(e.message, serde_json::from_value::<MessageBody>).unwrap()
+    }
+
     #[test]
     fn messages_by_type() {
-        let m: Envelope = serde_json::from_str(
+        let m = parse(
             r#"{"message":{"type":"assistant-request","timestamp":1764000000000,
                 "call":{"id":"call-1","orgId":"o"},"phoneNumber":{"number":"+15557654321"},
                 "customer":{"number":"+15551230000"}}}"#,
-        )
-        .unwrap();
-        let Message::AssistantRequest(ctx) = m.message else {
+        );
+        let Message::AssistantRequest(ctx) = m else {
             panic!("not an assistant-request")
         };
         assert_eq!(
             ctx.phone_number.unwrap().number.as_deref(),
             Some("+15557654321")
         );
-        let m: Envelope =
-            serde_json::from_str(r#"{"message":{"type":"speech-update","status":"started"}}"#)
-                .unwrap();
-        assert!(matches!(m.message, Message::Other));
+        let m = parse(r#"{"message":{"type":"speech-update","status":"started"}}"#);
+        assert!(matches!(m, Message::Other));
     }
 
     #[test]
     fn end_of_call_report_gives_turns_duration_and_outcome() {
-        let m: Envelope = serde_json::from_str(
+        let m = parse(
             r#"{"message":{"type":"end-of-call-report","endedReason":"assistant-forwarded-call",
                 "startedAt":"2026-12-01T18:00:00.000Z","endedAt":"2026-12-01T18:01:30.500Z",
                 "call":{"id":"call-2"},"phoneNumber":{"number":"+15557654321"},
@@ -454,9 +507,8 @@ mod tests {
                     {"role":"user","message":"Table for two at 7?"},
                     {"role":"tool_calls","toolCalls":[]}]},
                 "analysis":{"summary":"Caller booked a table.","successEvaluation":"true"}}}"#,
-        )
-        .unwrap();
-        let Message::EndOfCallReport(r) = m.message else {
+        );
+        let Message::EndOfCallReport(r) = m else {
             panic!("not a report")
         };
         assert_eq!(r.duration_secs(), 90);
