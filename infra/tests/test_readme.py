@@ -77,6 +77,23 @@ def responses(output: str) -> list[dict]:
     return found
 
 
+def platform_answers(output: str) -> list[dict]:
+    """The voice platforms' answers printed (their own formats, not our envelope)."""
+    decoder, found, i = json.JSONDecoder(), [], output.find("{")
+    keys = {"assistantId", "destination", "error", "call_inbound", "received"}
+    while i >= 0:
+        try:
+            value, end = decoder.raw_decode(output, i)
+        except json.JSONDecodeError:
+            value, end = None, i + 1
+        if isinstance(value, dict) and "success" not in value and keys & set(value):
+            found.append(value)
+        else:
+            end = i + 1
+        i = output.find("{", end)
+    return found
+
+
 def test_local_examples_are_found_and_complete():
     script = "\n".join(local_blocks())
     for capture in (
@@ -199,6 +216,27 @@ def test_readme_examples_run_top_to_bottom(readme_run, api):
     assert re.search(rf"receiver got {v['DELIVERY']} .*\"type\":\"webhook.test\"", output)
     assert re.search(r"(?:^|\})\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\S*\n", output, re.M)
     assert '"ToAddresses": [' in output  # an e-mail, as moto's SES stored it
+    # Vapi and Retell, faked as the README fakes them: the right answer to each message.
+    answers = platform_answers(output)
+    assistant = [a for a in answers if "assistantId" in a]
+    assert [a["assistantId"] for a in assistant] == ["4e3b2a1c-9d8e-4f7a-8b6c-5d4e3f2a1b0c"]
+    assert assistant[0]["assistantOverrides"]["variableValues"]["ai_should_answer"] == "true"
+    destinations = [a["destination"]["number"] for a in answers if "destination" in a]
+    assert destinations == ["+15559876543", "+15559876543"], answers  # closed; transfer request
+    inbound = [a["call_inbound"] for a in answers if "call_inbound" in a]
+    assert [i.get("override_agent_id") for i in inbound] == ["agent_luigi_retell", None]
+    assert inbound[1]["dynamic_variables"]["ai_should_answer"] == "false"
+    assert inbound[1]["dynamic_variables"]["transfer_number"] == "+15559876543"
+    acks = [a for a in answers if a.get("received") and "ignored" in a]
+    assert len(acks) >= 2, "status-update, with the secret and with the HMAC"
+    details = {d["callId"]: d for d in data if "producedBy" in d.get("analysis", {})}
+    by = {d["platform"]["name"]: d for d in details.values() if d.get("platform")}
+    assert by["vapi"]["status"] == "completed" and by["vapi"]["completion"]["duration"] == 75
+    assert by["vapi"]["analysis"]["producedBy"]["summary"] == "vapi"
+    assert by["retell"]["status"] == "completed" and by["retell"]["completion"]["duration"] == 52
+    assert by["retell"]["platform"]["userSentiment"] == "Neutral"
+    assert re.search(r"^1 1 e-mail\(s\)$", output, re.M), "one e-mail each, redeliveries none"
+
     # The admin CLI example created an admin who can sign in.
     assert f"admin user {CLI_ADMIN[0]} ready" in output
     r = api.post(LOGIN_PATH, json={"email": CLI_ADMIN[0], "password": CLI_ADMIN[1]})

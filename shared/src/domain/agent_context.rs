@@ -141,8 +141,12 @@ pub fn spoken_time(t: TimeOfDay) -> String {
     }
 }
 
-/// "9 AM to 2 PM and 5 PM to 10 PM".
+/// "9 AM to 2 PM and 5 PM to 10 PM"; "open 24 hours" for the whole day
+/// (not "midnight to midnight").
 fn spoken_windows(windows: &[Window]) -> String {
+    if windows.iter().any(|w| w.span().1 - w.span().0 >= 24 * 60) {
+        return "open 24 hours".into();
+    }
     let parts: Vec<String> = windows
         .iter()
         .map(|w| format!("{} to {}", spoken_time(w.start), spoken_time(w.end)))
@@ -199,6 +203,15 @@ mod tests {
             expected.sort_unstable();
             assert_eq!(names, expected);
         }
+    }
+
+    #[test]
+    fn a_whole_day_is_said_as_such() {
+        let mut r = demo();
+        r.call_hours_start = TimeOfDay::parse("00:00").unwrap();
+        r.call_hours_end = TimeOfDay::parse("24:00").unwrap();
+        let c = ring_context(&r, ny(12, 0), US);
+        assert_eq!(c.variables["hours_today"], "open 24 hours");
     }
 
     #[test]
