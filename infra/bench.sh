@@ -7,7 +7,7 @@
 # (two release builds).
 #
 # Ring path (infra/bench/ring.py): every ring-time function (restaurant-config, and
-# platform-hooks' four endpoints; the lists are RING_FUNCTIONS/RING_CASES there) beside two minimal baselines built with the
+# platform-hooks' endpoints for ElevenLabs, Twilio, Vapi and Retell; the lists are RING_FUNCTIONS/RING_CASES there) beside two minimal baselines built with the
 # same release profile (infra/bench/baseline: baseline-config = SHA-256 key check
 # + 2 GetItems, baseline-getitem = one GetItem), at full CPU and with only the
 # bootstrap process in a cgroup whose CPU quota is MemorySize/1769 of one CPU
@@ -78,7 +78,12 @@ BENCH_EL_INTEGRATION="$(sed -n 's/^demo elevenlabs integration: \(int_[0-9a-f]*\
 BENCH_EL_SECRET="$(sed -n 's/^demo elevenlabs integration: .* secret \(.*\)$/\1/p' <<<"$SEED")"
 BENCH_TW_INTEGRATION="$(sed -n 's/^demo twilio integration: \(int_[0-9a-f]*\) .*/\1/p' <<<"$SEED")"
 BENCH_TW_TOKEN="$(sed -n 's/^demo twilio integration: .* secret \(.*\)$/\1/p' <<<"$SEED")"
+BENCH_VAPI_INTEGRATION="$(sed -n 's/^demo vapi integration: \(int_[0-9a-f]*\) .*/\1/p' <<<"$SEED")"
+BENCH_VAPI_SECRET="$(sed -n 's/^demo vapi integration: .* secret \(.*\)$/\1/p' <<<"$SEED")"
+BENCH_RETELL_INTEGRATION="$(sed -n 's/^demo retell integration: \(int_[0-9a-f]*\) .*/\1/p' <<<"$SEED")"
+BENCH_RETELL_KEY="$(sed -n 's/^demo retell integration: .* secret \(.*\)$/\1/p' <<<"$SEED")"
 export BENCH_RESTAURANT_ID BENCH_API_KEY BENCH_EL_INTEGRATION BENCH_EL_SECRET BENCH_TW_INTEGRATION BENCH_TW_TOKEN
+export BENCH_VAPI_INTEGRATION BENCH_VAPI_SECRET BENCH_RETELL_INTEGRATION BENCH_RETELL_KEY
 
 ring_path() {
   section "Ring path at Lambda's CPU share (cgroup quota = MemorySize/1769 of a CPU)"

@@ -109,7 +109,9 @@ async fn seed_demo() -> Result<()> {
                 "schedule": {"friday": [{"start": "09:00", "end": "23:30"}],
                              "saturday": [{"start": "10:00", "end": "01:00"}]},
                 "agent": {"elevenlabs_agent_id": "demo_agent", "voice_id": "tnSpp4vdxKPjI9w0GnoV",
-                          "tools": ["end_call", "get_address", "forward_call"]},
+                          "tools": ["end_call", "get_address", "forward_call"],
+                          "vapi_assistant_id": "demo-vapi-assistant",
+                          "retell_agent_id": "demo_retell_agent"},
                 "forwarding_number": "(555) 010-0199",
                 "notificationEmails": ["owner@demo-trattoria.example"]
             }))?;
@@ -137,7 +139,7 @@ async fn seed_demo() -> Result<()> {
     Ok(())
 }
 
-/// With `SECRETS_KMS_KEY_ARN` set: an ElevenLabs and a Twilio integration of the demo key,
+/// With `SECRETS_KMS_KEY_ARN` set: an ElevenLabs, a Twilio, a Vapi and a Retell integration of the demo key,
 /// with fresh secrets printed once (the bench signs its platform requests with them).
 async fn seed_integrations(
     state: &AppState,
@@ -156,6 +158,8 @@ async fn seed_integrations(
     for (platform, secret) in [
         ("elevenlabs", format!("wsec_{}", hex(16))),
         ("twilio", hex(16)),
+        ("vapi", format!("vsec_{}", hex(16))),
+        ("retell", format!("key_{}", hex(14))),
     ] {
         let body = CreateIntegrationRequest {
             platform: platform.into(),
