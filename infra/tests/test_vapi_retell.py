@@ -499,6 +499,11 @@ def test_inbound_for_a_closed_restaurant_makes_the_agent_transfer(api, admin_tok
     # A number no restaurant has: an empty answer, so the number's own agent answers.
     r = post_retell(url, key, inbound("+15550001111"))
     assert r.status_code == 200 and r.json() == {"call_inbound": {}}
+    # The same webhook for an inbound SMS: nothing of ours to add.
+    sms = {"event": "chat_inbound",
+           "chat_inbound": {"from_number": "+15559871234", "to_number": e164(world["number"])}}
+    r = post_retell(url, key, sms)
+    assert r.status_code == 200 and r.json() == {}
 
 
 def test_retell_signatures(api, admin_token, world):

@@ -49,8 +49,19 @@ pub async fn inbound(state: &AppState, req: &Request, id: &str) -> Result<ApiRes
     let integration = active(state, id, Platform::Retell).await?;
     let body = verified(state, req, &integration).await?;
     let request: InboundRequest = parse_json(body)?;
-    let called = request
+    let empty = || {
+        ApiResponse::platform_json(&InboundResponse {
+            call_inbound: InboundOverride::default(),
+        })
+    };
+    let Some(call) = request
         .call_inbound
+        .filter(|_| request.event == "call_inbound")
+    else {
+        // Inbound SMS (or a future event): nothing of ours to add.
+        return Ok(ApiResponse::platform_json(&serde_json::json!({})));
+    };
+    let called = call
         .to_number
         .as_deref()
         .map(str::trim)
@@ -63,9 +74,7 @@ pub async fn inbound(state: &AppState, req: &Request, id: &str) -> Result<ApiRes
     else {
         // The number's own agent takes the call, without our variables.
         tracing::warn!("Retell call to a number no restaurant of this integration has");
-        return Ok(ApiResponse::platform_json(&InboundResponse {
-            call_inbound: InboundOverride::default(),
-        }));
+        return Ok(empty());
     };
     record_restaurant_id(&restaurant.restaurant_id);
     let ring = ring_context(&restaurant, now, state.config.default_phone_region);

@@ -83,7 +83,9 @@ pub fn verify_signature(
 #[derive(Debug, Clone, Deserialize)]
 pub struct InboundRequest {
     pub event: String,
-    pub call_inbound: InboundCall,
+    /// Absent on the SMS form of the webhook (`chat_inbound`).
+    #[serde(default)]
+    pub call_inbound: Option<InboundCall>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -383,7 +385,10 @@ mod tests {
                 "from_number":"+15551230000","to_number":"+15557654321"}}"#,
         )
         .unwrap();
-        assert_eq!(r.call_inbound.to_number.as_deref(), Some("+15557654321"));
+        assert_eq!(
+            r.call_inbound.unwrap().to_number.as_deref(),
+            Some("+15557654321")
+        );
         let answer = InboundResponse {
             call_inbound: InboundOverride {
                 override_agent_id: Some("agent_2".into()),
