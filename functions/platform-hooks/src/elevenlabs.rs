@@ -17,7 +17,8 @@ use pulsara_shared::services::find_restaurant;
 use pulsara_shared::services::integrations::active;
 use pulsara_shared::services::platform_calls::{record_ended, PlatformCall, PlatformEnd};
 use pulsara_shared::{ApiError, ApiResponse, AppState, Request};
-use serde::Serialize;
+
+use crate::Received;
 
 /// The initiation request is four short strings.
 const INIT_BODY_LIMIT: usize = 16 * 1024;
@@ -125,17 +126,6 @@ fn init_response(ctx: RingContext) -> ConversationInitResponse {
     ConversationInitResponse::new(ctx.variables, conversation_config_override)
 }
 
-/// What the post-call webhook answers (ElevenLabs reads only the status).
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Received {
-    received: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    call_id: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    ignored: Option<&'static str>,
-}
-
 /// `POST …/elevenlabs/post-call`: verified, then a completed call (or a
 /// missed one); audio and unknown events are acknowledged and dropped.
 pub async fn post_call(state: &AppState, req: &Request, id: &str) -> Result<ApiResponse, ApiError> {
@@ -157,27 +147,17 @@ pub async fn post_call(state: &AppState, req: &Request, id: &str) -> Result<ApiR
     let (call, end) = match event {
         PostCallEvent::Transcription(t) => transcription(*t, now)?,
         PostCallEvent::InitiationFailure(f) => initiation_failure(f, now)?,
-        PostCallEvent::Audio { .. } => return Ok(ignored("post_call_audio is not stored")),
-        PostCallEvent::Other(_) => return Ok(ignored("unknown event type")),
+        PostCallEvent::Audio { .. } => {
+            return Ok(Received::ignored("post_call_audio is not stored"))
+        }
+        PostCallEvent::Other(_) => return Ok(Received::ignored("unknown event type")),
     };
     let (record, completed) = record_ended(state, &caller, call, end, now).await?;
     record_restaurant_id(&record.restaurant_id);
     if !completed {
         tracing::info!("post-call webhook for a call already completed: nothing changed");
     }
-    Ok(ApiResponse::platform_json(&Received {
-        received: true,
-        call_id: Some(record.call_id.to_string()),
-        ignored: None,
-    }))
-}
-
-fn ignored(why: &'static str) -> ApiResponse {
-    ApiResponse::platform_json(&Received {
-        received: true,
-        call_id: None,
-        ignored: Some(why),
-    })
+    Ok(Received::call(&record.call_id))
 }
 
 fn unix(secs: Option<i64>) -> Option<DateTime<Utc>> {

@@ -30,8 +30,60 @@ pub(crate) mod outcome {
     pub const NOBODY: &str = "no_forwarding_number";
 }
 
-use pulsara_shared::http::path_param;
+use pulsara_shared::domain::restaurant::Restaurant;
+use pulsara_shared::http::{path_param, record_restaurant_id};
+use pulsara_shared::services::find_restaurant;
+use pulsara_shared::services::integrations::Active;
 use pulsara_shared::{ApiError, ApiResponse, AppState, Request};
+use serde::Serialize;
+
+/// What we answer a platform's report or event (platforms read only the status).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Received {
+    received: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    call_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ignored: Option<&'static str>,
+}
+
+impl Received {
+    /// Recorded as our call `call_id`.
+    pub(crate) fn call(call_id: impl ToString) -> ApiResponse {
+        ApiResponse::platform_json(&Received {
+            received: true,
+            call_id: Some(call_id.to_string()),
+            ignored: None,
+        })
+    }
+
+    /// Acknowledged without effect, and why.
+    pub(crate) fn ignored(why: &'static str) -> ApiResponse {
+        ApiResponse::platform_json(&Received {
+            received: true,
+            call_id: None,
+            ignored: Some(why),
+        })
+    }
+}
+
+/// The restaurant a called number names, if it is one the integration may
+/// see (a number it may not see is as unknown).
+pub(crate) async fn restaurant_called(
+    state: &AppState,
+    integration: &Active,
+    number: &str,
+) -> Result<Option<Restaurant>, ApiError> {
+    let caller = integration.caller();
+    let found = find_restaurant(state, number)
+        .await?
+        .filter(|r| caller.key.may_access(&r.restaurant_id));
+    if let Some(r) = &found {
+        record_restaurant_id(&r.restaurant_id);
+    }
+    Ok(found)
+}
 
 /// The route prefix every platform URL shares; what precedes it is the base.
 pub(crate) const ROUTE: &str = "/ivr/integrations";

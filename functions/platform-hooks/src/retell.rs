@@ -13,13 +13,12 @@ use pulsara_shared::domain::platform::retell::{
 };
 use pulsara_shared::http::{parse_json, record_restaurant_id};
 use pulsara_shared::services::calls::{complete_later, DeferredEnd};
-use pulsara_shared::services::find_restaurant;
 use pulsara_shared::services::integrations::{active, Active};
 use pulsara_shared::services::platform_calls::{finish, start, PlatformCall, PlatformEnd};
 use pulsara_shared::{ApiError, ApiResponse, AppState, Request};
-use serde::Serialize;
 
 use crate::outcome::{AGENT, FORWARDED, MISSED};
+use crate::{restaurant_called, Received};
 
 /// The body, if `x-retell-signature` is the integration's API key's over it
 /// (within ±5 minutes); 401 otherwise.
@@ -67,36 +66,13 @@ pub async fn inbound(state: &AppState, req: &Request, id: &str) -> Result<ApiRes
         .map(str::trim)
         .filter(|n| !n.is_empty())
         .ok_or_else(|| ApiError::validation("call_inbound.to_number", "is required"))?;
-    let caller = integration.caller();
-    let Some(restaurant) = find_restaurant(state, called)
-        .await?
-        .filter(|r| caller.key.may_access(&r.restaurant_id))
-    else {
+    let Some(restaurant) = restaurant_called(state, &integration, called).await? else {
         // The number's own agent takes the call, without our variables.
         tracing::warn!("Retell call to a number no restaurant of this integration has");
         return Ok(empty());
     };
-    record_restaurant_id(&restaurant.restaurant_id);
     let ring = ring_context(&restaurant, now, state.config.default_phone_region);
     Ok(ApiResponse::platform_json(&inbound_answer(&ring)))
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Received {
-    received: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    call_id: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    ignored: Option<&'static str>,
-}
-
-fn ignored(why: &'static str) -> ApiResponse {
-    ApiResponse::platform_json(&Received {
-        received: true,
-        call_id: None,
-        ignored: Some(why),
-    })
 }
 
 /// `POST …/retell/events`: `call_started` records the call, `call_ended`
@@ -110,7 +86,7 @@ pub async fn events(state: &AppState, req: &Request, id: &str) -> Result<ApiResp
     let event: CallEvent = parse_json(body)?;
     let kind = event.event.as_str();
     if !matches!(kind, "call_started" | "call_ended" | "call_analyzed") {
-        return Ok(ignored("event not used"));
+        return Ok(Received::ignored("event not used"));
     }
     let call = event
         .call
@@ -145,11 +121,7 @@ pub async fn events(state: &AppState, req: &Request, id: &str) -> Result<ApiResp
         }
         _ => {}
     }
-    Ok(ApiResponse::platform_json(&Received {
-        received: true,
-        call_id: Some(call_id),
-        ignored: None,
-    }))
+    Ok(Received::call(call_id))
 }
 
 /// A Retell call as our call and its end.

@@ -21,7 +21,7 @@ use pulsara_shared::services::integrations::{active, Active};
 use pulsara_shared::services::platform_calls::{finish, start, PlatformCall, PlatformEnd};
 use pulsara_shared::{ApiError, ApiResponse, AppState, Request};
 
-use crate::ROUTE;
+use crate::{restaurant_called, ROUTE};
 
 use crate::outcome::{AGENT, FORWARDED, MISSED, NOBODY};
 
@@ -73,14 +73,10 @@ pub async fn voice(state: &AppState, req: &Request, id: &str) -> Result<ApiRespo
     let call = VoiceRequest::from_params(&params)
         .map_err(|e| ApiError::validation("body", e.to_string()))?;
     let caller = integration.caller();
-    let restaurant = find_restaurant(state, &call.to)
-        .await?
-        .filter(|r| caller.key.may_access(&r.restaurant_id));
-    let Some(restaurant) = restaurant else {
+    let Some(restaurant) = restaurant_called(state, &integration, &call.to).await? else {
         tracing::warn!("Twilio call to a number no restaurant of this integration has");
         return Ok(ApiResponse::platform(TWIML, twiml_say_hangup(SORRY)));
     };
-    record_restaurant_id(&restaurant.restaurant_id);
     let ctx = ring_context(&restaurant, now, state.config.default_phone_region);
     let forward = |outcome| match restaurant.forwarding_number.as_ref() {
         Some(n) => (twiml_forward(n.as_str(), None, NOT_CONNECTED), outcome),

@@ -20,9 +20,9 @@ use pulsara_shared::services::find_restaurant;
 use pulsara_shared::services::integrations::{active, Active};
 use pulsara_shared::services::platform_calls::{record_ended, start, PlatformCall, PlatformEnd};
 use pulsara_shared::{ApiError, ApiResponse, AppState, Request};
-use serde::Serialize;
 
 use crate::outcome::{AGENT, FORWARDED, MISSED, NOBODY};
+use crate::{restaurant_called, Received};
 
 /// Checks the request is from the integration's Vapi account: the
 /// credential's secret as `X-Vapi-Secret` or a bearer `Authorization`, or an
@@ -62,17 +62,6 @@ async fn verified(state: &AppState, req: &Request, integration: &Active) -> Resu
     }
 }
 
-/// What we answer the messages that expect nothing.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Received {
-    received: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    call_id: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    ignored: Option<&'static str>,
-}
-
 /// `POST …/vapi`: one route for every server message.
 pub async fn server_message(
     state: &AppState,
@@ -96,11 +85,7 @@ pub async fn server_message(
             Ok(ApiResponse::platform_json(&answer))
         }
         Message::EndOfCallReport(report) => end_of_call(state, &integration, *report, now).await,
-        Message::Other => Ok(ApiResponse::platform_json(&Received {
-            received: true,
-            call_id: None,
-            ignored: Some("message type not used"),
-        })),
+        Message::Other => Ok(Received::ignored("message type not used")),
     }
 }
 
@@ -122,15 +107,10 @@ async fn ring_for(
         .map(str::trim)
         .filter(|n| !n.is_empty())
         .ok_or_else(|| ApiError::validation("message.phoneNumber.number", "is required"))?;
-    let caller = integration.caller();
-    let Some(restaurant) = find_restaurant(state, called)
-        .await?
-        .filter(|r| caller.key.may_access(&r.restaurant_id))
-    else {
+    let Some(restaurant) = restaurant_called(state, integration, called).await? else {
         tracing::warn!("Vapi call to a number no restaurant of this integration has");
         return Ok(None);
     };
-    record_restaurant_id(&restaurant.restaurant_id);
     let ring = ring_context(&restaurant, now, state.config.default_phone_region);
     Ok(Some((restaurant, ring)))
 }
@@ -259,9 +239,5 @@ async fn end_of_call(
     if !completed {
         tracing::info!("Vapi end-of-call report for a call already completed: nothing changed");
     }
-    Ok(ApiResponse::platform_json(&Received {
-        received: true,
-        call_id: Some(record.call_id.to_string()),
-        ignored: None,
-    }))
+    Ok(Received::call(&record.call_id))
 }

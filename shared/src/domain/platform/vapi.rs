@@ -148,15 +148,11 @@ impl Message {
 pub struct MessageBody(pub EndOfCallReport);
 
 /// Who called whom: the number called names the restaurant.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, Default)]
 pub struct CallContext {
-    #[serde(default)]
     pub call: Option<VapiCall>,
-    #[serde(default)]
-    pub phone_number: Option<PhoneNumber>,
-    #[serde(default)]
-    pub customer: Option<Customer>,
+    pub phone_number: Option<Party>,
+    pub customer: Option<Party>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -167,14 +163,10 @@ pub struct VapiCall {
     pub assistant_id: Option<String>,
 }
 
+/// A phone number object of Vapi's (the number called, the customer, a
+/// destination): only its `number` matters to us.
 #[derive(Debug, Clone, Default, Deserialize)]
-pub struct PhoneNumber {
-    #[serde(default)]
-    pub number: Option<String>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct Customer {
+pub struct Party {
     #[serde(default)]
     pub number: Option<String>,
 }
@@ -186,9 +178,9 @@ pub struct EndOfCallReport {
     #[serde(default)]
     pub call: Option<VapiCall>,
     #[serde(default)]
-    pub phone_number: Option<PhoneNumber>,
+    pub phone_number: Option<Party>,
     #[serde(default)]
-    pub customer: Option<Customer>,
+    pub customer: Option<Party>,
     #[serde(default)]
     pub ended_reason: Option<String>,
     #[serde(default)]
@@ -201,13 +193,7 @@ pub struct EndOfCallReport {
     pub analysis: VapiAnalysis,
     /// Where Vapi forwarded the call, when it did.
     #[serde(default)]
-    pub destination: Option<ForwardedTo>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct ForwardedTo {
-    #[serde(default)]
-    pub number: Option<String>,
+    pub destination: Option<Party>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
