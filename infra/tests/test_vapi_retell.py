@@ -583,8 +583,12 @@ def test_an_ended_call_never_analysed_still_reaches_the_owner(api, admin_token, 
     done = wait_for(lambda: admin_call(api, admin_token, ours)["status"] == "completed",
                     TRANSCRIPT_WAIT + 30)
     assert done, "completed after the bounded wait"
-    assert admin_call(api, admin_token, ours)["completion"]["duration"] == 75
-    wait_mail(ours)
+    call = admin_call(api, admin_token, ours)
+    assert call["completion"]["duration"] == 75
+    # What call_ended said is kept: the transcript, and our analysis of it.
+    assert "table for four" in json.dumps(call["transcript"])
+    assert call["analysis"]["reason"] == "Reservation"
+    assert "table for four" in wait_mail(ours)["body"]
     # The analysis arriving late changes nothing and sends nothing more.
     post_retell(url, key, event("call_analyzed", {**ended, **retell_call(
         e164(world["number"]), call_id=ended["call_id"])}))

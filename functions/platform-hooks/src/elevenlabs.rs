@@ -235,6 +235,7 @@ fn transcription(
             caller_number: phone.and_then(|p| p.external_number),
             started_at,
             report,
+            turns: Vec::new(),
         },
         PlatformEnd {
             duration_secs: duration,
@@ -278,6 +279,7 @@ fn initiation_failure(
             caller_number: f.caller_number.clone(),
             started_at: now,
             report,
+            turns: Vec::new(),
         },
         PlatformEnd {
             summary: Some(WrittenSummary {

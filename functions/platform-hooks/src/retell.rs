@@ -76,7 +76,8 @@ pub async fn inbound(state: &AppState, req: &Request, id: &str) -> Result<ApiRes
 }
 
 /// `POST …/retell/events`: `call_started` records the call, `call_ended`
-/// schedules its completion after the bounded wait for the analysis,
+/// keeps its transcript and schedules its completion after the bounded wait
+/// for the analysis,
 /// `call_analyzed` completes it (idempotent on `call_id`: a redelivery or a
 /// late analysis changes nothing and sends no second e-mail).
 pub async fn events(state: &AppState, req: &Request, id: &str) -> Result<ApiResponse, ApiError> {
@@ -95,7 +96,12 @@ pub async fn events(state: &AppState, req: &Request, id: &str) -> Result<ApiResp
         return Err(ApiError::validation("call.call_id", "is required"));
     }
     let caller = integration.caller();
-    let (announced, end) = translate(&call, now)?;
+    let (mut announced, end) = translate(&call, now)?;
+    if kind == "call_ended" {
+        // Kept now: if call_analyzed never comes, the deferred completion
+        // still has what was said.
+        announced.turns = end.turns.clone();
+    }
     let record = start(state, &caller, announced, now).await?;
     record_restaurant_id(&record.restaurant_id);
     let call_id = record.call_id.to_string();
@@ -178,6 +184,7 @@ fn translate(
             caller_number: call.caller_number().map(str::to_string),
             started_at,
             report: report.clone(),
+            turns: Vec::new(),
         },
         PlatformEnd {
             duration_secs: call.duration_secs(),

@@ -123,6 +123,7 @@ pub async fn voice(state: &AppState, req: &Request, id: &str) -> Result<ApiRespo
         caller_number: call.from.clone(),
         started_at: now,
         report,
+        turns: Vec::new(),
     };
     if let Err(e) = start(state, &caller, announced, now).await {
         tracing::error!(error = %Chain(&e), "could not record a Twilio call at its start; its status callback will");
@@ -169,6 +170,7 @@ pub async fn status(state: &AppState, req: &Request, id: &str) -> Result<ApiResp
             caller_number: cb.from.clone(),
             started_at: now - chrono::Duration::seconds(cb.call_duration.unwrap_or(0) as i64),
             report,
+            turns: Vec::new(),
         },
         now,
     )

@@ -144,6 +144,7 @@ async fn assistant_request(
             caller_number: ctx.customer.and_then(|c| c.number),
             started_at: now,
             report,
+            turns: Vec::new(),
         };
         // The caller is answered whatever happens here: the end-of-call
         // report records the call if this write fails.
@@ -226,6 +227,7 @@ async fn end_of_call(
         caller_number: r.customer.as_ref().and_then(|c| c.number.clone()),
         started_at: r.started_at.unwrap_or(now),
         report: report.clone(),
+        turns: Vec::new(),
     };
     let end = PlatformEnd {
         duration_secs: r.duration_secs(),

@@ -29,6 +29,10 @@ pub struct PlatformCall {
     pub caller_number: Option<String>,
     pub started_at: DateTime<Utc>,
     pub report: PlatformReport,
+    /// What was said so far, kept with the call at once (a call that ended
+    /// before its analysis came keeps its transcript if the analysis never
+    /// does). Usually empty: the end brings the transcript.
+    pub turns: Vec<RawTurn>,
 }
 
 /// How it ended.
@@ -73,6 +77,13 @@ pub async fn start(
     now: DateTime<Utc>,
 ) -> Result<CallRecord, ApiError> {
     let region = state.config.default_phone_region;
+    let (turns, cut) = bounded(call.turns);
+    if cut {
+        tracing::warn!("platform transcript beyond our limits: kept its beginning");
+    }
+    let input = TranscriptInput::Turns(turns);
+    let said = input.turns();
+    let transcript_bytes = if said.is_empty() { 0 } else { input.byte_len() };
     let restaurant = find_restaurant(state, &call.restaurant_number)
         .await?
         .ok_or(ApiError::NotFound("restaurant"))?;
@@ -87,8 +98,8 @@ pub async fn start(
             let n = n.trim().to_string();
             E164::shaped(n.clone()).or_else(|| phone::normalize(&n, region).ok())
         }),
-        turns: Vec::new(),
-        transcript_bytes: 0,
+        turns: said,
+        transcript_bytes,
         audio_url: None,
         platform: Some(call.report),
     };
