@@ -362,8 +362,9 @@ def test_end_of_call_report_becomes_one_completed_call_with_one_email(api, admin
                                 "outcome": "answered_by_agent", "callSuccessful": "success",
                                 "terminationReason": "customer-ended-call"}
     assert call["callerNumber"] == "+15559871234"
+    assert call["completion"]["audioUrl"] == "https://storage.vapi.ai/rec.wav"
     mail = wait_mail(ours)
-    assert "table for four" in mail["body"]
+    assert "table for four" in mail["body"] and "https://storage.vapi.ai/rec.wav" in mail["body"]
     again = post_vapi(url, report, secret)
     assert again.status_code == 200 and again.json()["callId"] == ours
     time.sleep(2)
@@ -563,8 +564,9 @@ def test_call_events_become_one_completed_call_with_one_email(api, admin_token, 
         "name": "retell", "platformCallId": analyzed["call_id"], "outcome": "answered_by_agent",
         "callSuccessful": "success", "userSentiment": "Positive",
         "terminationReason": "user_hangup"}
+    assert call["completion"]["audioUrl"] == "https://retell.example/rec.wav"
     mail = wait_mail(ours)
-    assert "table for four" in mail["body"]
+    assert "table for four" in mail["body"] and "https://retell.example/rec.wav" in mail["body"]
     # Retell redelivers; a late call_ended comes after the analysis: nothing changes.
     for again in (event("call_analyzed", analyzed), event("call_ended", ended),
                   event("call_started", started)):
@@ -601,12 +603,14 @@ def test_a_transferred_retell_call_is_recorded_as_forwarded(api, admin_token, wo
     url = world["integrate"]("retell", key)["urls"]["events"]
     forwarding = e164(world["restaurant"]["forwarding_number"])
     call = retell_call(e164(world["number"]), disconnection_reason="call_transfer",
-                       transfer_destination=forwarding)
+                       transfer_destination=forwarding,
+                       recording_url="http://user:pw@retell.example/rec.wav")
     r = post_retell(url, key, event("call_analyzed", call))
     assert r.status_code == 200, r.text
     got = admin_call(api, admin_token, r.json()["callId"])
     assert got["platform"]["outcome"] == "forwarded"
     assert got["completion"]["forwardedTo"] == forwarding
+    assert got["completion"].get("audioUrl") is None, "only an https URL without credentials"
 
 
 @pytest.mark.parametrize("payload,status,field", [

@@ -246,6 +246,7 @@ fn transcription(
             }),
             forwarded_to: None,
             report: None,
+            recording_url: None,
         },
     ))
 }

@@ -192,6 +192,7 @@ fn translate(
             summary,
             forwarded_to: call.transfer_number(),
             report: Some(report),
+            recording_url: call.recording_url.clone(),
         },
     ))
 }

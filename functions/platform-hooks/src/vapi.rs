@@ -235,6 +235,7 @@ async fn end_of_call(
         summary,
         forwarded_to,
         report: Some(report),
+        recording_url: r.artifact.recording_url.clone(),
     };
     let (record, completed) = record_ended(state, &integration.caller(), call, end, now).await?;
     record_restaurant_id(&record.restaurant_id);

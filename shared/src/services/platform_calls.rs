@@ -9,9 +9,11 @@ use crate::auth::IvrCaller;
 use crate::domain::analysis::transcript::{RawTurn, TranscriptInput};
 use crate::domain::analysis::WrittenSummary;
 use crate::domain::call::{
-    CallRecord, PlatformReport, ValidComplete, ValidProcess, MAX_TRANSCRIPT_BYTES, MAX_TURNS,
+    check_https_url, CallRecord, PlatformReport, ValidComplete, ValidProcess, MAX_TRANSCRIPT_BYTES,
+    MAX_TURNS,
 };
 use crate::domain::phone::{self, E164};
+use crate::domain::validate::Errors;
 use crate::error::ApiError;
 use crate::AppState;
 
@@ -45,6 +47,9 @@ pub struct PlatformEnd {
     /// What the platform reported at the end; merged over what the call was
     /// recorded with (see [`PlatformReport::over`]).
     pub report: Option<PlatformReport>,
+    /// The platform's recording of the call; kept only if it is an https URL
+    /// without credentials, as `audioUrl` is.
+    pub recording_url: Option<String>,
 }
 
 /// The longest platform summary kept (characters).
@@ -143,7 +148,10 @@ pub async fn finish(
             .min(crate::domain::call::MAX_DURATION_SECONDS),
         forwarded_to: end.forwarded_to,
         turns: (!parsed.is_empty()).then(|| (parsed, input.byte_len())),
-        audio_url: None,
+        audio_url: end
+            .recording_url
+            .as_deref()
+            .and_then(|u| check_https_url(&mut Errors::new(), "recording", u)),
         summary: end
             .summary
             .map(|s| WrittenSummary {

@@ -186,6 +186,8 @@ pub struct RetellCall {
     pub transfer_destination: Option<serde_json::Value>,
     #[serde(default)]
     pub call_analysis: Option<CallAnalysis>,
+    #[serde(default)]
+    pub recording_url: Option<String>,
     /// The dynamic variables the call ran with (ours among them).
     #[serde(default)]
     pub retell_llm_dynamic_variables: Option<serde_json::Map<String, serde_json::Value>>,

@@ -204,6 +204,8 @@ pub struct Artifact {
     /// The variables the call ran with (ours among them).
     #[serde(default)]
     pub variable_values: Option<serde_json::Map<String, serde_json::Value>>,
+    #[serde(default)]
+    pub recording_url: Option<String>,
 }
 
 /// One entry of `artifact.messages`: `bot` / `user` speech, plus `system`
