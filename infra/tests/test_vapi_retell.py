@@ -496,7 +496,12 @@ def test_inbound_for_a_closed_restaurant_makes_the_agent_transfer(api, admin_tok
     assert v["ai_should_answer"] == "false" and v["ai_enabled"] == "false"
     assert v["transfer_number"] == e164(world["restaurant"]["forwarding_number"])
     assert answer["metadata"]["decision"] == "transfer"
-    assert "override_agent_id" not in answer
+    assert "override_agent_id" not in answer, "no Retell agent configured: the number's own"
+    # With one configured, it takes the call to transfer it (only an agent can, on Retell).
+    with_agent(api, admin_token, world, retell_agent_id=RETELL_AGENT)
+    answer = post_retell(url, key, inbound(e164(world["number"]))).json()["call_inbound"]
+    assert answer["override_agent_id"] == RETELL_AGENT
+    assert answer["dynamic_variables"]["ai_should_answer"] == "false"
     # A number no restaurant has: an empty answer, so the number's own agent answers.
     r = post_retell(url, key, inbound("+15550001111"))
     assert r.status_code == 200 and r.json() == {"call_inbound": {}}

@@ -72,7 +72,10 @@ pub async fn inbound(state: &AppState, req: &Request, id: &str) -> Result<ApiRes
         return Ok(empty());
     };
     let ring = ring_context(&restaurant, now, state.config.default_phone_region);
-    Ok(ApiResponse::platform_json(&inbound_answer(&ring)))
+    Ok(ApiResponse::platform_json(&inbound_answer(
+        &ring,
+        restaurant.agent.as_ref(),
+    )))
 }
 
 /// `POST …/retell/events`: `call_started` records the call, `call_ended`

@@ -15,6 +15,7 @@ use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 use crate::domain::agent_context::{RingContext, RingDecision};
+use crate::domain::restaurant::Agent;
 
 /// The SDK's tolerance either way, in milliseconds.
 pub const MAX_SKEW_MS: i64 = 5 * 60 * 1000;
@@ -118,17 +119,15 @@ pub struct InboundOverride {
 /// (else the number's own), every variable, and in the metadata (which
 /// Retell keeps on the call) the restaurant and what we decided. A closed
 /// restaurant's agent gets `ai_should_answer` = `false` and the number its
-/// transfer tool dials, `transfer_number`.
-pub fn inbound_answer(ctx: &RingContext) -> InboundResponse {
+/// transfer tool dials, `transfer_number`: the restaurant's own agent
+/// either way, since on Retell only an agent can transfer.
+pub fn inbound_answer(ctx: &RingContext, agent: Option<&Agent>) -> InboundResponse {
     let decision = match ctx.decision {
         RingDecision::Agent(_) => "agent",
         RingDecision::Forward(_) => "transfer",
         RingDecision::NoForward => "unavailable",
     };
-    let agent = match &ctx.decision {
-        RingDecision::Agent(a) => a.retell_agent_id.clone(),
-        _ => None,
-    };
+    let agent = agent.and_then(|a| a.retell_agent_id.clone());
     InboundResponse {
         call_inbound: InboundOverride {
             override_agent_id: agent,
