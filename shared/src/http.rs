@@ -355,14 +355,15 @@ fn json_error(err: serde_path_to_error::Error<serde_json::Error>, at: &str) -> A
             let field = match (path.as_str(), missing) {
                 (".", Some(name)) => name,
                 (_, Some(name)) => format!("{path}.{name}"),
-                (".", None) if at.is_empty() => "body".into(),
-                (".", None) => at.to_string(),
+                (".", None) => String::new(),
                 _ => path,
             };
-            let field = match at {
-                "" => field,
-                _ if field == at => field,
-                _ => format!("{at}.{field}"),
+            // Relative to `at`; the whole body when both are empty.
+            let field = match (at, field.is_empty()) {
+                ("", true) => "body".into(),
+                ("", false) => field,
+                (_, true) => at.to_string(),
+                (_, false) => format!("{at}.{field}"),
             };
             ApiError::validation(field, sentence)
         }

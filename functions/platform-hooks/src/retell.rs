@@ -3,7 +3,6 @@
 
 use chrono::{DateTime, Utc};
 use pulsara_shared::domain::agent_context::ring_context;
-use pulsara_shared::domain::analysis::transcript::RawTurn;
 use pulsara_shared::domain::analysis::{Producer, WrittenSummary};
 use pulsara_shared::domain::call::PlatformReport;
 use pulsara_shared::domain::integration::Platform;
@@ -48,11 +47,6 @@ pub async fn inbound(state: &AppState, req: &Request, id: &str) -> Result<ApiRes
     let integration = active(state, id, Platform::Retell).await?;
     let body = verified(state, req, &integration).await?;
     let request: InboundRequest = parse_json(body)?;
-    let empty = || {
-        ApiResponse::platform_json(&InboundResponse {
-            call_inbound: InboundOverride::default(),
-        })
-    };
     let Some(call) = request
         .call_inbound
         .filter(|_| request.event == "call_inbound")
@@ -69,7 +63,9 @@ pub async fn inbound(state: &AppState, req: &Request, id: &str) -> Result<ApiRes
     let Some(restaurant) = restaurant_called(state, &integration, called).await? else {
         // The number's own agent takes the call, without our variables.
         tracing::warn!("Retell call to a number no restaurant of this integration has");
-        return Ok(empty());
+        return Ok(ApiResponse::platform_json(&InboundResponse {
+            call_inbound: InboundOverride::default(),
+        }));
     };
     let ring = ring_context(&restaurant, now, state.config.default_phone_region);
     Ok(ApiResponse::platform_json(&inbound_answer(
@@ -168,11 +164,6 @@ fn translate(
         .start_timestamp
         .and_then(DateTime::from_timestamp_millis)
         .unwrap_or(now);
-    let turns = call
-        .turns()
-        .into_iter()
-        .map(|(role, message)| RawTurn { role, message })
-        .collect();
     let summary = analysis
         .call_summary
         .filter(|s| !s.trim().is_empty())
@@ -191,7 +182,7 @@ fn translate(
         },
         PlatformEnd {
             duration_secs: call.duration_secs(),
-            turns,
+            turns: call.turns(),
             summary,
             forwarded_to: call.transfer_number(),
             report: Some(report),

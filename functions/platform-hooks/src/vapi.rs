@@ -5,13 +5,12 @@
 
 use chrono::{DateTime, Utc};
 use pulsara_shared::domain::agent_context::{ring_context, RingContext};
-use pulsara_shared::domain::analysis::transcript::RawTurn;
 use pulsara_shared::domain::analysis::{Producer, WrittenSummary};
 use pulsara_shared::domain::call::PlatformReport;
 use pulsara_shared::domain::integration::Platform;
 use pulsara_shared::domain::platform::vapi::{
     assistant_answer, secret_matches, transfer_answer, verify_hmac, AssistantAnswer, CallContext,
-    EndOfCallReport, Envelope, Message, TransferAnswer,
+    EndOfCallReport, Envelope, Message, Party, TransferAnswer,
 };
 use pulsara_shared::domain::restaurant::Restaurant;
 use pulsara_shared::error::Chain;
@@ -100,12 +99,7 @@ async fn ring_for(
     ctx: &CallContext,
     now: DateTime<Utc>,
 ) -> Result<Option<(Restaurant, RingContext)>, ApiError> {
-    let called = ctx
-        .phone_number
-        .as_ref()
-        .and_then(|p| p.number.as_deref())
-        .map(str::trim)
-        .filter(|n| !n.is_empty())
+    let called = Party::given(&ctx.phone_number)
         .ok_or_else(|| ApiError::validation("message.phoneNumber.number", "is required"))?;
     let Some(restaurant) = restaurant_called(state, integration, called).await? else {
         tracing::warn!("Vapi call to a number no restaurant of this integration has");
@@ -168,12 +162,7 @@ async fn end_of_call(
         .map(|c| c.id.trim().to_string())
         .filter(|id| !id.is_empty())
         .ok_or_else(|| ApiError::validation("message.call.id", "is required"))?;
-    let restaurant = r
-        .phone_number
-        .as_ref()
-        .and_then(|p| p.number.as_deref())
-        .map(str::trim)
-        .filter(|n| !n.is_empty())
+    let restaurant = Party::given(&r.phone_number)
         .or(r.variable("restaurant_id"))
         .map(str::to_string)
         .ok_or_else(|| {
@@ -182,11 +171,7 @@ async fn end_of_call(
                 "is required to know the restaurant (or the restaurant_id variable)",
             )
         })?;
-    let turns: Vec<RawTurn> = r
-        .turns()
-        .into_iter()
-        .map(|(role, message)| RawTurn { role, message })
-        .collect();
+    let turns = r.turns();
     let forwarded = r.was_forwarded();
     let outcome = if forwarded {
         FORWARDED
@@ -197,12 +182,9 @@ async fn end_of_call(
     } else {
         AGENT
     };
-    let forwarded_to = match (
-        forwarded,
-        r.destination.as_ref().and_then(|d| d.number.clone()),
-    ) {
+    let forwarded_to = match (forwarded, Party::given(&r.destination)) {
         (false, _) => None,
-        (true, Some(n)) => Some(n),
+        (true, Some(n)) => Some(n.to_string()),
         (true, None) => find_restaurant(state, &restaurant)
             .await?
             .and_then(|x| x.forwarding_number.map(|n| n.as_str().to_string())),

@@ -6,7 +6,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::auth::IvrCaller;
-use crate::domain::analysis::transcript::{RawTurn, TranscriptInput};
+use crate::domain::analysis::transcript::{RawTurn, TranscriptInput, Turn};
 use crate::domain::analysis::WrittenSummary;
 use crate::domain::call::{
     check_https_url, CallRecord, PlatformReport, ValidComplete, ValidProcess, MAX_TRANSCRIPT_BYTES,
@@ -74,6 +74,19 @@ fn bounded(turns: Vec<RawTurn>) -> (Vec<RawTurn>, bool) {
     (kept, cut)
 }
 
+/// A platform's turns as our transcript and its size (0 when nothing was
+/// said), cut to our limits.
+fn transcript(turns: Vec<RawTurn>) -> (Vec<Turn>, usize) {
+    let (turns, cut) = bounded(turns);
+    if cut {
+        tracing::warn!("platform transcript beyond our limits: kept its beginning");
+    }
+    let input = TranscriptInput::Turns(turns);
+    let said = input.turns();
+    let bytes = if said.is_empty() { 0 } else { input.byte_len() };
+    (said, bytes)
+}
+
 /// Records the call (idempotent on the platform's id) and returns it.
 pub async fn start(
     state: &AppState,
@@ -82,13 +95,7 @@ pub async fn start(
     now: DateTime<Utc>,
 ) -> Result<CallRecord, ApiError> {
     let region = state.config.default_phone_region;
-    let (turns, cut) = bounded(call.turns);
-    if cut {
-        tracing::warn!("platform transcript beyond our limits: kept its beginning");
-    }
-    let input = TranscriptInput::Turns(turns);
-    let said = input.turns();
-    let transcript_bytes = if said.is_empty() { 0 } else { input.byte_len() };
+    let (said, transcript_bytes) = transcript(call.turns);
     let restaurant = find_restaurant(state, &call.restaurant_number)
         .await?
         .ok_or(ApiError::NotFound("restaurant"))?;
@@ -136,18 +143,13 @@ pub async fn finish(
     if record.completion.is_some() {
         return Ok((record, false));
     }
-    let (turns, cut) = bounded(end.turns);
-    if cut {
-        tracing::warn!("platform transcript beyond our limits: kept its beginning");
-    }
-    let input = TranscriptInput::Turns(turns);
-    let parsed = input.turns();
+    let (said, bytes) = transcript(end.turns);
     let valid = ValidComplete {
         duration: end
             .duration_secs
             .min(crate::domain::call::MAX_DURATION_SECONDS),
         forwarded_to: end.forwarded_to,
-        turns: (!parsed.is_empty()).then(|| (parsed, input.byte_len())),
+        turns: (!said.is_empty()).then_some((said, bytes)),
         audio_url: end
             .recording_url
             .as_deref()

@@ -15,6 +15,7 @@ use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 use crate::domain::agent_context::{RingContext, RingDecision};
+use crate::domain::analysis::transcript::RawTurn;
 use crate::domain::restaurant::Agent;
 
 /// The SDK's tolerance either way, in milliseconds.
@@ -279,16 +280,17 @@ impl RetellCall {
 
     /// The transcript as `{role, message}` turns: Retell's `agent` / `user`
     /// roles map as they are; `transfer_target` turns are the restaurant's.
-    pub fn turns(&self) -> Vec<(String, String)> {
+    pub fn turns(&self) -> Vec<RawTurn> {
         self.transcript_object
             .iter()
             .filter(|u| !u.content.trim().is_empty())
-            .map(|u| {
-                let role = match u.role.as_str() {
+            .map(|u| RawTurn {
+                role: match u.role.as_str() {
                     "user" => "user",
                     _ => "agent",
-                };
-                (role.to_string(), u.content.clone())
+                }
+                .to_string(),
+                message: u.content.clone(),
             })
             .collect()
     }
@@ -368,7 +370,10 @@ mod tests {
         assert_eq!(call.restaurant_number(), Some("+15557654321"));
         assert!(!call.was_transferred() && !call.was_missed());
         assert_eq!(
-            call.turns(),
+            call.turns()
+                .into_iter()
+                .map(|t| (t.role, t.message))
+                .collect::<Vec<_>>(),
             vec![
                 ("agent".to_string(), "Hi!".to_string()),
                 ("user".to_string(), "A table for two at 7?".to_string())

@@ -17,6 +17,7 @@ use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 use crate::domain::agent_context::{RingContext, RingDecision};
+use crate::domain::analysis::transcript::RawTurn;
 use crate::domain::restaurant::Agent;
 
 /// Vapi's `assistant-request` deadline, end to end, in milliseconds: our
@@ -122,22 +123,14 @@ impl Message {
         raw: RawMessage,
         read: impl FnOnce(serde_json::Value) -> Result<MessageBody, E>,
     ) -> Result<Message, E> {
-        let wanted = matches!(
-            raw.kind.as_str(),
-            "assistant-request" | "transfer-destination-request" | "end-of-call-report"
-        );
-        if !wanted {
-            return Ok(Message::Other);
-        }
-        let kind = raw.kind;
-        let body = read(serde_json::Value::Object(raw.fields))?;
-        Ok(match (kind.as_str(), body) {
-            ("assistant-request", MessageBody(r)) => Message::AssistantRequest(r.context()),
-            ("transfer-destination-request", MessageBody(r)) => {
-                Message::TransferDestinationRequest(r.context())
-            }
-            (_, MessageBody(r)) => Message::EndOfCallReport(Box::new(r)),
-        })
+        let make: fn(EndOfCallReport) -> Message = match raw.kind.as_str() {
+            "assistant-request" => |r| Message::AssistantRequest(r.context()),
+            "transfer-destination-request" => |r| Message::TransferDestinationRequest(r.context()),
+            "end-of-call-report" => |r| Message::EndOfCallReport(Box::new(r)),
+            _ => return Ok(Message::Other),
+        };
+        let MessageBody(body) = read(serde_json::Value::Object(raw.fields))?;
+        Ok(make(body))
     }
 }
 
@@ -169,6 +162,18 @@ pub struct VapiCall {
 pub struct Party {
     #[serde(default)]
     pub number: Option<String>,
+}
+
+impl Party {
+    /// The number, if it says one (blank is none).
+    pub fn given(party: &Option<Party>) -> Option<&str> {
+        party
+            .as_ref()?
+            .number
+            .as_deref()
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -248,7 +253,7 @@ impl EndOfCallReport {
 
     /// Spoken turns as `(role, message)`: `bot` and `assistant` are the
     /// restaurant, `user` the caller; system prompts and tool calls dropped.
-    pub fn turns(&self) -> Vec<(String, String)> {
+    pub fn turns(&self) -> Vec<RawTurn> {
         self.artifact
             .messages
             .iter()
@@ -259,16 +264,17 @@ impl EndOfCallReport {
                     "user" => "user",
                     _ => return None,
                 };
-                (!text.is_empty()).then(|| (role.to_string(), text.to_string()))
+                (!text.is_empty()).then(|| RawTurn {
+                    role: role.to_string(),
+                    message: text.to_string(),
+                })
             })
             .collect()
     }
 
     /// Vapi forwarded the call to a number (our destination, or a transfer).
     pub fn was_forwarded(&self) -> bool {
-        self.destination
-            .as_ref()
-            .is_some_and(|d| d.number.is_some())
+        Party::given(&self.destination).is_some()
             || self.ended_reason.as_deref().is_some_and(|r| {
                 r.contains("forwarded") || r.contains("forwarding") || r.contains("transferred")
             })
@@ -502,7 +508,10 @@ mod tests {
         assert_eq!(r.duration_secs(), 90);
         assert!(r.was_forwarded());
         assert_eq!(
-            r.turns(),
+            r.turns()
+                .into_iter()
+                .map(|t| (t.role, t.message))
+                .collect::<Vec<_>>(),
             vec![
                 ("agent".to_string(), "Hi, Luigi's!".to_string()),
                 ("user".to_string(), "Table for two at 7?".to_string())
